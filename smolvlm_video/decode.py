@@ -1,0 +1,205 @@
+"""Decode the planned frames of a video, and nothing more, at the model's frame size.
+
+Two backends. decord is first where it is installed, the codec is one it decodes reliably (H.264,
+HEVC) and the source is at most 720p (decord buffers frames at the source resolution, which costs
+about 480 MB at 1080p): its `get_batch` seeks to the keyframe before a target only when the target lies past
+the next keyframe and decodes forward otherwise, and it scales each frame in the decoder. PyAV is
+the fallback everywhere else (macOS, Linux aarch64, VP8/VP9/AV1, AVI, odd containers) and whenever
+decord fails on a file; it does the same by hand: frame threading, the container's keyframe index
+to decide when a seek pays off, and scaling right after each frame is decoded.
+
+Either way only the sampled frames are kept, each already at the frame side, so memory stays near
+max_frames x frame side x frame side x 3 bytes whatever the source resolution or length.
+Rotation metadata is honoured: a portrait phone video comes out portrait.
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib.util
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import av
+import numpy as np
+
+from .errors import CorruptVideoError, OptionsError
+from .probe import VideoInfo
+
+logger = logging.getLogger(__name__)
+
+DECORD_CODECS = ("h264", "hevc")  # decord gives wrong frames on some VP8/WebM and AVI files
+# decord queues decoded frames at the source resolution: about 200 MB peak for 720p, 480 MB for
+# 1080p (benchmarks/sampling.py). Above 720p PyAV, which keeps only scaled frames, is used instead.
+DECORD_MAX_PIXELS = 1280 * 720
+NO_INDEX_SEEK_SECONDS = 10.0  # without a keyframe index, seek only past gaps this long
+END_SLACK_SECONDS = 1.0  # targets this close to the end may fall past the last real frame
+
+
+@dataclass(frozen=True)
+class DecodedFrames:
+    """Frames as uint8 RGB, shape (N, height, width, 3), with their times in seconds."""
+
+    frames: np.ndarray
+    timestamps: tuple[float, ...]
+    indices: tuple[int, ...]
+    backend: str
+    seconds: float  # wall time spent decoding
+
+
+def decord_available() -> bool:
+    """Whether the decord package can be imported here."""
+    return importlib.util.find_spec("decord") is not None
+
+
+def scaled_size(width: int, height: int, side: int) -> tuple[int, int]:
+    """(width, height) with the longest edge at `side` and the other kept in proportion, rounded up to even.
+
+    The same arithmetic as the SmolVLM video processor's first resize, so it leaves our frames as they are.
+    """
+    aspect = width / height
+    if width >= height:
+        width, height = side, int(side / aspect)
+        height += height % 2
+    else:
+        width, height = int(side * aspect), side
+        width += width % 2
+    return max(width, 1), max(height, 1)
+
+
+def choose_backend(info: VideoInfo, backend: str = "auto") -> str:
+    """The backend that `decode` will try first for this video."""
+    if backend == "decord" and not decord_available():
+        raise OptionsError("The decord backend is not installed here (pip install decord); use 'pyav' or 'auto'.")
+    if backend != "auto":
+        return backend
+    suits_decord = info.codec in DECORD_CODECS and info.width * info.height <= DECORD_MAX_PIXELS
+    return "decord" if suits_decord and decord_available() else "pyav"
+
+
+def decode(info: VideoInfo, indices: Sequence[int], side: int, backend: str = "auto") -> DecodedFrames:
+    """Decode the frames at `indices`, scaled so their longest edge is `side`, turned upright."""
+    first = choose_backend(info, backend)
+    started = time.perf_counter()
+    if first == "decord":
+        try:
+            frames, times = _decode_decord(info, indices, side)
+        except CorruptVideoError:
+            raise
+        except Exception as error:  # decord raises its own untyped errors; PyAV gets a second try
+            logger.warning("decord failed on %s (%s); decoding with PyAV instead", info.path, error)
+            first = "pyav"
+    if first == "pyav":
+        frames, times, indices = _decode_pyav(info, indices, side)
+    return DecodedFrames(
+        frames=frames,
+        timestamps=tuple(times),
+        indices=tuple(indices),
+        backend=first,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def upright(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn a decoded frame (H, W, 3) by its counter-clockwise display rotation."""
+    turns = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(frame, turns)) if turns else frame
+
+
+def _coded_size(info: VideoInfo, side: int) -> tuple[int, int]:
+    """The scaled size in the decoder's orientation, before rotation."""
+    width, height = scaled_size(info.width, info.height, side)
+    return (height, width) if info.rotation in (90, 270) else (width, height)
+
+
+def _decode_decord(info: VideoInfo, indices: Sequence[int], side: int) -> tuple[np.ndarray, list[float]]:
+    import decord
+
+    width, height = _coded_size(info, side)
+    reader = decord.VideoReader(info.path, ctx=decord.cpu(0), width=width, height=height, num_threads=0)
+    try:
+        available = len(reader)
+        if indices[-1] >= available:
+            raise RuntimeError(f"decord sees {available} frames, the plan needs frame {indices[-1]}")
+        batch = reader.get_batch(list(indices)).asnumpy()
+        times = reader.get_frame_timestamp(list(indices))[:, 0]
+    finally:
+        del reader
+    frames = np.stack([upright(frame, info.rotation) for frame in batch])
+    return frames, [round(float(t), 3) for t in times]
+
+
+def _keyframe_times(stream: Any) -> list[float]:
+    """Times (seconds) of the keyframes in the container's index; empty when it has none."""
+    time_base = float(stream.time_base)
+    return sorted(entry.timestamp * time_base for entry in stream.index_entries if entry.is_keyframe)
+
+
+def _should_seek(keyframes: list[float], position: float | None, target: float) -> bool:
+    """Seek when a keyframe lies between where the decoder is and the target; else decode forward."""
+    if position is None:
+        return True
+    if not keyframes:
+        return target - position > NO_INDEX_SEEK_SECONDS
+    last_key = bisect.bisect_right(keyframes, target) - 1
+    return last_key >= 0 and keyframes[last_key] > position
+
+
+def _decode_pyav(
+    info: VideoInfo, indices: Sequence[int], side: int
+) -> tuple[np.ndarray, list[float], list[int]]:
+    width, height = _coded_size(info, side)
+    container = av.open(info.path, metadata_errors="ignore")
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        offsets = [i / info.fps for i in indices]
+        picked = [
+            (time, upright(_scaled(frame, width, height), info.rotation))
+            for time, frame in _pick_frames(container, stream, offsets, origin, info)
+        ]
+    except av.error.FFmpegError as error:
+        raise CorruptVideoError(info.path, f"decoding failed: {error}") from error
+    finally:
+        container.close()
+    times = [round(time - origin, 3) for time, _ in picked]
+    return np.stack([frame for _, frame in picked]), times, list(indices[: len(picked)])
+
+
+def _pick_frames(
+    container: Any, stream: Any, offsets: list[float], origin: float, info: VideoInfo
+) -> Iterator[tuple[float, av.VideoFrame]]:
+    """For each target (seconds after `origin`), the first frame at or after it, within half a frame.
+
+    A lazy generator: the caller scales each frame before the next one is decoded.
+    """
+    keyframes = _keyframe_times(stream)
+    tolerance = 0.5 / info.fps
+    frames: Iterator[av.VideoFrame] = iter(())
+    position: float | None = None
+    for offset in offsets:
+        target = origin + offset
+        if _should_seek(keyframes, position, target):
+            container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            frames = container.decode(stream)
+        frame = next((f for f in frames if f.time is not None and f.time >= target - tolerance), None)
+        if frame is None:
+            _check_ended_near(info, offset, position)
+            return
+        position = float(frame.time)
+        yield position, frame
+
+
+def _scaled(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    return frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+
+
+def _check_ended_near(info: VideoInfo, target: float, position: float | None) -> None:
+    if position is None or target < info.duration - END_SLACK_SECONDS:
+        raise CorruptVideoError(
+            info.path, f"the video stream ends before {target:.1f} s of {info.duration:.1f} s (truncated?)"
+        )

@@ -1,0 +1,70 @@
+"""The errors smolvlm_video raises.
+
+Every error a user can cause (a bad file, a bad option, a model that cannot be loaded) is a
+subclass of `SmolVLMVideoError` with a message that says what went wrong and what to do. Front ends
+catch the base class and show the message; each class also carries a short stable `code` that
+machine-readable output (JSONL records, JSON progress) can use.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class SmolVLMVideoError(Exception):
+    """Base class of every error smolvlm_video raises on purpose."""
+
+    code = "error"
+
+
+class OptionsError(SmolVLMVideoError, ValueError):
+    """An option has a value that cannot work (a negative fps, a window that ends before it starts)."""
+
+    code = "bad_option"
+
+
+class VideoError(SmolVLMVideoError):
+    """A video file cannot be used. The message names the file and the cause."""
+
+    code = "video_error"
+
+    def __init__(self, path: str | os.PathLike[str], cause: str) -> None:
+        self.path = os.fspath(path)
+        self.cause = cause
+        super().__init__(f"{self.path}: {cause}")
+
+
+class VideoNotFoundError(VideoError):
+    """The path does not exist or is not a file."""
+
+    code = "not_found"
+
+
+class EmptyVideoError(VideoError):
+    """The file has zero bytes, or its video stream has no frames."""
+
+    code = "empty"
+
+
+class NotAVideoError(VideoError):
+    """The file is readable but is not a video: text, an image, or audio only."""
+
+    code = "not_a_video"
+
+
+class CorruptVideoError(VideoError):
+    """The file looks like a video but cannot be demuxed or decoded (truncated, damaged)."""
+
+    code = "corrupt"
+
+
+class ModelLoadError(SmolVLMVideoError):
+    """A model or its processor could not be loaded (offline, unknown id, missing files)."""
+
+    code = "model_load"
+
+
+class GenerationError(SmolVLMVideoError):
+    """The model failed while generating (out of memory, a prompt longer than the context)."""
+
+    code = "generation"

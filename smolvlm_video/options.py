@@ -1,0 +1,124 @@
+"""The two option objects: how frames are sampled, and how text is generated.
+
+Both are frozen dataclasses checked once, when they are built. The CLI and the demo build them the
+same way, from the same field names, so a setting means one thing everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from .errors import OptionsError
+
+# SmolVLM2 was trained on videos of about 3.5 minutes; longer prompts gave little (SmolVLM paper).
+MAX_WINDOW_SECONDS = 210.0  # 3.5 minutes of video per prompt
+
+# The checkpoints' own preprocessor config: 1 frame per second, at most 64 frames per video.
+DEFAULT_FPS = 1.0
+DEFAULT_MAX_FRAMES = 64
+
+# Vision encoder input side in pixels: 512 for the 256M and 500M models, 384 for 2.2B.
+DEFAULT_FRAME_SIDE = 512
+
+Backend = Literal["auto", "decord", "pyav"]
+BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How frames are taken from a video. Every sampled frame is its own image: none is averaged."""
+
+    fps: float = DEFAULT_FPS  # frames per second of video to sample, before the max_frames cap
+    max_frames: int = DEFAULT_MAX_FRAMES  # at most this many frames per window (one prompt)
+    frame_side: int | None = None  # longest edge of a frame in pixels; None: the model's (512 without one)
+    start: float | None = None  # seconds; sample from here (None: the start of the video)
+    end: float | None = None  # seconds; sample up to here (None: the end of the video)
+    window_seconds: float = MAX_WINDOW_SECONDS  # longer spans are split into windows this long at most
+    backend: Backend = "auto"  # frame decoder: decord where it works well, PyAV otherwise
+
+    def __post_init__(self) -> None:
+        if not (self.fps > 0 and math.isfinite(self.fps)):
+            raise OptionsError(f"fps must be a positive number of frames per second, got {self.fps!r}.")
+        if self.max_frames < 1:
+            raise OptionsError(f"max_frames must be at least 1, got {self.max_frames!r}.")
+        if self.frame_side is not None and not 16 <= self.frame_side <= 4096:
+            raise OptionsError(f"frame_side must be between 16 and 4096 pixels, got {self.frame_side!r}.")
+        if self.start is not None and self.start < 0:
+            raise OptionsError(f"start must be 0 seconds or later, got {self.start!r}.")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise OptionsError(f"end ({self.end} s) must come after start ({self.start} s).")
+        if self.end is not None and self.end <= 0:
+            raise OptionsError(f"end must be after 0 seconds, got {self.end!r}.")
+        if not self.window_seconds > 0:
+            raise OptionsError(f"window_seconds must be positive, got {self.window_seconds!r}.")
+        if self.backend not in BACKENDS:
+            raise OptionsError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}.")
+
+    @property
+    def side(self) -> int:
+        """The frame side in pixels that sampling uses."""
+        return self.frame_side or DEFAULT_FRAME_SIDE
+
+    def for_frame_side(self, frame_side: int) -> SamplingOptions:
+        """These options with the frame side filled in from a model, unless one was chosen."""
+        return self if self.frame_side is not None else replace(self, frame_side=frame_side)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as plain JSON-ready values."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How the model writes its answer. Greedy decoding unless do_sample is set."""
+
+    max_new_tokens: int = 256  # the answer stops after this many tokens
+    min_new_tokens: int = 0  # force at least this many tokens (benchmarks use it for equal work)
+    do_sample: bool = False  # sample with temperature and top_p instead of greedy decoding
+    temperature: float = 0.7  # used only when do_sample is set
+    top_p: float = 0.9  # used only when do_sample is set
+    repetition_penalty: float = 1.0  # 1.0 means none
+    extra: dict[str, Any] = field(default_factory=dict)  # other generate() arguments, passed as given
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise OptionsError(f"max_new_tokens must be at least 1, got {self.max_new_tokens!r}.")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise OptionsError(
+                f"min_new_tokens must be between 0 and max_new_tokens ({self.max_new_tokens}), "
+                f"got {self.min_new_tokens!r}."
+            )
+        if not self.temperature > 0:
+            raise OptionsError(f"temperature must be above 0, got {self.temperature!r}; for greedy use do_sample=False.")
+        if not 0 < self.top_p <= 1:
+            raise OptionsError(f"top_p must be in (0, 1], got {self.top_p!r}.")
+        if not self.repetition_penalty > 0:
+            raise OptionsError(f"repetition_penalty must be positive, got {self.repetition_penalty!r}.")
+
+    @classmethod
+    def from_temperature(cls, temperature: float = 0.0, **kwargs: Any) -> GenerationOptions:
+        """Options where temperature 0 means greedy decoding and anything above samples."""
+        if temperature < 0:
+            raise OptionsError(f"temperature must be 0 (greedy) or more, got {temperature!r}.")
+        if temperature == 0:
+            return cls(do_sample=False, **kwargs)
+        return cls(do_sample=True, temperature=temperature, **kwargs)
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `model.generate`, without the sampling ones when greedy."""
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": self.do_sample,
+            "repetition_penalty": self.repetition_penalty,
+        }
+        if self.min_new_tokens:
+            kwargs["min_new_tokens"] = self.min_new_tokens
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p)
+        return {**kwargs, **self.extra}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as plain JSON-ready values."""
+        return asdict(self)

@@ -1,0 +1,214 @@
+"""What a video file is: duration, frame rate, frame count, size, rotation, codec.
+
+The container's own header (read with PyAV, which also decodes the first frame to prove the file
+is a decodable video and to read its rotation) answers most files in a few milliseconds. Where that
+header is missing or wrong (no frame count, as in WebM and MKV; a frame rate of 0 or 90000; a
+variable frame rate), ffprobe counts the packets instead, through ffmpeg-python.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import ffmpeg
+
+from .errors import CorruptVideoError, EmptyVideoError, NotAVideoError, VideoNotFoundError
+
+logger = logging.getLogger(__name__)
+
+# Frame rates outside this range are container time bases or junk, not frame rates.
+PLAUSIBLE_FPS = (0.01, 1000.0)
+# A stream whose nominal and average frame rates differ by more than this is variable-rate.
+VFR_TOLERANCE = 0.01
+# libavformat demuxers that read single still images (image2, png_pipe, jpeg_pipe, ...).
+IMAGE_DEMUXERS = ("image2", "_pipe")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """The facts about one video file that sampling needs. Sizes are as displayed (after rotation)."""
+
+    path: str
+    duration: float  # seconds
+    fps: float  # average frames per second
+    frame_count: int  # decodable frames in the video stream
+    width: int  # pixels, as displayed
+    height: int  # pixels, as displayed
+    rotation: int  # counter-clockwise degrees to turn a decoded frame upright: 0, 90, 180 or 270
+    codec: str  # e.g. "h264", "vp9"
+    container: str  # libavformat demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    variable_frame_rate: bool
+    metadata_source: str  # "container", or "ffprobe" where the header was missing or wrong
+
+    def to_dict(self) -> dict[str, Any]:
+        """The facts as plain JSON-ready values."""
+        return asdict(self)
+
+
+def probe(path: str | os.PathLike[str]) -> VideoInfo:
+    """Read what a video file is, or raise a `VideoError` that names the file and the cause."""
+    path = _check_file(path)
+    container = _open(path)
+    try:
+        stream = _video_stream(container, path)
+        rotation = _first_frame_rotation(container, stream, path)
+        info = _from_container(path, container, stream, rotation)
+    finally:
+        container.close()
+    if _header_untrustworthy(info):
+        info = _with_packet_count(info)
+    return _checked(info)
+
+
+def _check_file(path: str | os.PathLike[str]) -> str:
+    file = Path(path)
+    if not file.exists():
+        raise VideoNotFoundError(path, "no such file")
+    if not file.is_file():
+        raise VideoNotFoundError(path, "not a file (a folder or a device?)")
+    if file.stat().st_size == 0:
+        raise EmptyVideoError(path, "the file is empty (0 bytes)")
+    if not os.access(file, os.R_OK):
+        raise VideoNotFoundError(path, "the file cannot be read (permission denied)")
+    return os.fspath(path)
+
+
+def _looks_like_text(path: str) -> bool:
+    with open(path, "rb") as file:
+        head = file.read(512)
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\r\n\t" for ch in text)
+
+
+def _open(path: str) -> av.container.InputContainer:
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except av.error.FFmpegError as error:
+        if _looks_like_text(path):
+            raise NotAVideoError(path, "this is a text file, not a video") from error
+        reason = getattr(error, "strerror", None) or str(error)
+        raise CorruptVideoError(path, f"cannot be read as a video (truncated or damaged?): {reason}") from error
+
+
+def _video_stream(container: av.container.InputContainer, path: str) -> av.video.stream.VideoStream:
+    demuxer = container.format.name
+    if demuxer.startswith(IMAGE_DEMUXERS[0]) or demuxer.endswith(IMAGE_DEMUXERS[1]):
+        kind = demuxer.removesuffix("_pipe")
+        raise NotAVideoError(path, f"this is an image ({kind}), not a video; pass it as an image instead")
+    if not container.streams.video:
+        has_audio = bool(container.streams.audio)
+        cause = "the file has audio but no video stream" if has_audio else "the file has no video stream"
+        raise NotAVideoError(path, cause)
+    return container.streams.video[0]
+
+
+def _first_frame_rotation(container: av.container.InputContainer, stream: Any, path: str) -> int:
+    """Decode the first frame: proves the stream decodes, and carries the display rotation."""
+    try:
+        frame = next(container.decode(stream), None)
+    except av.error.FFmpegError as error:
+        raise CorruptVideoError(path, f"the video stream cannot be decoded: {error}") from error
+    if frame is None:
+        raise EmptyVideoError(path, "the video stream has no frames")
+    return int(round(frame.rotation)) % 360
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def _from_container(path: str, container: Any, stream: Any, rotation: int) -> VideoInfo:
+    average = stream.average_rate or stream.guessed_rate
+    nominal = stream.base_rate
+    fps = float(average) if average else 0.0
+    duration = _seconds(stream.duration, stream.time_base)
+    if duration is None and container.duration is not None:
+        duration = container.duration / av.time_base
+    variable = bool(average and nominal) and abs(float(nominal) - fps) > VFR_TOLERANCE * fps
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if rotation in (90, 270):
+        width, height = height, width
+    return VideoInfo(
+        path=path,
+        duration=duration or 0.0,
+        fps=fps,
+        frame_count=stream.frames or 0,
+        width=width,
+        height=height,
+        rotation=rotation,
+        codec=stream.codec_context.name,
+        container=container.format.name,
+        variable_frame_rate=variable,
+        metadata_source="container",
+    )
+
+
+def _plausible_fps(fps: float) -> bool:
+    return PLAUSIBLE_FPS[0] <= fps <= PLAUSIBLE_FPS[1]
+
+
+def _header_untrustworthy(info: VideoInfo) -> bool:
+    return (
+        info.frame_count <= 0
+        or not _plausible_fps(info.fps)
+        or not info.duration > 0
+        or info.variable_frame_rate
+    )
+
+
+def _with_packet_count(info: VideoInfo) -> VideoInfo:
+    """Fix frame count, duration and fps from ffprobe's packet count, or estimate them without it."""
+    try:
+        report = ffmpeg.probe(info.path, select_streams="v:0", count_packets=None)
+    except FileNotFoundError:
+        logger.warning("ffprobe is not installed; estimating the frame count of %s", info.path)
+        return _estimated(info)
+    except ffmpeg.Error as error:
+        cause = error.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["unknown error"]
+        raise CorruptVideoError(info.path, f"ffprobe cannot read the video: {cause[0]}") from error
+    stream = (report.get("streams") or [{}])[0]
+    packets = int(stream.get("nb_read_packets") or 0)
+    duration = _float(stream.get("duration")) or _float(report.get("format", {}).get("duration"))
+    duration = duration or info.duration
+    fps = packets / duration if packets and duration else info.fps
+    return replace(info, frame_count=packets, duration=duration, fps=fps, metadata_source="ffprobe")
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _estimated(info: VideoInfo) -> VideoInfo:
+    if info.frame_count <= 0 and info.duration > 0 and _plausible_fps(info.fps):
+        return replace(info, frame_count=max(1, round(info.duration * info.fps)))
+    if info.duration <= 0 and info.frame_count > 0 and _plausible_fps(info.fps):
+        return replace(info, duration=info.frame_count / info.fps)
+    return info
+
+
+def _checked(info: VideoInfo) -> VideoInfo:
+    if info.frame_count <= 0:
+        raise EmptyVideoError(info.path, "the video stream has no frames")
+    if not info.duration > 0 or not _plausible_fps(info.fps):
+        raise CorruptVideoError(
+            info.path,
+            "its length or frame rate cannot be read; install ffmpeg (ffprobe) to let smolvlm-video count "
+            "the frames, or re-encode the file (ffmpeg -i in -c:v libx264 out.mp4)",
+        )
+    return info

@@ -1,0 +1,92 @@
+"""Sample a video: probe it, plan its windows, decode each window's frames.
+
+This is the module the front ends call. It imports neither torch nor transformers, so tools that only
+look at videos start fast and worker processes that sample frames stay light.
+
+    >>> from smolvlm_video import SamplingOptions, sample_windows
+    >>> for clip in sample_windows("talk.mp4", SamplingOptions(max_frames=32)):
+    ...     print(clip.window, clip.frames.shape, clip.timestamps[:3])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .decode import decode
+from .options import SamplingOptions
+from .probe import VideoInfo, probe
+from .sampling import FramePlan, Window, plan
+
+VideoSource = str | os.PathLike[str] | VideoInfo
+
+
+@dataclass(frozen=True)
+class SampledVideo:
+    """The frames of one window of a video, ready for the model. Each frame is its own image."""
+
+    info: VideoInfo
+    window: Window
+    frames: np.ndarray  # (N, height, width, 3) uint8 RGB, longest edge at the frame side
+    timestamps: tuple[float, ...]  # seconds from the start of the video, one per frame
+    indices: tuple[int, ...]  # frame numbers in the video stream
+    backend: str  # the decoder that produced the frames
+    decode_seconds: float
+
+    @property
+    def path(self) -> str:
+        return self.info.path
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.frames)
+
+
+def _info(video: VideoSource) -> VideoInfo:
+    return video if isinstance(video, VideoInfo) else probe(video)
+
+
+def plan_video(video: VideoSource, options: SamplingOptions | None = None) -> tuple[VideoInfo, list[FramePlan]]:
+    """Probe a video and plan its windows and frames without decoding any."""
+    info = _info(video)
+    return info, plan(info, options or SamplingOptions())
+
+
+def decode_plan(info: VideoInfo, frame_plan: FramePlan, options: SamplingOptions) -> SampledVideo:
+    """Decode the frames of one planned window."""
+    decoded = decode(info, frame_plan.indices, options.side, options.backend)
+    return SampledVideo(
+        info=info,
+        window=frame_plan.window,
+        frames=decoded.frames,
+        timestamps=decoded.timestamps,
+        indices=decoded.indices,
+        backend=decoded.backend,
+        decode_seconds=decoded.seconds,
+    )
+
+
+def sample_windows(video: VideoSource, options: SamplingOptions | None = None) -> Iterator[SampledVideo]:
+    """Every window of the video (or of options.start to options.end), decoded one at a time as consumed."""
+    options = options or SamplingOptions()
+    info, plans = plan_video(video, options)
+    for frame_plan in plans:
+        yield decode_plan(info, frame_plan, options)
+
+
+def sample_video(video: VideoSource, options: SamplingOptions | None = None) -> SampledVideo:
+    """One window: options.start to options.end if that fits in one, else the first window_seconds of it.
+
+    A 10-minute video with default options gives its first 210 s; use `sample_windows` for all of it.
+    """
+    options = options or SamplingOptions()
+    info = _info(video)
+    start = options.start or 0.0
+    end = min(info.duration, options.end if options.end is not None else info.duration)
+    if end - start > options.window_seconds:
+        options = replace(options, end=start + options.window_seconds)
+    _, plans = plan_video(info, options)
+    return decode_plan(info, plans[0], options)
