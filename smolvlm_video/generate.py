@@ -1,0 +1,131 @@
+"""Generate answers: a batch of chats at once, or one chat streamed token by token.
+
+    >>> from smolvlm_video import load_model, sample_video, generate, stream
+    >>> from smolvlm_video.prompts import chat
+    >>> model = load_model()
+    >>> video = sample_video("clip.mp4", SamplingOptions().for_frame_side(model.frame_side))
+    >>> generate(model, [chat("Describe this video.", video)])
+    >>> for piece in stream(model, chat("What happens at the end?", video)):
+    ...     print(piece, end="")
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from .errors import GenerationError
+from .inputs import build_inputs
+from .model import LoadedModel
+from .options import GenerationOptions
+from .prompts import Message, PromptStrings
+
+STREAM_POLL_SECONDS = 0.1  # how often a streaming consumer checks that generation is still alive
+
+
+class _Cancelled(StoppingCriteria):
+    """Stops generate() at the next token once its event is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> bool:
+        return self.event.is_set()
+
+
+def _inputs(model: LoadedModel, chats: Sequence[Sequence[Message]], strings: PromptStrings) -> dict:
+    batch = build_inputs(model.processor, chats, strings)
+    inputs = {name: tensor.to(model.device) for name, tensor in batch.items()}
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    return inputs
+
+
+def _generate_kwargs(model: LoadedModel, options: GenerationOptions) -> dict:
+    tokenizer = model.processor.tokenizer
+    return {"pad_token_id": tokenizer.pad_token_id, **options.generate_kwargs()}
+
+
+def generate(
+    model: LoadedModel,
+    chats: Sequence[Sequence[Message]],
+    options: GenerationOptions | None = None,
+    strings: PromptStrings = PromptStrings(),
+) -> list[str]:
+    """Answer a batch of chats in one generate call; returns one stripped answer per chat."""
+    options = options or GenerationOptions()
+    inputs = _inputs(model, chats, strings)
+    prompt_length = inputs["input_ids"].shape[1]
+    try:
+        with torch.inference_mode():
+            output = model.model.generate(**inputs, **_generate_kwargs(model, options))
+    except torch.OutOfMemoryError as error:
+        raise GenerationError(
+            f"Out of memory on {model.device} for a batch of {len(chats)}; lower the batch size or max_frames."
+        ) from error
+    answers = model.processor.tokenizer.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
+    return [answer.strip() for answer in answers]
+
+
+def stream(
+    model: LoadedModel,
+    messages: Sequence[Message],
+    options: GenerationOptions | None = None,
+    strings: PromptStrings = PromptStrings(),
+    cancel: threading.Event | None = None,
+) -> Iterator[str]:
+    """Yield the answer to one chat piece by piece as it is generated.
+
+    Generation runs in a thread. It stops when `cancel` is set, or when the caller stops iterating
+    (closing the generator sets the event too), and the thread is joined before this returns.
+    """
+    options = options or GenerationOptions()
+    cancel = cancel or threading.Event()
+    inputs = _inputs(model, [messages], strings)
+    streamer = TextIteratorStreamer(
+        model.processor.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=STREAM_POLL_SECONDS
+    )
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                model.model.generate(
+                    **inputs,
+                    **_generate_kwargs(model, options),
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
+                )
+        except BaseException as error:  # reported to the consumer below
+            failure.append(error)
+            streamer.end()
+
+    thread = threading.Thread(target=run, name="smolvlm-generate", daemon=True)
+    thread.start()
+    try:
+        yield from _pieces(streamer, thread)
+    finally:
+        cancel.set()
+        thread.join()
+    if failure:
+        raise GenerationError(f"Generation failed: {failure[0]}") from failure[0]
+
+
+def _pieces(streamer: TextIteratorStreamer, thread: threading.Thread) -> Iterator[str]:
+    """Text pieces from the streamer, waiting in short polls so a dead thread cannot hang us."""
+    import queue
+
+    while True:
+        try:
+            piece = next(streamer)
+        except StopIteration:
+            return
+        except queue.Empty:
+            if not thread.is_alive() and streamer.text_queue.empty():
+                return
+            continue
+        if piece:
+            yield piece

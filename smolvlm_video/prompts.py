@@ -1,0 +1,142 @@
+"""SmolVLM2's prompt, written out by hand exactly as the checkpoints' processor writes it.
+
+A chat is a list of `Message`s whose content mixes text, PIL images and sampled videos. The chat
+template is the checkpoints' own ("<|im_start|>User: ...<end_of_utterance>\\nAssistant:"), and each
+medium becomes the text the model was trained on:
+
+- a video: "You are provided the following series of {N in words} frames from a {H:MM:SS} [H:MM:SS]
+  video.\\n", then per frame "\\nFrame from MM:SS:" and the frame's image tokens, then "\\n\\n";
+- an image: its tiles' tokens (<row_i_col_j> + image tokens) and a global image, or the global image
+  alone when it is not split.
+
+Writing it here rather than in the processor lets a caller change the marker strings
+(`PromptStrings`), state each video's real frame count in a batch, and mix images and videos in one
+chat. The test suite checks that the token ids equal the processor's for the same frames and text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Literal
+
+from num2words import num2words
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from .video import SampledVideo
+
+# The strings of transformers' models/smolvlm/processing_smolvlm.py, which the checkpoints were trained with.
+VIDEO_INTRO = "You are provided the following series of {frame_count} frames from a {video_duration} [H:MM:SS] video.\n"
+FRAME_TIMESTAMP = "\nFrame from {timestamp}:"
+MEDIA_OUTRO = "\n\n"
+
+CHAT_START = "<|im_start|>"
+END_OF_UTTERANCE = "<end_of_utterance>"
+GENERATION_PROMPT = "Assistant:"
+
+FAKE_IMAGE_TOKEN = "<fake_token_around_image>"
+IMAGE_TOKEN = "<image>"
+GLOBAL_IMAGE_TOKEN = "<global-img>"
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class PromptStrings:
+    """The marker strings around media. Override one to experiment; the defaults are the trained ones."""
+
+    video_intro: str = VIDEO_INTRO  # formatted with frame_count (in words) and video_duration (H:MM:SS)
+    frame_timestamp: str = FRAME_TIMESTAMP  # formatted with timestamp (MM:SS), before each frame
+    media_outro: str = MEDIA_OUTRO  # after the last frame
+
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn of a chat: a role and its parts (text, PIL images, sampled videos) in order."""
+
+    role: Role
+    content: tuple[str | Image | SampledVideo, ...]
+
+    @classmethod
+    def user(cls, *parts: str | Image | SampledVideo) -> Message:
+        return cls("user", tuple(parts))
+
+    @classmethod
+    def assistant(cls, text: str) -> Message:
+        return cls("assistant", (text,))
+
+    @classmethod
+    def system(cls, text: str) -> Message:
+        return cls("system", (text,))
+
+    def media(self) -> list[Image | SampledVideo]:
+        """The images and videos of this message, in order."""
+        return [part for part in self.content if not isinstance(part, str)]
+
+
+def chat(question: str, *media: Image | SampledVideo, system: str | None = None) -> list[Message]:
+    """A one-question chat: an optional system message, then the media followed by the question."""
+    messages = [Message.system(system)] if system else []
+    return [*messages, Message.user(*media, question)]
+
+
+def chat_media(messages: Iterable[Message]) -> list[Image | SampledVideo]:
+    """All images and videos of a chat in the order their tokens appear."""
+    return [item for message in messages for item in message.media()]
+
+
+def image_frame_tokens(tokens_per_frame: int) -> str:
+    """The tokens of one unsplit image or video frame."""
+    return f"{FAKE_IMAGE_TOKEN}{GLOBAL_IMAGE_TOKEN}{IMAGE_TOKEN * tokens_per_frame}{FAKE_IMAGE_TOKEN}"
+
+
+def image_tokens(rows: int, cols: int, tokens_per_frame: int) -> str:
+    """The tokens of an image split into rows x cols tiles plus a global view (0 x 0: not split)."""
+    if rows == 0 and cols == 0:
+        return image_frame_tokens(tokens_per_frame)
+    tiles = "".join(
+        "".join(f"{FAKE_IMAGE_TOKEN}<row_{r + 1}_col_{c + 1}>{IMAGE_TOKEN * tokens_per_frame}" for c in range(cols))
+        + "\n"
+        for r in range(rows)
+    )
+    return f"{tiles}\n{image_frame_tokens(tokens_per_frame)}"
+
+
+def clock(seconds: float) -> str:
+    """MM:SS as the frame markers write it (minutes go past 59 rather than into hours)."""
+    return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
+
+
+def video_tokens(
+    timestamps: Sequence[float],
+    duration: float,
+    tokens_per_frame: int,
+    strings: PromptStrings = PromptStrings(),
+) -> str:
+    """The intro, one timestamped block per frame, and the outro for a sampled video."""
+    intro = strings.video_intro.format(
+        frame_count=num2words(len(timestamps)), video_duration=str(timedelta(seconds=int(duration)))
+    )
+    frame = image_frame_tokens(tokens_per_frame)
+    frames = "".join(strings.frame_timestamp.format(timestamp=clock(t)) + frame for t in timestamps)
+    return intro + frames + strings.media_outro
+
+
+def render_chat(messages: Sequence[Message], media_text: Iterable[str], add_generation_prompt: bool = True) -> str:
+    """The chat as one string, each medium replaced by the next of `media_text` (in chat order)."""
+    media: Iterator[str] = iter(media_text)
+    turns = []
+    for message in messages:
+        first = message.content[0] if message.content else ""
+        separator = ": " if isinstance(first, str) or _is_video(first) else ":"
+        parts = (part if isinstance(part, str) else next(media) for part in message.content)
+        turns.append(f"{message.role.capitalize()}{separator}{''.join(parts)}{END_OF_UTTERANCE}\n")
+    return CHAT_START + "".join(turns) + (GENERATION_PROMPT if add_generation_prompt else "")
+
+
+def _is_video(part: object) -> bool:
+    return hasattr(part, "timestamps") and hasattr(part, "frames")
