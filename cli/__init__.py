@@ -1,0 +1,1 @@
+"""The `smolvlm-video` command line, installed as `smolvlm_video.cli`."""

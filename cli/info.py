@@ -1,0 +1,110 @@
+"""`smolvlm-video info VIDEO`: what the core sees in a video, and optionally the frames themselves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from smolvlm_video.decode import choose_backend
+from smolvlm_video.options import SamplingOptions
+from smolvlm_video.prompts import clock
+from smolvlm_video.video import SampledVideo, decode_plan, plan_video
+
+from .options import build_sampling, core_errors, sampling_options
+
+
+@click.command("info")
+@click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
+@sampling_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option("--decode", "do_decode", is_flag=True, help="Decode the sampled frames and report how it went.")
+@click.option(
+    "--save-frames",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Decode the sampled frames and write them here as JPEG files (implies --decode).",
+)
+@core_errors
+def info_command(video: Path, as_json: bool, do_decode: bool, save_frames: Path | None, **params: Any) -> None:
+    """Show what smolvlm-video sees in VIDEO: its facts, windows and the frames it would sample."""
+    options = build_sampling(params)
+    info, plans = plan_video(video, options)
+    report: dict[str, Any] = {
+        "video": info.to_dict(),
+        "backend": choose_backend(info, options.backend),
+        "sampling": options.to_dict() | {"frame_side": options.side},
+        "windows": [
+            {"index": p.window.index, "start": p.window.start, "end": p.window.end, "timestamps": list(p.timestamps)}
+            for p in plans
+        ],
+    }
+    if do_decode or save_frames:
+        clips = [decode_plan(info, plan, options) for plan in plans]
+        for window, clip in zip(report["windows"], clips):
+            window["decoded"] = _decoded(clip, save_frames)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_report(report, options)
+
+
+def _decoded(clip: SampledVideo, save_frames: Path | None) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "backend": clip.backend,
+        "seconds": round(clip.decode_seconds, 3),
+        "shape": list(clip.frames.shape),
+        "timestamps": list(clip.timestamps),
+    }
+    if save_frames:
+        result["files"] = [str(path) for path in _save(clip, save_frames)]
+    return result
+
+
+def _save(clip: SampledVideo, folder: Path) -> list[Path]:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for frame, seconds in zip(clip.frames, clip.timestamps):
+        path = folder / f"window{clip.window.index:02d}_{seconds:09.3f}s.jpg"
+        Image.fromarray(frame).save(path, quality=92)
+        paths.append(path)
+    return paths
+
+
+def _print_report(report: dict[str, Any], options: SamplingOptions) -> None:
+    console = Console()
+    facts = Table(show_header=False, box=None)
+    video = report["video"]
+    rows = [
+        ("file", video["path"]),
+        ("duration", f"{video['duration']:.2f} s"),
+        ("fps", f"{video['fps']:.3f}" + (" (variable)" if video["variable_frame_rate"] else "")),
+        ("frames", str(video["frame_count"])),
+        ("size", f"{video['width']}x{video['height']}"),
+        ("rotation", f"{video['rotation']}°"),
+        ("codec", f"{video['codec']} in {video['container']}"),
+        ("metadata from", video["metadata_source"]),
+        ("backend", report["backend"]),
+        ("sampling", f"{options.fps:g} fps, at most {options.max_frames} frames per window, side {options.side}px"),
+    ]
+    for name, value in rows:
+        facts.add_row(f"[bold]{name}[/]", value)
+    console.print(facts)
+    table = Table(title="Windows (one prompt each)")
+    for column in ("window", "span", "frames", "timestamps", "decoded"):
+        table.add_column(column)
+    for window in report["windows"]:
+        decoded = window.get("decoded")
+        table.add_row(
+            str(window["index"]),
+            f"{clock(window['start'])}-{clock(window['end'])}",
+            str(len(window["timestamps"])),
+            ", ".join(clock(t) for t in window["timestamps"]),
+            f"{decoded['backend']}, {decoded['seconds']} s, {decoded['shape']}" if decoded else "-",
+        )
+    console.print(table)

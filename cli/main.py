@@ -1,0 +1,23 @@
+"""`smolvlm-video`: the Click command. A thin shell over the core."""
+
+from __future__ import annotations
+
+import click
+
+from smolvlm_video import __version__
+
+from .info import info_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="smolvlm-video")
+def cli() -> None:
+    """Watch videos with the small SmolVLM2 vision-language models."""
+
+
+cli.add_command(info_command)
+
+
+def main() -> None:
+    """Entry point of the `smolvlm-video` script."""
+    cli(prog_name="smolvlm-video")

@@ -1,0 +1,71 @@
+"""Click options shared by the commands, and the one place that turns them into core option objects."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from smolvlm_video.errors import SmolVLMVideoError
+from smolvlm_video.options import (
+    BACKENDS,
+    DEFAULT_FPS,
+    DEFAULT_MAX_FRAMES,
+    MAX_WINDOW_SECONDS,
+    SamplingOptions,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SAMPLING = [
+    click.option("--fps", type=float, default=DEFAULT_FPS, show_default=True, help="Frames per second to sample."),
+    click.option(
+        "--max-frames", type=int, default=DEFAULT_MAX_FRAMES, show_default=True, help="At most this many per window."
+    ),
+    click.option("--frame-side", type=int, default=None, help="Frame side in pixels [default: the model's, 512]."),
+    click.option("--start", type=float, default=None, help="Sample from this second on."),
+    click.option("--end", type=float, default=None, help="Sample up to this second."),
+    click.option(
+        "--segment-seconds",
+        type=float,
+        default=MAX_WINDOW_SECONDS,
+        show_default=True,
+        help="Longer videos are split into windows of at most this many seconds, one prompt each.",
+    ),
+    click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="Frame decoder."),
+]
+
+
+def sampling_options(command: F) -> F:
+    """Add the sampling flags to a command."""
+    for option in reversed(_SAMPLING):
+        command = option(command)
+    return command
+
+
+def build_sampling(params: dict[str, Any]) -> SamplingOptions:
+    """SamplingOptions from the sampling flags (consumed from params)."""
+    return SamplingOptions(
+        fps=params.pop("fps"),
+        max_frames=params.pop("max_frames"),
+        frame_side=params.pop("frame_side"),
+        start=params.pop("start"),
+        end=params.pop("end"),
+        window_seconds=params.pop("segment_seconds"),
+        backend=params.pop("backend"),
+    )
+
+
+def core_errors(command: F) -> F:
+    """Show the core's errors as Click errors: the message, no traceback, exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SmolVLMVideoError as error:
+            raise click.ClickException(str(error)) from error
+
+    return wrapper  # type: ignore[return-value]

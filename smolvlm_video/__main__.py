@@ -1,0 +1,3 @@
+from smolvlm_video.cli.main import main
+
+main()
