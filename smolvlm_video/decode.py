@@ -1,8 +1,8 @@
 """Decode the planned frames of a video, and nothing more, at the model's frame size.
 
 Two backends. decord is first where it is installed, the codec is one it decodes reliably (H.264,
-HEVC) and the source is at most 720p (decord buffers frames at the source resolution, which costs
-about 480 MB at 1080p): its `get_batch` seeks to the keyframe before a target only when the target lies past
+HEVC), the source is at most 720p (decord buffers frames at the source resolution, which costs
+about 480 MB at 1080p) and carries no rotation (decord mis-scales rotated videos): its `get_batch` seeks to the keyframe before a target only when the target lies past
 the next keyframe and decodes forward otherwise, and it scales each frame in the decoder. PyAV is
 the fallback everywhere else (macOS, Linux aarch64, VP8/VP9/AV1, AVI, odd containers) and whenever
 decord fails on a file; it does the same by hand: frame threading, the container's keyframe index
@@ -35,6 +35,8 @@ DECORD_CODECS = ("h264", "hevc")  # decord gives wrong frames on some VP8/WebM a
 # decord queues decoded frames at the source resolution: about 200 MB peak for 720p, 480 MB for
 # 1080p (benchmarks/sampling.py). Above 720p PyAV, which keeps only scaled frames, is used instead.
 DECORD_MAX_PIXELS = 1280 * 720
+# decord turns rotated videos upright itself at full size, but breaks when it also scales them
+# (wrong frames, or a size check that fails), so rotated videos go to PyAV.
 NO_INDEX_SEEK_SECONDS = 10.0  # without a keyframe index, seek only past gaps this long
 END_SLACK_SECONDS = 1.0  # targets this close to the end may fall past the last real frame
 
@@ -76,7 +78,9 @@ def choose_backend(info: VideoInfo, backend: str = "auto") -> str:
         raise OptionsError("The decord backend is not installed here (pip install decord); use 'pyav' or 'auto'.")
     if backend != "auto":
         return backend
-    suits_decord = info.codec in DECORD_CODECS and info.width * info.height <= DECORD_MAX_PIXELS
+    suits_decord = (
+        info.codec in DECORD_CODECS and info.width * info.height <= DECORD_MAX_PIXELS and info.rotation == 0
+    )
     return "decord" if suits_decord and decord_available() else "pyav"
 
 
@@ -87,7 +91,7 @@ def decode(info: VideoInfo, indices: Sequence[int], side: int, backend: str = "a
     if first == "decord":
         try:
             frames, times = _decode_decord(info, indices, side)
-        except CorruptVideoError:
+        except (CorruptVideoError, OptionsError):
             raise
         except Exception as error:  # decord raises its own untyped errors; PyAV gets a second try
             logger.warning("decord failed on %s (%s); decoding with PyAV instead", info.path, error)
@@ -118,7 +122,9 @@ def _coded_size(info: VideoInfo, side: int) -> tuple[int, int]:
 def _decode_decord(info: VideoInfo, indices: Sequence[int], side: int) -> tuple[np.ndarray, list[float]]:
     import decord
 
-    width, height = _coded_size(info, side)
+    if info.rotation:
+        raise OptionsError(f"{info.path}: decord cannot scale rotated videos correctly; use the pyav backend.")
+    width, height = scaled_size(info.width, info.height, side)
     reader = decord.VideoReader(info.path, ctx=decord.cpu(0), width=width, height=height, num_threads=0)
     try:
         available = len(reader)
@@ -128,8 +134,7 @@ def _decode_decord(info: VideoInfo, indices: Sequence[int], side: int) -> tuple[
         times = reader.get_frame_timestamp(list(indices))[:, 0]
     finally:
         del reader
-    frames = np.stack([upright(frame, info.rotation) for frame in batch])
-    return frames, [round(float(t), 3) for t in times]
+    return batch, [round(float(t), 3) for t in times]
 
 
 def _keyframe_times(stream: Any) -> list[float]:

@@ -1,0 +1,176 @@
+"""Probing and decoding real files that ffmpeg makes: formats, rotation, and every kind of bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import H264, ffmpeg, requires_ffmpeg
+
+from smolvlm_video import SamplingOptions, probe, sample_video, sample_windows
+from smolvlm_video import decode as decode_module
+from smolvlm_video.errors import CorruptVideoError, EmptyVideoError, NotAVideoError, VideoNotFoundError
+from smolvlm_video.probe import _header_untrustworthy, _with_packet_count
+
+pytestmark = requires_ffmpeg
+BACKENDS = ["pyav", *(["decord"] if decode_module.decord_available() else [])]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sample_landscape(clip, backend):
+    video = sample_video(clip, SamplingOptions(max_frames=4, frame_side=64, backend=backend))
+    assert video.backend == backend
+    assert video.frames.shape == (3, 48, 64, 3) and video.frames.dtype == np.uint8
+    assert video.timestamps == pytest.approx((0.0, 1.48, 2.96))
+    assert video.indices == (0, 37, 74)
+
+
+def test_backends_agree_on_frames(clip):
+    if len(BACKENDS) < 2:
+        pytest.skip("decord is not installed")
+    a, b = (sample_video(clip, SamplingOptions(frame_side=64, backend=name)) for name in BACKENDS)
+    assert a.indices == b.indices
+    assert np.abs(a.frames.astype(int) - b.frames.astype(int)).mean() < 8  # same frames, two scalers
+
+
+def test_rotated_phone_video_stays_portrait(make_video, media_dir):
+    plain = make_video("landscape.mp4", size="320x240")
+    rotated = media_dir / "rotated.mp4"
+    ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rotated))
+    info = probe(rotated)
+    assert (info.width, info.height, info.rotation) == (240, 320, 90)
+    video = sample_video(rotated, SamplingOptions(max_frames=2, frame_side=64))
+    assert video.backend == "pyav"  # decord mis-scales rotated videos
+    assert video.frames.shape[1:] == (64, 48, 3)
+    upright = sample_video(plain, SamplingOptions(max_frames=2, frame_side=64, backend="pyav"))
+    # The rotated file's frames are the plain file's frames turned a quarter counter-clockwise.
+    assert np.abs(np.rot90(upright.frames[0]).astype(int) - video.frames[0].astype(int)).mean() < 4
+
+
+def test_natively_portrait_video(make_video):
+    video = sample_video(make_video("portrait.mp4", size="120x200"), SamplingOptions(max_frames=2, frame_side=100))
+    assert video.frames.shape[1:] == (100, 60, 3)
+
+
+def test_4k_video_is_scaled_right_after_decoding(make_video):
+    path = make_video("uhd.mp4", size="3840x2160", rate=5, seconds=1)
+    video = sample_video(path, SamplingOptions(max_frames=2))
+    assert probe(path).width == 3840
+    assert video.frames.shape[1:] == (288, 512, 3)
+
+
+def test_variable_frame_rate(media_dir):
+    path = media_dir / "vfr.mp4"
+    graph = "testsrc2=s=160x120:r=10:d=2[a];testsrc2=s=160x120:r=30:d=2[b];[a][b]concat=n=2:v=1[v]"
+    ffmpeg("-filter_complex", graph, "-map", "[v]", "-vsync", "vfr", *H264, str(path))
+    info = probe(path)
+    assert info.variable_frame_rate and info.metadata_source == "ffprobe"
+    assert info.frame_count == 80
+    video = sample_video(path, SamplingOptions(fps=2))
+    assert video.frame_count == 8
+    assert list(video.timestamps) == sorted(video.timestamps) and video.timestamps[-1] <= 4.0
+
+
+@pytest.mark.parametrize(
+    ("name", "codec"),
+    [
+        ("vp9.webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"]),
+        ("h264.mkv", H264),
+        ("vp8.webm", ["-c:v", "libvpx", "-deadline", "realtime"]),
+    ],
+)
+def test_other_containers_and_codecs(make_video, name, codec):
+    path = make_video(name, codec=tuple(codec))
+    info = probe(path)
+    assert info.frame_count == 75 and info.fps == pytest.approx(25)
+    if name.endswith(".webm"):
+        assert decode_module.choose_backend(info) == "pyav"
+    video = sample_video(path, SamplingOptions(frame_side=64))
+    assert video.frames.shape == (3, 48, 64, 3)
+
+
+def test_header_without_frame_count_or_fps_is_fixed_by_ffprobe(make_video):
+    info = probe(make_video("h264.mkv"))
+    broken = dataclasses.replace(info, frame_count=0, fps=0.0)
+    assert _header_untrustworthy(broken)
+    fixed = _with_packet_count(broken)
+    assert (fixed.frame_count, fixed.fps, fixed.metadata_source) == (75, pytest.approx(25), "ffprobe")
+
+
+def test_long_video_is_sampled_window_by_window(make_video):
+    path = make_video("long.mp4", size="64x48", rate=2, seconds=430)
+    clips = list(sample_windows(path, SamplingOptions(max_frames=8)))
+    assert [c.window.index for c in clips] == [0, 1, 2]
+    stamps = [t for c in clips for t in c.timestamps]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    assert sample_video(path).window.end == pytest.approx(210)  # one window: the first 210 s
+
+
+def test_decord_missing_falls_back_to_pyav(clip, monkeypatch):
+    monkeypatch.setattr(decode_module, "decord_available", lambda: False)
+    assert sample_video(clip, SamplingOptions(max_frames=2)).backend == "pyav"
+
+
+def test_decord_failure_falls_back_to_pyav(clip, monkeypatch):
+    if "decord" not in BACKENDS:
+        pytest.skip("decord is not installed")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("DECORDError: cannot decode")
+
+    monkeypatch.setattr(decode_module, "_decode_decord", broken)
+    assert sample_video(clip, SamplingOptions(max_frames=2, backend="decord")).backend == "pyav"
+
+
+@pytest.mark.parametrize("name", ["with space.mp4", "vidéo 東京.mp4"])
+def test_paths_with_spaces_and_non_ascii(clip, media_dir, name):
+    path = media_dir / name
+    shutil.copy(clip, path)
+    assert sample_video(path, SamplingOptions(max_frames=2)).frame_count == 2
+
+
+def _bad(media_dir: Path, clip: Path, kind: str) -> Path:
+    path = media_dir / f"bad-{kind}.mp4"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("this is not a video, just a note\n" * 20)
+    elif kind == "truncated":
+        path.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])
+    elif kind == "image":
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", "-f", "image2", "-c:v", "png", str(path))
+    elif kind == "audio":
+        ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "cause"),
+    [
+        ("missing", VideoNotFoundError, "no such file"),
+        ("empty", EmptyVideoError, "empty"),
+        ("text", NotAVideoError, "text file"),
+        ("truncated", CorruptVideoError, "truncated"),
+        ("image", NotAVideoError, "image"),
+        ("audio", NotAVideoError, "audio but no video"),
+    ],
+)
+def test_bad_input_names_the_file_and_the_cause(media_dir, clip, kind, error, cause):
+    path = _bad(media_dir, clip, kind)
+    with pytest.raises(error, match=cause) as raised:
+        sample_video(path, SamplingOptions(max_frames=2))
+    assert str(path) in str(raised.value)
+
+
+def test_video_module_imports_neither_torch_nor_transformers():
+    import subprocess
+    import sys
+
+    code = "import sys, smolvlm_video.video, smolvlm_video.cli.info; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
