@@ -126,7 +126,9 @@ def video_tokens(
     return intro + frames + strings.media_outro
 
 
-def render_chat(messages: Sequence[Message], media_text: Iterable[str], add_generation_prompt: bool = True) -> str:
+def render_chat(
+    messages: Sequence[Message], media_text: Iterable[str] = (), add_generation_prompt: bool = True
+) -> str:
     """The chat as one string, each medium replaced by the next of `media_text` (in chat order)."""
     media: Iterator[str] = iter(media_text)
     turns = []

@@ -1,0 +1,88 @@
+"""Loading and generating on the tiny offline checkpoint."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from conftest import requires_ffmpeg
+
+from smolvlm_video import GenerationOptions, SamplingOptions, sample_video
+from smolvlm_video.errors import ModelLoadError
+from smolvlm_video.generate import generate, stream
+from smolvlm_video.model import MODELS, load_model, pick_dtype, resolve_model_id
+from smolvlm_video.prompts import chat
+
+pytestmark = [pytest.mark.slow, requires_ffmpeg]
+EXACT = GenerationOptions(max_new_tokens=6, min_new_tokens=6)
+
+
+@pytest.fixture(scope="module")
+def videos(make_video, tiny_model):
+    options = SamplingOptions(max_frames=8).for_frame_side(tiny_model.frame_side)
+    short = sample_video(make_video("gen-short.mp4", seconds=3), options)
+    longer = sample_video(make_video("gen-long.mp4", seconds=6), options)
+    assert short.frame_count != longer.frame_count
+    return short, longer
+
+
+def test_loads_through_the_user_path(tiny_model):
+    assert tiny_model.frame_side == 64 and tiny_model.tokens_per_frame == 4
+    assert str(tiny_model.device) == "cpu" and pick_dtype("auto", tiny_model.device).is_floating_point
+
+
+def test_generate_one(tiny_model, videos):
+    (answer,) = generate(tiny_model, [chat("Describe this video.", videos[0])], EXACT)
+    assert isinstance(answer, str) and answer and "Assistant" not in answer
+
+
+def test_batch_of_videos_with_different_frame_counts(tiny_model, videos):
+    chats = [chat("Describe this video.", video) for video in videos]
+    batched = generate(tiny_model, chats, EXACT)
+    alone = [generate(tiny_model, [c], EXACT)[0] for c in chats]
+    assert batched == alone  # left padding and padded frames change nothing
+
+
+def test_stream_yields_the_same_answer_piece_by_piece(tiny_model, videos):
+    messages = chat("What happens?", videos[0])
+    pieces = list(stream(tiny_model, messages, EXACT))
+    assert len(pieces) > 1
+    assert "".join(pieces).strip() == generate(tiny_model, [messages], EXACT)[0]
+
+
+def test_stream_can_be_cancelled(tiny_model, videos):
+    cancel = threading.Event()
+    options = GenerationOptions(max_new_tokens=200, min_new_tokens=200)
+    pieces = []
+    for piece in stream(tiny_model, chat("Go on.", videos[0]), options, cancel=cancel):
+        pieces.append(piece)
+        cancel.set()
+    assert len(pieces) < 20
+    assert not [t for t in threading.enumerate() if t.name == "smolvlm-generate"]
+
+
+def test_closing_the_stream_stops_generation(tiny_model, videos):
+    pieces = stream(tiny_model, chat("Go on.", videos[0]), GenerationOptions(max_new_tokens=200, min_new_tokens=200))
+    next(pieces)
+    pieces.close()
+    assert not [t for t in threading.enumerate() if t.name == "smolvlm-generate"]
+
+
+def test_registry():
+    assert resolve_model_id("256M") == MODELS["256M"] == "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"
+    assert resolve_model_id("someone/model") == "someone/model"
+
+
+def test_offline_without_cache_gives_an_actionable_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(ModelLoadError) as raised:
+        load_model("256M", device="cpu")
+    message = str(raised.value)
+    assert "HuggingFaceTB/SmolVLM2-256M-Video-Instruct" in message
+    assert "could not be reached" in message and "local checkpoint" in message
+
+
+def test_folder_that_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(ModelLoadError, match="not a loadable SmolVLM checkpoint"):
+        load_model(str(tmp_path), device="cpu")
