@@ -29,7 +29,9 @@ from .options import build_sampling, core_errors, sampling_options
     help="Decode the sampled frames and write them here as JPEG files (implies --decode).",
 )
 @core_errors
-def info_command(video: Path, as_json: bool, do_decode: bool, save_frames: Path | None, **params: Any) -> None:
+def info_command(
+    video: Path, as_json: bool, do_decode: bool, save_frames: Path | None, **params: Any
+) -> None:
     """Show what smolvlm-video sees in VIDEO: its facts, windows and the frames it would sample."""
     options = build_sampling(params)
     info, plans = plan_video(video, options)
@@ -38,13 +40,18 @@ def info_command(video: Path, as_json: bool, do_decode: bool, save_frames: Path 
         "backend": choose_backend(info, options.backend),
         "sampling": options.to_dict() | {"frame_side": options.side},
         "windows": [
-            {"index": p.window.index, "start": p.window.start, "end": p.window.end, "timestamps": list(p.timestamps)}
+            {
+                "index": p.window.index,
+                "start": p.window.start,
+                "end": p.window.end,
+                "timestamps": list(p.timestamps),
+            }
             for p in plans
         ],
     }
     if do_decode or save_frames:
         clips = [decode_plan(info, plan, options) for plan in plans]
-        for window, clip in zip(report["windows"], clips):
+        for window, clip in zip(report["windows"], clips, strict=True):
             window["decoded"] = _decoded(clip, save_frames)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -69,7 +76,7 @@ def _save(clip: SampledVideo, folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for frame, seconds in zip(clip.frames, clip.timestamps):
+    for frame, seconds in zip(clip.frames, clip.timestamps, strict=True):
         path = folder / f"window{clip.window.index:02d}_{seconds:09.3f}s.jpg"
         Image.fromarray(frame).save(path, quality=92)
         paths.append(path)
@@ -90,7 +97,10 @@ def _print_report(report: dict[str, Any], options: SamplingOptions) -> None:
         ("codec", f"{video['codec']} in {video['container']}"),
         ("metadata from", video["metadata_source"]),
         ("backend", report["backend"]),
-        ("sampling", f"{options.fps:g} fps, at most {options.max_frames} frames per window, side {options.side}px"),
+        (
+            "sampling",
+            f"{options.fps:g} fps, at most {options.max_frames} frames per window, side {options.side}px",
+        ),
     ]
     for name, value in rows:
         facts.add_row(f"[bold]{name}[/]", value)

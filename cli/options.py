@@ -20,11 +20,19 @@ from smolvlm_video.options import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SAMPLING = [
-    click.option("--fps", type=float, default=DEFAULT_FPS, show_default=True, help="Frames per second to sample."),
     click.option(
-        "--max-frames", type=int, default=DEFAULT_MAX_FRAMES, show_default=True, help="At most this many per window."
+        "--fps", type=float, default=DEFAULT_FPS, show_default=True, help="Frames per second to sample."
     ),
-    click.option("--frame-side", type=int, default=None, help="Frame side in pixels [default: the model's, 512]."),
+    click.option(
+        "--max-frames",
+        type=int,
+        default=DEFAULT_MAX_FRAMES,
+        show_default=True,
+        help="At most this many per window.",
+    ),
+    click.option(
+        "--frame-side", type=int, default=None, help="Frame side in pixels [default: the model's, 512]."
+    ),
     click.option("--start", type=float, default=None, help="Sample from this second on."),
     click.option("--end", type=float, default=None, help="Sample up to this second."),
     click.option(
@@ -34,7 +42,9 @@ _SAMPLING = [
         show_default=True,
         help="Longer videos are split into windows of at most this many seconds, one prompt each.",
     ),
-    click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="Frame decoder."),
+    click.option(
+        "--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="Frame decoder."
+    ),
 ]
 
 

@@ -2,8 +2,9 @@
 
 Two backends. decord is first where it is installed, the codec is one it decodes reliably (H.264,
 HEVC), the source is at most 720p (decord buffers frames at the source resolution, which costs
-about 480 MB at 1080p) and carries no rotation (decord mis-scales rotated videos): its `get_batch` seeks to the keyframe before a target only when the target lies past
-the next keyframe and decodes forward otherwise, and it scales each frame in the decoder. PyAV is
+about 480 MB at 1080p) and carries no rotation (decord mis-scales rotated videos): its `get_batch`
+seeks to the keyframe before a target only when the target lies past the next keyframe and
+decodes forward otherwise, and it scales each frame in the decoder. PyAV is
 the fallback everywhere else (macOS, Linux aarch64, VP8/VP9/AV1, AVI, odd containers) and whenever
 decord fails on a file; it does the same by hand: frame threading, the container's keyframe index
 to decide when a seek pays off, and scaling right after each frame is decoded.
@@ -75,7 +76,9 @@ def scaled_size(width: int, height: int, side: int) -> tuple[int, int]:
 def choose_backend(info: VideoInfo, backend: str = "auto") -> str:
     """The backend that `decode` will try first for this video."""
     if backend == "decord" and not decord_available():
-        raise OptionsError("The decord backend is not installed here (pip install decord); use 'pyav' or 'auto'.")
+        raise OptionsError(
+            "The decord backend is not installed here (pip install decord); use 'pyav' or 'auto'."
+        )
     if backend != "auto":
         return backend
     suits_decord = (
@@ -123,7 +126,9 @@ def _decode_decord(info: VideoInfo, indices: Sequence[int], side: int) -> tuple[
     import decord
 
     if info.rotation:
-        raise OptionsError(f"{info.path}: decord cannot scale rotated videos correctly; use the pyav backend.")
+        raise OptionsError(
+            f"{info.path}: decord cannot scale rotated videos correctly; use the pyav backend."
+        )
     width, height = scaled_size(info.width, info.height, side)
     reader = decord.VideoReader(info.path, ctx=decord.cpu(0), width=width, height=height, num_threads=0)
     try:

@@ -1,12 +1,12 @@
 """Generate answers: a batch of chats at once, or one chat streamed token by token.
 
-    >>> from smolvlm_video import load_model, sample_video, generate, stream
-    >>> from smolvlm_video.prompts import chat
-    >>> model = load_model()
-    >>> video = sample_video("clip.mp4", SamplingOptions().for_frame_side(model.frame_side))
-    >>> generate(model, [chat("Describe this video.", video)])
-    >>> for piece in stream(model, chat("What happens at the end?", video)):
-    ...     print(piece, end="")
+>>> from smolvlm_video import load_model, sample_video, generate, stream
+>>> from smolvlm_video.prompts import chat
+>>> model = load_model()
+>>> video = sample_video("clip.mp4", SamplingOptions().for_frame_side(model.frame_side))
+>>> generate(model, [chat("Describe this video.", video)])
+>>> for piece in stream(model, chat("What happens at the end?", video)):
+...     print(piece, end="")
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .errors import GenerationError
 from .inputs import build_inputs
 from .model import LoadedModel
 from .options import GenerationOptions
-from .prompts import Message, PromptStrings
+from .prompts import TRAINED_STRINGS, Message, PromptStrings
 
 STREAM_POLL_SECONDS = 0.1  # how often a streaming consumer checks that generation is still alive
 
@@ -53,7 +53,7 @@ def generate(
     model: LoadedModel,
     chats: Sequence[Sequence[Message]],
     options: GenerationOptions | None = None,
-    strings: PromptStrings = PromptStrings(),
+    strings: PromptStrings = TRAINED_STRINGS,
 ) -> list[str]:
     """Answer a batch of chats in one generate call; returns one stripped answer per chat."""
     options = options or GenerationOptions()
@@ -64,7 +64,8 @@ def generate(
             output = model.model.generate(**inputs, **_generate_kwargs(model, options))
     except torch.OutOfMemoryError as error:
         raise GenerationError(
-            f"Out of memory on {model.device} for a batch of {len(chats)}; lower the batch size or max_frames."
+            f"Out of memory on {model.device} for a batch of {len(chats)}; "
+            "lower the batch size or max_frames."
         ) from error
     answers = model.processor.tokenizer.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
     return [answer.strip() for answer in answers]
@@ -74,7 +75,7 @@ def stream(
     model: LoadedModel,
     messages: Sequence[Message],
     options: GenerationOptions | None = None,
-    strings: PromptStrings = PromptStrings(),
+    strings: PromptStrings = TRAINED_STRINGS,
     cancel: threading.Event | None = None,
 ) -> Iterator[str]:
     """Yield the answer to one chat piece by piece as it is generated.

@@ -14,9 +14,16 @@ from typing import Any
 import torch
 from transformers import BatchFeature
 
-from .prompts import Message, PromptStrings, chat_media, image_tokens, render_chat, video_tokens
+from .prompts import (
+    TRAINED_STRINGS,
+    Message,
+    PromptStrings,
+    chat_media,
+    image_tokens,
+    render_chat,
+    video_tokens,
+)
 from .video import SampledVideo
-
 
 
 def _encode_media(processor: Any, item: Any, strings: PromptStrings) -> tuple[str, dict[str, torch.Tensor]]:
@@ -26,7 +33,9 @@ def _encode_media(processor: Any, item: Any, strings: PromptStrings) -> tuple[st
         out = processor.video_processor(videos=[item.frames], do_sample_frames=False, return_tensors="pt")
         text = video_tokens(item.timestamps, item.info.duration, seq_len, strings)
     else:
-        out = processor.image_processor([[item.convert("RGB")]], return_row_col_info=True, return_tensors="pt")
+        out = processor.image_processor(
+            [[item.convert("RGB")]], return_row_col_info=True, return_tensors="pt"
+        )
         text = image_tokens(out["rows"][0][0], out["cols"][0][0], seq_len)
     return text, {"pixel_values": out["pixel_values"], "pixel_attention_mask": out["pixel_attention_mask"]}
 
@@ -41,7 +50,7 @@ def _pad_images(tensors: list[torch.Tensor], count: int) -> torch.Tensor:
 
 
 def build_inputs(
-    processor: Any, chats: Sequence[Sequence[Message]], strings: PromptStrings = PromptStrings()
+    processor: Any, chats: Sequence[Sequence[Message]], strings: PromptStrings = TRAINED_STRINGS
 ) -> BatchFeature:
     """Token ids, attention mask and pixels for a batch of chats, left-padded for generation."""
     texts, pixels, masks = [], [], []

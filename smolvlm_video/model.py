@@ -1,8 +1,8 @@
 """Load a SmolVLM2 checkpoint and its processor on the best device.
 
-    >>> from smolvlm_video import load_model
-    >>> model = load_model("500M")            # a registry name, a Hub id, or a local folder
-    >>> model.device, model.dtype, model.frame_side
+>>> from smolvlm_video import load_model
+>>> model = load_model("500M")            # a registry name, a Hub id, or a local folder
+>>> model.device, model.dtype, model.frame_side
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def _load_error(model_id: str, error: Exception) -> ModelLoadError:
     if os.path.isdir(model_id):
         return ModelLoadError(f"The folder {model_id} is not a loadable SmolVLM checkpoint: {error}")
     return ModelLoadError(
-        f"Could not load the model {model_id!r}: the Hugging Face Hub could not be reached or the model is not "
+        f"Could not load the model {model_id!r}: the Hugging Face Hub could not be reached or the model "
+        "is not "
         f"in the local cache ({type(error).__name__}). Connect to the internet once to download it, or pass "
         "the path of a local checkpoint folder as the model (e.g. --model ./SmolVLM2-256M-Video-Instruct)."
     )

@@ -91,7 +91,9 @@ class GenerationOptions:
                 f"got {self.min_new_tokens!r}."
             )
         if not self.temperature > 0:
-            raise OptionsError(f"temperature must be above 0, got {self.temperature!r}; for greedy use do_sample=False.")
+            raise OptionsError(
+                f"temperature must be above 0, got {self.temperature!r}; for greedy use do_sample=False."
+            )
         if not 0 < self.top_p <= 1:
             raise OptionsError(f"top_p must be in (0, 1], got {self.top_p!r}.")
         if not self.repetition_penalty > 0:

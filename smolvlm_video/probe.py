@@ -97,7 +97,9 @@ def _open(path: str) -> av.container.InputContainer:
         if _looks_like_text(path):
             raise NotAVideoError(path, "this is a text file, not a video") from error
         reason = getattr(error, "strerror", None) or str(error)
-        raise CorruptVideoError(path, f"cannot be read as a video (truncated or damaged?): {reason}") from error
+        raise CorruptVideoError(
+            path, f"cannot be read as a video (truncated or damaged?): {reason}"
+        ) from error
 
 
 def _video_stream(container: av.container.InputContainer, path: str) -> av.video.stream.VideoStream:
@@ -120,7 +122,7 @@ def _first_frame_rotation(container: av.container.InputContainer, stream: Any, p
         raise CorruptVideoError(path, f"the video stream cannot be decoded: {error}") from error
     if frame is None:
         raise EmptyVideoError(path, "the video stream has no frames")
-    return int(round(frame.rotation)) % 360
+    return round(frame.rotation) % 360
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:

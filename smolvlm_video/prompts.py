@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from .video import SampledVideo
 
 # The strings of transformers' models/smolvlm/processing_smolvlm.py, which the checkpoints were trained with.
-VIDEO_INTRO = "You are provided the following series of {frame_count} frames from a {video_duration} [H:MM:SS] video.\n"
+VIDEO_INTRO = (
+    "You are provided the following series of {frame_count} frames from a {video_duration} [H:MM:SS] video.\n"
+)
 FRAME_TIMESTAMP = "\nFrame from {timestamp}:"
 MEDIA_OUTRO = "\n\n"
 
@@ -52,6 +54,8 @@ class PromptStrings:
     frame_timestamp: str = FRAME_TIMESTAMP  # formatted with timestamp (MM:SS), before each frame
     media_outro: str = MEDIA_OUTRO  # after the last frame
 
+
+TRAINED_STRINGS = PromptStrings()
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,10 @@ def image_tokens(rows: int, cols: int, tokens_per_frame: int) -> str:
     if rows == 0 and cols == 0:
         return image_frame_tokens(tokens_per_frame)
     tiles = "".join(
-        "".join(f"{FAKE_IMAGE_TOKEN}<row_{r + 1}_col_{c + 1}>{IMAGE_TOKEN * tokens_per_frame}" for c in range(cols))
+        "".join(
+            f"{FAKE_IMAGE_TOKEN}<row_{r + 1}_col_{c + 1}>{IMAGE_TOKEN * tokens_per_frame}"
+            for c in range(cols)
+        )
         + "\n"
         for r in range(rows)
     )
@@ -115,7 +122,7 @@ def video_tokens(
     timestamps: Sequence[float],
     duration: float,
     tokens_per_frame: int,
-    strings: PromptStrings = PromptStrings(),
+    strings: PromptStrings = TRAINED_STRINGS,
 ) -> str:
     """The intro, one timestamped block per frame, and the outro for a sampled video."""
     intro = strings.video_intro.format(

@@ -82,7 +82,9 @@ def plan_window(info: VideoInfo, window: Window, options: SamplingOptions) -> Fr
     )
 
 
-def _skip_edges(info: VideoInfo, window: Window, first: int, last: int, needed_seconds: float) -> tuple[int, int]:
+def _skip_edges(
+    info: VideoInfo, window: Window, first: int, last: int, needed_seconds: float
+) -> tuple[int, int]:
     """Leave out 1 s at the video's own start and end when the window has that much room to spare."""
     at_start = window.start <= _EPSILON
     at_end = window.end >= info.duration - _EPSILON

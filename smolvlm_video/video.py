@@ -49,7 +49,9 @@ def _info(video: VideoSource) -> VideoInfo:
     return video if isinstance(video, VideoInfo) else probe(video)
 
 
-def plan_video(video: VideoSource, options: SamplingOptions | None = None) -> tuple[VideoInfo, list[FramePlan]]:
+def plan_video(
+    video: VideoSource, options: SamplingOptions | None = None
+) -> tuple[VideoInfo, list[FramePlan]]:
     """Probe a video and plan its windows and frames without decoding any."""
     info = _info(video)
     return info, plan(info, options or SamplingOptions())

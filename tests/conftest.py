@@ -33,8 +33,14 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_video(media_dir: Path) -> Callable[..., Path]:
     """make_video(name, size=..., rate=..., seconds=..., extra=[...]) -> an H.264 file, made once."""
 
-    def make(name: str = "clip.mp4", size: str = "160x120", rate: int = 25, seconds: float = 3,
-             extra: tuple[str, ...] = (), codec: tuple[str, ...] = tuple(H264)) -> Path:
+    def make(
+        name: str = "clip.mp4",
+        size: str = "160x120",
+        rate: int = 25,
+        seconds: float = 3,
+        extra: tuple[str, ...] = (),
+        codec: tuple[str, ...] = tuple(H264),
+    ) -> Path:
         path = media_dir / name
         if not path.exists():
             ffmpeg(*testsrc(size, rate, seconds), *codec, *extra, str(path))

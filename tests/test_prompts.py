@@ -52,7 +52,9 @@ def _video(path, tiny_model, max_frames):
 def test_one_image(tiny_model):
     image = _image(150, 100, 0)
     ours = build_inputs(tiny_model.processor, [chat("What is this?", image)])
-    conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is this?"}]}]
+    conversation = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is this?"}]}
+    ]
     _assert_same(ours, _reference(tiny_model.processor, conversation, images=[[image]]))
 
 
@@ -60,17 +62,23 @@ def test_two_images(tiny_model):
     first, second = _image(150, 100, 1), _image(120, 300, 2)
     ours = build_inputs(tiny_model.processor, [chat("Compare them.", first, second)])
     content = [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "Compare them."}]
-    reference = _reference(tiny_model.processor, [{"role": "user", "content": content}], images=[[first, second]])
+    reference = _reference(
+        tiny_model.processor, [{"role": "user", "content": content}], images=[[first, second]]
+    )
     _assert_same(ours, reference)
 
 
 @requires_ffmpeg
 @pytest.mark.parametrize(("seconds", "max_frames"), [(3, 64), (80, 64)])
 def test_video(make_video, tiny_model, seconds, max_frames):
-    video = _video(make_video(f"parity{seconds}.mp4", size="64x48", rate=5, seconds=seconds), tiny_model, max_frames)
+    video = _video(
+        make_video(f"parity{seconds}.mp4", size="64x48", rate=5, seconds=seconds), tiny_model, max_frames
+    )
     assert video.frame_count == min(seconds, 64)
     ours = build_inputs(tiny_model.processor, [chat("Describe this video.", video)])
-    conversation = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Describe this video."}]}]
+    conversation = [
+        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Describe this video."}]}
+    ]
     _assert_same(ours, _reference(tiny_model.processor, conversation, videos=[video]))
 
 
@@ -101,8 +109,12 @@ def test_text_only_chat():
 
 def test_video_markers_and_overrides():
     text = video_tokens([0.0, 65.4], duration=210.7, tokens_per_frame=1)
-    assert text.startswith("You are provided the following series of two frames from a 0:03:30 [H:MM:SS] video.\n")
+    assert text.startswith(
+        "You are provided the following series of two frames from a 0:03:30 [H:MM:SS] video.\n"
+    )
     assert "\nFrame from 00:00:" in text and "\nFrame from 01:05:" in text and text.endswith("\n\n")
-    custom = PromptStrings(video_intro="{frame_count} frames, {video_duration}:", frame_timestamp="[{timestamp}]")
+    custom = PromptStrings(
+        video_intro="{frame_count} frames, {video_duration}:", frame_timestamp="[{timestamp}]"
+    )
     assert video_tokens([1.0], 5, 1, custom).startswith("one frames, 0:00:05:[00:01]")
     assert clock(3599) == "59:59" and clock(3600) == "60:00"

@@ -45,7 +45,7 @@ def test_plan_spreads_frames_evenly_and_skips_edges_of_long_videos():
     assert len(only.indices) == 64
     assert only.timestamps[0] == pytest.approx(1.0)  # 1 s skipped at the start
     assert only.timestamps[-1] == pytest.approx(209.0, abs=0.05)
-    gaps = {round(b - a, 1) for a, b in zip(only.timestamps, only.timestamps[1:])}
+    gaps = {round(b - a, 1) for a, b in zip(only.timestamps, only.timestamps[1:], strict=False)}
     assert len(gaps) <= 2  # even spacing, up to rounding to whole frames
 
 
@@ -72,7 +72,7 @@ def test_ten_minutes_in_three_ordered_windows():
 def test_window_longer_than_video_is_clamped():
     (only,) = plan(info(20), SamplingOptions(start=5, end=500))
     assert (only.window.start, only.window.end) == (5, 20)
-    assert 5 <= only.timestamps[0] and only.timestamps[-1] < 20
+    assert only.timestamps[0] >= 5 and only.timestamps[-1] < 20
 
 
 def test_window_past_the_end_is_an_error():
@@ -82,7 +82,14 @@ def test_window_past_the_end_is_an_error():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"fps": 0}, {"fps": -1}, {"fps": float("nan")}, {"max_frames": 0}, {"start": 5, "end": 2}, {"backend": "x"}],
+    [
+        {"fps": 0},
+        {"fps": -1},
+        {"fps": float("nan")},
+        {"max_frames": 0},
+        {"start": 5, "end": 2},
+        {"backend": "x"},
+    ],
 )
 def test_bad_sampling_options(kwargs):
     with pytest.raises(OptionsError):
@@ -90,7 +97,11 @@ def test_bad_sampling_options(kwargs):
 
 
 def test_generation_options():
-    assert GenerationOptions().generate_kwargs() == {"max_new_tokens": 256, "do_sample": False, "repetition_penalty": 1.0}
+    assert GenerationOptions().generate_kwargs() == {
+        "max_new_tokens": 256,
+        "do_sample": False,
+        "repetition_penalty": 1.0,
+    }
     sampled = GenerationOptions.from_temperature(0.5).generate_kwargs()
     assert sampled["do_sample"] and sampled["temperature"] == 0.5
     with pytest.raises(OptionsError):

@@ -51,7 +51,9 @@ def test_rotated_phone_video_stays_portrait(make_video, media_dir):
 
 
 def test_natively_portrait_video(make_video):
-    video = sample_video(make_video("portrait.mp4", size="120x200"), SamplingOptions(max_frames=2, frame_side=100))
+    video = sample_video(
+        make_video("portrait.mp4", size="120x200"), SamplingOptions(max_frames=2, frame_side=100)
+    )
     assert video.frames.shape[1:] == (100, 60, 3)
 
 
@@ -141,7 +143,19 @@ def _bad(media_dir: Path, clip: Path, kind: str) -> Path:
     elif kind == "truncated":
         path.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])
     elif kind == "image":
-        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", "-f", "image2", "-c:v", "png", str(path))
+        ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48",
+            "-frames:v",
+            "1",
+            "-f",
+            "image2",
+            "-c:v",
+            "png",
+            str(path),
+        )
     elif kind == "audio":
         ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(path))
     return path
@@ -169,8 +183,9 @@ def test_video_module_imports_neither_torch_nor_transformers():
     import subprocess
     import sys
 
-    code = "import sys, smolvlm_video.video, smolvlm_video.cli.info; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = (
+        "import sys, smolvlm_video.video, smolvlm_video.cli.info; "
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
-
-

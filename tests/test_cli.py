@@ -1,0 +1,92 @@
+"""The smolvlm-video command: --version, info, errors; and what the installed wheel contains."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import requires_ffmpeg
+from smolvlm_video.cli.main import cli
+
+from smolvlm_video import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+@requires_ffmpeg
+def test_info_tables(clip):
+    result = run("info", str(clip))
+    assert result.exit_code == 0, result.output
+    assert "160x120" in result.output and "00:00, 00:01, 00:02" in result.output
+
+
+@requires_ffmpeg
+def test_info_json_with_decode(clip):
+    result = run("info", str(clip), "--json", "--decode", "--frame-side", "64")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["video"]["frame_count"] == 75
+    (window,) = report["windows"]
+    assert window["decoded"]["shape"] == [3, 48, 64, 3]
+    assert window["decoded"]["backend"] in ("decord", "pyav")
+
+
+@requires_ffmpeg
+def test_info_save_frames(clip, tmp_path):
+    result = run("info", str(clip), "--save-frames", str(tmp_path / "frames"), "--max-frames", "2")
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert names == ["window00_00000.000s.jpg", "window00_00002.960s.jpg"]
+
+
+def test_info_missing_file_is_a_clean_error(tmp_path):
+    result = run("info", str(tmp_path / "nope.mp4"))
+    assert result.exit_code == 1
+    assert "nope.mp4: no such file" in result.output and "Traceback" not in result.output
+
+
+def test_info_bad_option_is_a_clean_error(tmp_path):
+    result = run("info", str(tmp_path / "x.mp4"), "--fps", "0")
+    assert result.exit_code == 1 and "fps must be a positive" in result.output
+
+
+def test_python_dash_m():
+    result = subprocess.run([sys.executable, "-m", "smolvlm_video", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "info" in result.stdout
+
+
+@pytest.mark.slow
+def test_wheel_installs_cli_under_the_package(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("smolvlm_video-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "smolvlm_video/cli/main.py" in names
+    assert not [n for n in names if n.startswith(("cli/", "demo/", "tests/"))]
