@@ -107,10 +107,10 @@ def _video_stream(container: av.container.InputContainer, path: str) -> av.video
     if demuxer.startswith(IMAGE_DEMUXERS[0]) or demuxer.endswith(IMAGE_DEMUXERS[1]):
         kind = demuxer.removesuffix("_pipe")
         raise NotAVideoError(path, f"this is an image ({kind}), not a video; pass it as an image instead")
+    if not container.streams.video and container.streams.audio:
+        raise NotAVideoError(path, "the file has audio but no video stream")
     if not container.streams.video:
-        has_audio = bool(container.streams.audio)
-        cause = "the file has audio but no video stream" if has_audio else "the file has no video stream"
-        raise NotAVideoError(path, cause)
+        raise EmptyVideoError(path, "the file holds no video frames (no video stream)")
     return container.streams.video[0]
 
 

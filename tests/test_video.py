@@ -156,6 +156,8 @@ def _bad(media_dir: Path, clip: Path, kind: str) -> Path:
             "png",
             str(path),
         )
+    elif kind == "zero-frames":
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "0", "-c:v", "libx264", str(path))
     elif kind == "audio":
         ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(path))
     return path
@@ -166,6 +168,7 @@ def _bad(media_dir: Path, clip: Path, kind: str) -> Path:
     [
         ("missing", VideoNotFoundError, "no such file"),
         ("empty", EmptyVideoError, "empty"),
+        ("zero-frames", EmptyVideoError, "no video frames"),
         ("text", NotAVideoError, "text file"),
         ("truncated", CorruptVideoError, "truncated"),
         ("image", NotAVideoError, "image"),
