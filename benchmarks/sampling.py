@@ -35,7 +35,8 @@ _SETUP = "import os, sys, time, resource\n"
 _TIMED = {
     "ours": (
         "from smolvlm_video import SamplingOptions, sample_video\n",
-        "v = sample_video(PATH, SamplingOptions(fps=100, max_frames=64, frame_side=512)); n = v.frame_count\n",
+        "v = sample_video(PATH, SamplingOptions(fps=100, max_frames=64, frame_side=512))\n"
+        "n = v.frame_count\n",
     ),
     "transformers load_video": (
         "from transformers.video_utils import load_video\n",
@@ -51,7 +52,8 @@ _TIMED = {
     "decord get_batch": (
         "import decord, numpy as np\n",
         "r = decord.VideoReader(PATH, num_threads=0)\n"
-        "v = r.get_batch(np.linspace(0, len(r) - 1, 64).round().astype(int).tolist()).asnumpy(); n = len(v)\n",
+        "indices = np.linspace(0, len(r) - 1, 64).round().astype(int).tolist()\n"
+        "v = r.get_batch(indices).asnumpy(); n = len(v)\n",
     ),
 }
 
@@ -66,8 +68,23 @@ def make_videos(folder: Path, names: list[str]) -> dict[str, Path]:
             print(f"making {path} ...", file=sys.stderr, flush=True)
             source = f"testsrc2=size={size}:rate=30:duration={seconds}"
             subprocess.run(
-                ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-c:v", "libx264",
-                 "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path) + ".part.mp4"],
+                [
+                    "ffmpeg",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    source,
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-pix_fmt",
+                    "yuv420p",
+                    str(path) + ".part.mp4",
+                ],
                 check=True,
             )
             os.replace(str(path) + ".part.mp4", path)
@@ -113,7 +130,8 @@ def main() -> None:
             peak = max(r[1] for r in runs)
             base = run_once(method, path, work=False)[1]
             timings[method] = seconds
-            print(f"{name:>6} {method:<26} {seconds:8.2f} {peak:8.0f} {base:10.0f} {runs[0][2]:6d}", flush=True)
+            row = f"{name:>6} {method:<26} {seconds:8.2f} {peak:8.0f} {base:10.0f} {runs[0][2]:6d}"
+            print(row, flush=True)
         if "ours" in timings:
             for method, seconds in timings.items():
                 if method != "ours":
