@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -117,8 +118,6 @@ def stream(
 
 def _pieces(streamer: TextIteratorStreamer, thread: threading.Thread) -> Iterator[str]:
     """Text pieces from the streamer, waiting in short polls so a dead thread cannot hang us."""
-    import queue
-
     while True:
         try:
             piece = next(streamer)
