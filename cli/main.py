@@ -6,6 +6,7 @@ import click
 
 from smolvlm_video import __version__
 
+from .caption import caption_command
 from .info import info_command
 
 
@@ -16,6 +17,7 @@ def cli() -> None:
 
 
 cli.add_command(info_command)
+cli.add_command(caption_command)
 
 
 def main() -> None:

@@ -1,0 +1,186 @@
+"""`smolvlm-video caption PATH...`: caption videos to JSONL, resumable and safe on bad files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from smolvlm_video.captioning import DEFAULT_PROMPT, find_clips
+from smolvlm_video.model import DEFAULT_MODEL, DEVICES, DTYPES
+from smolvlm_video.options import GenerationOptions
+from smolvlm_video.records import finished_ids
+
+from .options import build_sampling, core_errors, sampling_options
+
+
+class ShardType(click.ParamType):
+    """I/N: this machine's share, 0 <= I < N."""
+
+    name = "I/N"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            index, count = (int(part) for part in str(value).split("/"))
+        except ValueError:
+            self.fail(f"{value!r} is not of the form I/N, e.g. 0/4", param, ctx)
+        if not 0 <= index < count:
+            self.fail(f"{value!r}: I must be between 0 and N-1", param, ctx)
+        return index, count
+
+
+def in_shard(path: str, shard: tuple[int, int] | None) -> bool:
+    """Whether a clip belongs to shard I of N, decided by a hash of its absolute path (stable everywhere)."""
+    if shard is None:
+        return True
+    digest = hashlib.sha256(os.path.abspath(path).encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") % shard[1] == shard[0]
+
+
+def _check_output(output: Path) -> None:
+    """Fail before any work if the output file cannot be appended to."""
+    folder = output.parent
+    if not folder.is_dir():
+        raise click.UsageError(f"The output folder {folder} does not exist; create it first.")
+    try:
+        with open(output, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise click.UsageError(f"Cannot write to {output}: {error.strerror or error}.") from error
+
+
+@click.command("caption")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default="captions.jsonl",
+              show_default=True, help="JSONL file the records are appended to.")  # fmt: skip
+@click.option(
+    "--recursive/--no-recursive", default=True, show_default=True, help="Search folders recursively."
+)
+@click.option("--glob", "patterns", multiple=True, help="Only files matching this pattern (repeatable).")
+@click.option("--from-list", is_flag=True, help="PATHS are text files listing one video path a line.")
+@click.option(
+    "--model", default=DEFAULT_MODEL, show_default=True, help="Registry name, Hub id or local folder."
+)
+@click.option("--revision", default=None, help="Hub revision (branch, tag or commit) to pin.")
+@click.option("--prompt", default=DEFAULT_PROMPT, show_default=True, help="What to ask about each clip.")
+@click.option("--system", default=None, help="A system message before the prompt.")
+@sampling_options
+@click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@click.option("--temperature", type=float, default=0.0, show_default=True, help="0 means greedy decoding.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding threads.")
+@click.option("--shard", type=ShardType(), default=None, help="Take shard I of N of the clips (0-based).")
+@click.option("--overwrite", is_flag=True, help="Start the output file afresh instead of resuming.")
+@click.option("--retry-errors/--no-retry-errors", default=True, show_default=True)
+@click.option("--dry-run", is_flag=True, help="List what would be captioned and what skipped; write nothing.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@core_errors
+def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None:
+    """Caption the videos in PATHS (files or folders) to a JSONL file, one record a clip.
+
+    Rerunning the same command resumes: clips already captioned are skipped. The exit status is 1
+    when any clip failed; the records say why.
+    """
+    sampling = build_sampling(params)
+    clips = _clips(paths, params)
+    if not params["dry_run"]:
+        _check_output(output)
+    if params["overwrite"] and output.exists() and not params["dry_run"]:
+        output.unlink()
+    done = finished_ids(output, params["retry_errors"]) if output.exists() else set()
+    todo = [path for path in clips if _id_or_none(path) not in done]
+    console = Console(stderr=True, quiet=params["quiet"])
+    if params["dry_run"]:
+        for path in clips:
+            click.echo(f"{'caption' if path in todo else 'skip (done)'}\t{path}")
+        return
+    if not clips:
+        console.print(f"No videos found in {', '.join(paths)}; nothing to do.")
+        return
+    if not todo:
+        console.print(f"Nothing to do: {len(clips)} clips found, all already captioned in {output}.")
+        return
+    generation = GenerationOptions.from_temperature(
+        params["temperature"], max_new_tokens=params["max_new_tokens"]
+    )
+    failed = _run(todo, output, sampling, generation, params, console)
+    if failed:
+        sys.exit(1)
+
+
+def _id_or_none(path: str) -> str | None:
+    from smolvlm_video.records import clip_id
+
+    try:
+        return clip_id(path)
+    except OSError:
+        return None
+
+
+def _clips(paths: tuple[str, ...], params: dict[str, Any]) -> list[str]:
+    inputs: list[str] = list(paths)
+    if params["from_list"]:
+        inputs = [
+            line.strip() for name in paths for line in Path(name).read_text().splitlines() if line.strip()
+        ]
+    clips = find_clips(inputs, recursive=params["recursive"], patterns=params["patterns"])
+    return [path for path in clips if in_shard(path, params["shard"])]
+
+
+def _run(todo, output, sampling, generation, params, console) -> int:
+    from smolvlm_video.captioning import CaptionJob, caption_clips
+    from smolvlm_video.model import load_model
+    from smolvlm_video.records import JsonlWriter
+
+    model = load_model(params["model"], params["revision"], params["device"], params["dtype"])
+    job = CaptionJob(
+        model=model,
+        prompts={"caption": params["prompt"]},
+        sampling=sampling.for_frame_side(model.frame_side),
+        generation=generation,
+        system=params["system"],
+        batch_size=params["batch_size"],
+        workers=params["workers"],
+    )
+    errors: Counter[str] = Counter()
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn(), TextColumn("{task.fields[errors]} errors")]  # fmt: skip
+    with (
+        JsonlWriter(output) as writer,
+        Progress(*columns, console=console, disable=console.quiet) as progress,
+    ):
+        task = progress.add_task("captioning", total=len(todo), errors=0)
+        try:
+            for record in caption_clips(job, todo):
+                writer.write(record)
+                if record.status == "error":
+                    errors[record.error["type"]] += 1
+                progress.update(task, advance=1, errors=sum(errors.values()))
+        except KeyboardInterrupt:
+            console.print("Interrupted: the finished clips are saved; rerun the same command to go on.")
+            raise SystemExit(130) from None
+    done = len(todo) - sum(errors.values())
+    console.print(
+        f"{done} captioned, {sum(errors.values())} failed"
+        + (f" ({dict(errors)})" if errors else "")
+        + f"; records in {output}"
+    )
+    return sum(errors.values())

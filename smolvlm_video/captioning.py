@@ -1,0 +1,205 @@
+"""Caption many clips: find them, decode ahead in worker threads, generate in batches, yield records.
+
+The model never waits for decoding while clips are left: `workers` threads decode the next clips
+(each window's frames, already scaled) into a bounded look-ahead, while the caller's thread batches
+`batch_size` chats per generate call, sorted by frame count so that equal clips share a batch.
+A clip that cannot be read becomes an error record; the others go on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SmolVLMVideoError
+from .generate import generate
+from .model import LoadedModel
+from .options import GenerationOptions, SamplingOptions
+from .prompts import chat
+from .records import CaptionRecord, Segment, clip_id, error_record
+from .video import SampledVideo, sample_windows
+
+VIDEO_EXTENSIONS = (
+    ".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp",
+)  # fmt: skip
+DEFAULT_PROMPT = "Describe this video in detail."
+
+
+def find_clips(
+    inputs: Iterable[str | os.PathLike[str]], recursive: bool = True, patterns: Sequence[str] = ()
+) -> list[str]:
+    """Video files under the given files and folders, sorted, each once.
+
+    Folders are searched for the video extensions (or for `patterns`, shell globs like "*.mp4").
+    Files given directly are kept whatever their extension, so a bad one gets an error record.
+    """
+    found: set[str] = set()
+    for item in inputs:
+        path = Path(item)
+        if not path.is_dir():
+            found.add(os.fspath(item))
+            continue
+        walker = path.rglob("*") if recursive else path.glob("*")
+        for candidate in walker:
+            if candidate.is_file() and _wanted(candidate, patterns):
+                found.add(os.fspath(candidate))
+    return sorted(found)
+
+
+def _wanted(path: Path, patterns: Sequence[str]) -> bool:
+    if patterns:
+        return any(path.match(pattern) for pattern in patterns)
+    return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+@dataclass
+class PreparedClip:
+    """A clip decoded and ready for the model, or the error that stopped it."""
+
+    path: str
+    id: str
+    windows: list[SampledVideo] = field(default_factory=list)
+    error: BaseException | None = None
+    decode_seconds: float = 0.0
+
+
+def prepare_clip(path: str, sampling: SamplingOptions) -> PreparedClip:
+    """Probe and decode every window of a clip; an unreadable clip carries its error instead."""
+    started = time.perf_counter()
+    try:
+        ident = clip_id(path)
+    except OSError:
+        ident = ""
+    try:
+        windows = list(sample_windows(path, sampling))
+    except (SmolVLMVideoError, OSError) as error:
+        return PreparedClip(path, ident, error=error, decode_seconds=time.perf_counter() - started)
+    return PreparedClip(path, ident, windows, decode_seconds=time.perf_counter() - started)
+
+
+def prefetch(paths: Sequence[str], sampling: SamplingOptions, workers: int) -> Iterator[PreparedClip]:
+    """Prepared clips in order, decoded by `workers` threads that stay at most 2 x workers clips ahead."""
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="smolvlm-decode") as pool:
+        pending: deque[Future[PreparedClip]] = deque()
+        queued = iter(paths)
+        try:
+            for path in queued:
+                pending.append(pool.submit(prepare_clip, path, sampling))
+                if len(pending) >= 2 * max(1, workers):
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+@dataclass
+class CaptionJob:
+    """What the captioner needs besides the clips."""
+
+    model: LoadedModel
+    prompts: dict[str, str]
+    sampling: SamplingOptions
+    generation: GenerationOptions = field(default_factory=GenerationOptions)
+    system: str | None = None
+    batch_size: int = 4
+    workers: int = 2
+
+
+def caption_clips(job: CaptionJob, paths: Sequence[str]) -> Iterator[CaptionRecord]:
+    """One record per path, in order, as batches finish."""
+    batch: list[PreparedClip] = []
+    for clip in prefetch(paths, job.sampling, job.workers):
+        batch.append(clip)
+        if len(batch) >= job.batch_size:
+            yield from caption_batch(job, batch)
+            batch = []
+    if batch:
+        yield from caption_batch(job, batch)
+
+
+def caption_batch(job: CaptionJob, clips: list[PreparedClip]) -> list[CaptionRecord]:
+    """Answer every prompt for every window of the clips, batch_size chats per generate call."""
+    tasks = [
+        (clip, window, name)
+        for clip in clips
+        if clip.error is None
+        for window in clip.windows
+        for name in job.prompts
+    ]
+    tasks.sort(key=lambda task: task[1].frame_count)
+    answers: dict[tuple[int, int, str], str] = {}
+    failures: dict[int, BaseException] = {}
+    seconds: dict[int, float] = {}
+    for start in range(0, len(tasks), job.batch_size):
+        chunk = tasks[start : start + job.batch_size]
+        started = time.perf_counter()
+        try:
+            texts = generate(
+                job.model, [chat(job.prompts[n], w, system=job.system) for _, w, n in chunk], job.generation
+            )
+        except SmolVLMVideoError as error:
+            for clip, _, _ in chunk:
+                failures[id(clip)] = error
+            continue
+        share = (time.perf_counter() - started) / len(chunk)
+        for (clip, window, name), text in zip(chunk, texts, strict=True):
+            answers[(id(clip), window.window.index, name)] = text
+            seconds[id(clip)] = seconds.get(id(clip), 0.0) + share
+    return [_record(job, clip, answers, failures.get(id(clip)), seconds.get(id(clip), 0.0)) for clip in clips]
+
+
+def _record(
+    job: CaptionJob, clip: PreparedClip, answers: dict, failure: BaseException | None, generate_seconds: float
+) -> CaptionRecord:
+    error = clip.error or failure
+    if error is not None:
+        return error_record(clip.path, error, id=clip.id or None, **_common(job))
+    segments = []
+    for window in clip.windows:
+        texts = {name: answers[(id(clip), window.window.index, name)] for name in job.prompts}
+        segments.append(
+            Segment(
+                start=round(window.window.start, 3),
+                end=round(window.window.end, 3),
+                caption=_one_or_map(texts),
+                frame_count=window.frame_count,
+                timestamps=list(window.timestamps),
+            )
+        )
+    by_prompt = {
+        name: "\n".join(s.caption[name] if isinstance(s.caption, dict) else s.caption for s in segments)
+        for name in job.prompts
+    }
+    info = clip.windows[0].info
+    return CaptionRecord(
+        path=clip.path,
+        abs_path=os.path.abspath(clip.path),
+        id=clip.id,
+        status="ok",
+        caption=_one_or_map(by_prompt),
+        segments=segments,
+        video={k: getattr(info, k) for k in ("duration", "fps", "width", "height", "codec", "rotation")},
+        timings={"decode": round(clip.decode_seconds, 3), "generate": round(generate_seconds, 3)},
+        **_common(job),
+    )
+
+
+def _one_or_map(texts: dict[str, str]) -> str | dict[str, str]:
+    return next(iter(texts.values())) if len(texts) == 1 else texts
+
+
+def _common(job: CaptionJob) -> dict:
+    return {
+        "model": {"id": job.model.model_id, "revision": job.model.revision},
+        "prompts": dict(job.prompts),
+        "system": job.system,
+        "sampling": job.sampling.to_dict(),
+        "generation": job.generation.to_dict(),
+    }

@@ -1,0 +1,100 @@
+"""`smolvlm-video caption` on the tiny checkpoint: records, errors, resume, shards, dry runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import requires_ffmpeg
+from smolvlm_video.cli.main import cli
+
+pytestmark = [pytest.mark.slow, requires_ffmpeg]
+
+
+@pytest.fixture
+def folder(tmp_path, clip, make_video):
+    root = tmp_path / "clips"
+    (root / "sub dir").mkdir(parents=True)
+    shutil.copy(clip, root / "a.mp4")
+    shutil.copy(make_video("portrait.mp4", size="120x200"), root / "sub dir" / "vidéo b.mp4")
+    (root / "broken.mp4").write_text("not a video at all\n")
+    (root / "empty.mov").write_bytes(b"")
+    (root / "notes.txt").write_text("ignored: not a video extension")
+    return root
+
+
+def caption(tiny_checkpoint: Path, *args: str):
+    base = ["caption", "--model", str(tiny_checkpoint), "--max-new-tokens", "4", "--quiet"]
+    return CliRunner().invoke(cli, [*base, *args])
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_mixed_folder_gives_one_typed_record_per_clip(tiny_checkpoint, folder, tmp_path):
+    out = tmp_path / "captions.jsonl"
+    result = caption(tiny_checkpoint, str(folder), "-o", str(out), "--batch-size", "2")
+    assert result.exit_code == 1  # some clips failed
+    records = {Path(r["path"]).name: r for r in lines(out)}
+    assert sorted(records) == ["a.mp4", "broken.mp4", "empty.mov", "vidéo b.mp4"]
+    assert records["a.mp4"]["status"] == "ok" and isinstance(records["a.mp4"]["caption"], str)
+    assert records["vidéo b.mp4"]["segments"][0]["frame_count"] == 3
+    assert records["broken.mp4"]["error"]["type"] == "not_a_video"
+    assert records["empty.mov"]["error"]["type"] == "empty"
+
+    rerun = caption(tiny_checkpoint, str(folder), "-o", str(out), "--no-retry-errors")
+    assert rerun.exit_code == 0 and len(lines(out)) == 4  # everything skipped, nothing duplicated
+
+
+def test_dry_run_writes_nothing(tiny_checkpoint, folder, tmp_path):
+    out = tmp_path / "captions.jsonl"
+    result = caption(tiny_checkpoint, str(folder), "-o", str(out), "--dry-run")
+    assert result.exit_code == 0 and not out.exists()
+    assert result.output.count("caption\t") == 4
+
+
+def test_two_shards_cover_the_folder_exactly_once(tiny_checkpoint, folder, tmp_path):
+    listed = []
+    for index in range(2):
+        result = caption(
+            tiny_checkpoint,
+            str(folder),
+            "-o",
+            str(tmp_path / "x.jsonl"),
+            "--shard",
+            f"{index}/2",
+            "--dry-run",
+        )
+        listed += [line.split("\t")[1] for line in result.output.splitlines() if "\t" in line]
+    assert sorted(listed) == sorted(str(p) for p in folder.rglob("*") if p.suffix in (".mp4", ".mov"))
+
+
+def test_empty_folder_is_a_clear_message_and_exit_0(tiny_checkpoint, tmp_path):
+    (tmp_path / "nothing").mkdir()
+    result = CliRunner().invoke(cli, ["caption", str(tmp_path / "nothing"), "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 0 and "No videos found" in result.output
+
+
+@pytest.mark.parametrize("where", ["missing", "parent-is-a-file", "read-only"])
+def test_unwritable_output_fails_before_loading_a_model(folder, tmp_path, where):
+    target = tmp_path / "out"
+    if where == "parent-is-a-file":
+        target.write_text("a file, not a folder")
+    if where == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root can write to read-only folders")
+        target.mkdir(mode=0o500)
+    result = CliRunner().invoke(
+        cli, ["caption", str(folder), "-o", str(target / "c.jsonl"), "--model", "/no/model"]
+    )
+    assert result.exit_code == 2, result.output  # a usage error, not the model's load error
+    assert {
+        "missing": "does not exist",
+        "parent-is-a-file": "does not exist",
+        "read-only": "Permission denied",
+    }[where] in result.output
