@@ -98,3 +98,36 @@ def test_unwritable_output_fails_before_loading_a_model(folder, tmp_path, where)
         "parent-is-a-file": "does not exist",
         "read-only": "Permission denied",
     }[where] in result.output
+
+
+def test_killed_run_resumes_to_exactly_one_ok_record_per_clip(tiny_checkpoint, make_video, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "many"
+    root.mkdir()
+    source = make_video("kill.mp4", size="64x48", rate=10, seconds=20)
+    for index in range(10):
+        shutil.copy(source, root / f"clip{index:02d}.mp4")
+    out = tmp_path / "captions.jsonl"
+    command = [sys.executable, "-m", "smolvlm_video", "caption", str(root), "-o", str(out), "--quiet"]
+    command += ["--model", str(tiny_checkpoint), "--max-new-tokens", "48", "--batch-size", "1", "--fps", "3"]
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if out.exists() and out.read_bytes().count(b"\n") >= 2:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait(timeout=60)
+    killed = process.returncode == -signal.SIGKILL
+    before = out.read_text(encoding="utf-8").splitlines()
+    assert killed, "the run finished before it could be killed"
+    assert 2 <= len(before) < 10
+
+    subprocess.run(command, check=True, timeout=300)
+    records = lines(out)  # every line parses
+    assert sorted(r["path"] for r in records if r["status"] == "ok") == sorted(str(p) for p in root.iterdir())
+    assert len(records) == 10
