@@ -6,6 +6,7 @@ import click
 
 from smolvlm_video import __version__
 
+from .ask import ask_command
 from .caption import caption_command
 from .info import info_command
 
@@ -18,6 +19,7 @@ def cli() -> None:
 
 cli.add_command(info_command)
 cli.add_command(caption_command)
+cli.add_command(ask_command)
 
 
 def main() -> None:

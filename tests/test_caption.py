@@ -131,3 +131,24 @@ def test_killed_run_resumes_to_exactly_one_ok_record_per_clip(tiny_checkpoint, m
     records = lines(out)  # every line parses
     assert sorted(r["path"] for r in records if r["status"] == "ok") == sorted(str(p) for p in root.iterdir())
     assert len(records) == 10
+
+
+def test_ask_streams_an_answer_about_a_video_and_an_image(tiny_checkpoint, clip, tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "still.png"
+    Image.new("RGB", (80, 60), "red").save(image)
+    for media in (clip, image):
+        result = CliRunner().invoke(
+            cli,
+            ["ask", str(media), "What is this?", "--model", str(tiny_checkpoint), "--max-new-tokens", "5"],
+        )
+        assert result.exit_code == 0, result.output
+        assert result.output.strip()
+
+
+def test_ask_about_a_bad_file_is_a_clean_error(tiny_checkpoint, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("text, not video")
+    result = CliRunner().invoke(cli, ["ask", str(bad), "What?", "--model", str(tiny_checkpoint)])
+    assert result.exit_code == 1 and "text file, not a video" in result.output
