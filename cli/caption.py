@@ -70,6 +70,14 @@ def _check_output(output: Path) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default="captions.jsonl",
               show_default=True, help="JSONL file the records are appended to.")  # fmt: skip
 @click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["jsonl", "srt", "vtt"]),
+    default="jsonl",
+    show_default=True,
+    help="srt/vtt: also write one subtitle file per clip (a cue per window) next to the JSONL.",
+)
+@click.option(
     "--recursive/--no-recursive", default=True, show_default=True, help="Search folders recursively."
 )
 @click.option("--glob", "patterns", multiple=True, help="Only files matching this pattern (repeatable).")
@@ -126,6 +134,15 @@ def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None
         sys.exit(1)
 
 
+def _write_subtitles(record: Any, folder: Path, kind: str) -> Path:
+    """<clip name>.<id>.<srt|vtt> beside the JSONL: the id keeps same-named clips apart."""
+    from smolvlm_video.subtitles import WRITERS
+
+    path = folder / f"{Path(record.path).stem}.{record.id[:8]}.{kind}"
+    path.write_text(WRITERS[kind](record.segments), encoding="utf-8")
+    return path
+
+
 def _id_or_none(path: str) -> str | None:
     from smolvlm_video.records import clip_id
 
@@ -171,6 +188,8 @@ def _run(todo, output, sampling, generation, params, console) -> int:
         try:
             for record in caption_clips(job, todo):
                 writer.write(record)
+                if params["output_format"] != "jsonl" and record.status == "ok":
+                    _write_subtitles(record, output.parent, params["output_format"])
                 if record.status == "error":
                     errors[record.error["type"]] += 1
                 progress.update(task, advance=1, errors=sum(errors.values()))

@@ -152,3 +152,34 @@ def test_ask_about_a_bad_file_is_a_clean_error(tiny_checkpoint, tmp_path):
     bad.write_text("text, not video")
     result = CliRunner().invoke(cli, ["ask", str(bad), "What?", "--model", str(tiny_checkpoint)])
     assert result.exit_code == 1 and "text file, not a video" in result.output
+
+
+@pytest.mark.parametrize("kind", ["srt", "vtt"])
+def test_subtitles_for_a_seven_minute_clip_parse(tiny_checkpoint, make_video, tmp_path, kind):
+    import subprocess
+
+    root = tmp_path / "long"
+    root.mkdir()
+    shutil.copy(make_video("seven.mp4", size="64x48", rate=2, seconds=420), root / "seven.mp4")
+    out = tmp_path / "subs" / "captions.jsonl"
+    out.parent.mkdir()
+    result = caption(tiny_checkpoint, str(root), "-o", str(out), "--format", kind, "--max-frames", "8")
+    assert result.exit_code == 0, result.output
+    (record,) = lines(out)
+    spans = [(s["start"], s["end"]) for s in record["segments"]]
+    assert spans == [(0.0, 210.0), (210.0, 420.0)]
+    stamps = [t for s in record["segments"] for t in s["timestamps"]]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    (subtitles,) = out.parent.glob(f"seven.*.{kind}")
+    probe = [
+        "ffprobe",
+        "-v",
+        "error",
+        "-count_packets",
+        "-show_entries",
+        "stream=nb_read_packets",
+        "-of",
+        "csv=p=0",
+    ]
+    packets = subprocess.run([*probe, str(subtitles)], capture_output=True, text=True, check=True).stdout
+    assert packets.strip() == "2"

@@ -1,0 +1,40 @@
+"""Subtitles from a caption record: one cue per window, as SRT or WebVTT."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .records import Segment
+
+
+def _stamp(seconds: float, separator: str) -> str:
+    millis = round(seconds * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def _text(caption: str | dict[str, str]) -> str:
+    if isinstance(caption, dict):
+        caption = "\n".join(f"{name}: {text}" for name, text in caption.items())
+    # A blank line would end the cue early in both formats.
+    return "\n".join(line for line in caption.splitlines() if line.strip()) or "..."
+
+
+def to_srt(segments: Sequence[Segment]) -> str:
+    """SubRip text: numbered cues with HH:MM:SS,mmm times."""
+    cues = [
+        f"{number}\n{_stamp(s.start, ',')} --> {_stamp(s.end, ',')}\n{_text(s.caption)}\n"
+        for number, s in enumerate(segments, start=1)
+    ]
+    return "\n".join(cues)
+
+
+def to_vtt(segments: Sequence[Segment]) -> str:
+    """WebVTT text: a header, then cues with HH:MM:SS.mmm times."""
+    cues = [f"{_stamp(s.start, '.')} --> {_stamp(s.end, '.')}\n{_text(s.caption)}\n" for s in segments]
+    return "WEBVTT\n\n" + "\n".join(cues)
+
+
+WRITERS = {"srt": to_srt, "vtt": to_vtt}
