@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 from collections import Counter
@@ -87,6 +88,11 @@ def _check_output(output: Path) -> None:
 )
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit) to pin.")
 @click.option("--prompt", default=DEFAULT_PROMPT, show_default=True, help="What to ask about each clip.")
+@click.option(
+    "--prompt-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSON object of named prompts, e.g. {"short": "...", "detailed": "..."}; each answered per clip.',
+)
 @click.option("--system", default=None, help="A system message before the prompt.")
 @sampling_options
 @click.option("--max-new-tokens", type=int, default=256, show_default=True)
@@ -108,6 +114,7 @@ def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None
     when any clip failed; the records say why.
     """
     sampling = build_sampling(params)
+    _prompts(params)  # a bad prompt file fails before any work
     clips = _clips(paths, params)
     if not params["dry_run"]:
         _check_output(output)
@@ -143,6 +150,21 @@ def _write_subtitles(record: Any, folder: Path, kind: str) -> Path:
     return path
 
 
+def _prompts(params: dict[str, Any]) -> dict[str, str]:
+    """Named prompts from --prompt-file, or {"caption": --prompt}."""
+    if not params["prompt_file"]:
+        return {"caption": params["prompt"]}
+    try:
+        prompts = json.loads(params["prompt_file"].read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise click.BadParameter(f"not valid JSON: {error}", param_hint="--prompt-file") from error
+    if not (
+        isinstance(prompts, dict) and prompts and all(isinstance(v, str) and v for v in prompts.values())
+    ):
+        raise click.BadParameter("must be a JSON object of name -> prompt text", param_hint="--prompt-file")
+    return prompts
+
+
 def _id_or_none(path: str) -> str | None:
     from smolvlm_video.records import clip_id
 
@@ -170,7 +192,7 @@ def _run(todo, output, sampling, generation, params, console) -> int:
     model = load_model(params["model"], params["revision"], params["device"], params["dtype"])
     job = CaptionJob(
         model=model,
-        prompts={"caption": params["prompt"]},
+        prompts=_prompts(params),
         sampling=sampling.for_frame_side(model.frame_side),
         generation=generation,
         system=params["system"],

@@ -183,3 +183,16 @@ def test_subtitles_for_a_seven_minute_clip_parse(tiny_checkpoint, make_video, tm
     ]
     packets = subprocess.run([*probe, str(subtitles)], capture_output=True, text=True, check=True).stdout
     assert packets.strip() == "2"
+
+
+def test_prompt_file_answers_each_named_prompt(tiny_checkpoint, clip, tmp_path):
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps({"short": "One line?", "detailed": "Describe this video in detail."}))
+    out = tmp_path / "captions.jsonl"
+    result = caption(tiny_checkpoint, str(clip), "-o", str(out), "--prompt-file", str(prompts))
+    assert result.exit_code == 0, result.output
+    (record,) = lines(out)
+    assert set(record["caption"]) == {"short", "detailed"} and set(record["prompts"]) == {"short", "detailed"}
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    assert caption(tiny_checkpoint, str(clip), "-o", str(out), "--prompt-file", str(bad)).exit_code == 2
