@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 from smolvlm_video.captioning import DEFAULT_PROMPT, find_clips
 from smolvlm_video.model import DEFAULT_MODEL, DEVICES, DTYPES
@@ -106,6 +108,9 @@ def _check_output(output: Path) -> None:
 @click.option("--retry-errors/--no-retry-errors", default=True, show_default=True)
 @click.option("--dry-run", is_flag=True, help="List what would be captioned and what skipped; write nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option(
+    "--json-progress", is_flag=True, help="One JSON progress line per clip on stderr, for programs."
+)
 @core_errors
 def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None:
     """Caption the videos in PATHS (files or folders) to a JSONL file, one record a clip.
@@ -136,7 +141,7 @@ def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None
     generation = GenerationOptions.from_temperature(
         params["temperature"], max_new_tokens=params["max_new_tokens"]
     )
-    failed = _run(todo, output, sampling, generation, params, console)
+    failed = _run(todo, output, sampling, generation, params, console, skipped=len(clips) - len(todo))
     if failed:
         sys.exit(1)
 
@@ -184,7 +189,7 @@ def _clips(paths: tuple[str, ...], params: dict[str, Any]) -> list[str]:
     return [path for path in clips if in_shard(path, params["shard"])]
 
 
-def _run(todo, output, sampling, generation, params, console) -> int:
+def _run(todo, output, sampling, generation, params, console, skipped: int = 0) -> int:
     from smolvlm_video.captioning import CaptionJob, caption_clips
     from smolvlm_video.model import load_model
     from smolvlm_video.records import JsonlWriter
@@ -200,28 +205,51 @@ def _run(todo, output, sampling, generation, params, console) -> int:
         workers=params["workers"],
     )
     errors: Counter[str] = Counter()
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[errors]} errors")]  # fmt: skip
-    with (
-        JsonlWriter(output) as writer,
-        Progress(*columns, console=console, disable=console.quiet) as progress,
-    ):
-        task = progress.add_task("captioning", total=len(todo), errors=0)
+    started = time.monotonic()
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[rate]:.1f} clips/min, {task.fields[errors]} errors"),
+    ]
+    quiet_bar = console.quiet or params["json_progress"]
+    with JsonlWriter(output) as writer, Progress(*columns, console=console, disable=quiet_bar) as progress:
+        task = progress.add_task("captioning", total=len(todo), errors=0, rate=0.0)
         try:
-            for record in caption_clips(job, todo):
+            for count, record in enumerate(caption_clips(job, todo), start=1):
                 writer.write(record)
                 if params["output_format"] != "jsonl" and record.status == "ok":
                     _write_subtitles(record, output.parent, params["output_format"])
                 if record.status == "error":
                     errors[record.error["type"]] += 1
-                progress.update(task, advance=1, errors=sum(errors.values()))
+                rate = 60 * count / max(time.monotonic() - started, 1e-9)
+                progress.update(task, advance=1, errors=sum(errors.values()), rate=rate)
+                if params["json_progress"]:
+                    _progress_line(record, count, len(todo), sum(errors.values()), rate)
         except KeyboardInterrupt:
             console.print("Interrupted: the finished clips are saved; rerun the same command to go on.")
             raise SystemExit(130) from None
-    done = len(todo) - sum(errors.values())
-    console.print(
-        f"{done} captioned, {sum(errors.values())} failed"
-        + (f" ({dict(errors)})" if errors else "")
-        + f"; records in {output}"
-    )
+    _summary(console, len(todo), skipped, errors, time.monotonic() - started, output)
     return sum(errors.values())
+
+
+def _progress_line(record: Any, done: int, total: int, failed: int, rate: float) -> None:
+    line = {"done": done, "total": total, "failed": failed, "clips_per_minute": round(rate, 2),
+            "path": record.path, "status": record.status}  # fmt: skip
+    click.echo(json.dumps(line, ensure_ascii=False), err=True)
+
+
+def _summary(
+    console: Console, total: int, skipped: int, errors: Counter[str], seconds: float, output: Path
+) -> None:
+    failed = sum(errors.values())
+    table = Table(title="smolvlm-video caption", show_header=False)
+    table.add_row("captioned", str(total - failed))
+    table.add_row("skipped (already done)", str(skipped))
+    table.add_row("failed", ", ".join(f"{n} {kind}" for kind, n in errors.most_common()) or "0")
+    table.add_row("time", f"{seconds:.1f} s")
+    table.add_row("throughput", f"{60 * total / max(seconds, 1e-9):.1f} clips/min")
+    table.add_row("records", str(output))
+    console.print(table)

@@ -196,3 +196,24 @@ def test_prompt_file_answers_each_named_prompt(tiny_checkpoint, clip, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
     assert caption(tiny_checkpoint, str(clip), "-o", str(out), "--prompt-file", str(bad)).exit_code == 2
+
+
+def test_json_progress_lines_and_summary(tiny_checkpoint, folder, tmp_path):
+    out = tmp_path / "captions.jsonl"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "caption",
+            str(folder),
+            "-o",
+            str(out),
+            "--model",
+            str(tiny_checkpoint),
+            "--max-new-tokens",
+            "3",
+            "--json-progress",
+        ],
+    )
+    progress = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert [p["done"] for p in progress] == [1, 2, 3, 4] and progress[-1]["failed"] == 2
+    assert "captioned" in result.stderr and "2 " in result.stderr
