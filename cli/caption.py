@@ -96,6 +96,9 @@ def _check_output(output: Path) -> None:
     help='JSON object of named prompts, e.g. {"short": "...", "detailed": "..."}; each answered per clip.',
 )
 @click.option("--system", default=None, help="A system message before the prompt.")
+@click.option(
+    "--summarize", is_flag=True, help="Long clips: one whole-video caption from the window captions."
+)
 @sampling_options
 @click.option("--max-new-tokens", type=int, default=256, show_default=True)
 @click.option("--temperature", type=float, default=0.0, show_default=True, help="0 means greedy decoding.")
@@ -203,6 +206,7 @@ def _run(todo, output, sampling, generation, params, console, skipped: int = 0) 
         system=params["system"],
         batch_size=params["batch_size"],
         workers=params["workers"],
+        summarize=params["summarize"],
     )
     errors: Counter[str] = Counter()
     started = time.monotonic()

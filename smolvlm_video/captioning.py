@@ -109,6 +109,7 @@ class CaptionJob:
     generation: GenerationOptions = field(default_factory=GenerationOptions)
     system: str | None = None
     batch_size: int = 4
+    summarize: bool = False  # add one whole-video caption written from the window captions
     workers: int = 2
 
 
@@ -152,7 +153,47 @@ def caption_batch(job: CaptionJob, clips: list[PreparedClip]) -> list[CaptionRec
         for (clip, window, name), text in zip(chunk, texts, strict=True):
             answers[(id(clip), window.window.index, name)] = text
             seconds[id(clip)] = seconds.get(id(clip), 0.0) + share
-    return [_record(job, clip, answers, failures.get(id(clip)), seconds.get(id(clip), 0.0)) for clip in clips]
+    records = [
+        _record(job, clip, answers, failures.get(id(clip)), seconds.get(id(clip), 0.0)) for clip in clips
+    ]
+    if job.summarize:
+        summarize_records(job, records)
+    return records
+
+
+SUMMARY_PROMPT = (
+    "Here are captions of consecutive parts of one video, in order:\n\n{captions}\n\n"
+    "Write one caption for the whole video."
+)
+
+
+def summarize_records(job: CaptionJob, records: list[CaptionRecord]) -> None:
+    """Give each multi-window ok record one caption written from its window captions (text only)."""
+    todo = [(r, name) for r in records if r.status == "ok" and len(r.segments) > 1 for name in job.prompts]
+    for start in range(0, len(todo), job.batch_size):
+        chunk = todo[start : start + job.batch_size]
+        chats = [
+            chat(SUMMARY_PROMPT.format(captions=_window_captions(r, name)), system=job.system)
+            for r, name in chunk
+        ]
+        try:
+            texts = generate(job.model, chats, job.generation)
+        except SmolVLMVideoError:
+            continue  # the window captions stay as the caption
+        for (record, name), text in zip(chunk, texts, strict=True):
+            if isinstance(record.caption, dict):
+                record.caption[name] = text
+            else:
+                record.caption = text
+            record.summarized = True
+
+
+def _window_captions(record: CaptionRecord, name: str) -> str:
+    lines = []
+    for segment in record.segments:
+        text = segment.caption[name] if isinstance(segment.caption, dict) else segment.caption
+        lines.append(f"{int(segment.start // 60):02d}:{int(segment.start % 60):02d}: {text}")
+    return "\n".join(lines)
 
 
 def _record(

@@ -56,6 +56,7 @@ class CaptionRecord:
     status: Status
     caption: str | dict[str, str] | None = None  # one answer, or prompt name -> answer
     segments: list[Segment] = field(default_factory=list)
+    summarized: bool = False  # caption written from the segment captions (--summarize)
     model: dict[str, Any] = field(default_factory=dict)  # id, revision
     prompts: dict[str, str] = field(default_factory=dict)  # prompt name -> prompt text
     system: str | None = None

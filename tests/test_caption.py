@@ -163,9 +163,12 @@ def test_subtitles_for_a_seven_minute_clip_parse(tiny_checkpoint, make_video, tm
     shutil.copy(make_video("seven.mp4", size="64x48", rate=2, seconds=420), root / "seven.mp4")
     out = tmp_path / "subs" / "captions.jsonl"
     out.parent.mkdir()
-    result = caption(tiny_checkpoint, str(root), "-o", str(out), "--format", kind, "--max-frames", "8")
+    result = caption(
+        tiny_checkpoint, str(root), "-o", str(out), "--format", kind, "--max-frames", "8", "--summarize"
+    )
     assert result.exit_code == 0, result.output
     (record,) = lines(out)
+    assert record["summarized"] is True and isinstance(record["caption"], str)
     spans = [(s["start"], s["end"]) for s in record["segments"]]
     assert spans == [(0.0, 210.0), (210.0, 420.0)]
     stamps = [t for s in record["segments"] for t in s["timestamps"]]
