@@ -23,12 +23,18 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from smolvlm_video.captioning import DEFAULT_PROMPT, find_clips
-from smolvlm_video.model import DEFAULT_MODEL, DEVICES, DTYPES
-from smolvlm_video.options import GenerationOptions
+from smolvlm_video.clips import DEFAULT_PROMPT, find_clips
 from smolvlm_video.records import finished_ids
 
-from .options import build_sampling, core_errors, sampling_options
+from .options import (
+    build_generation,
+    build_sampling,
+    core_errors,
+    generation_options,
+    load_model_from,
+    model_options,
+    sampling_options,
+)
 
 
 class ShardType(click.ParamType):
@@ -85,10 +91,6 @@ def _check_output(output: Path) -> None:
 )
 @click.option("--glob", "patterns", multiple=True, help="Only files matching this pattern (repeatable).")
 @click.option("--from-list", is_flag=True, help="PATHS are text files listing one video path a line.")
-@click.option(
-    "--model", default=DEFAULT_MODEL, show_default=True, help="Registry name, Hub id or local folder."
-)
-@click.option("--revision", default=None, help="Hub revision (branch, tag or commit) to pin.")
 @click.option("--prompt", default=DEFAULT_PROMPT, show_default=True, help="What to ask about each clip.")
 @click.option(
     "--prompt-file",
@@ -100,11 +102,9 @@ def _check_output(output: Path) -> None:
     "--summarize", is_flag=True, help="Long clips: one whole-video caption from the window captions."
 )
 @sampling_options
-@click.option("--max-new-tokens", type=int, default=256, show_default=True)
-@click.option("--temperature", type=float, default=0.0, show_default=True, help="0 means greedy decoding.")
+@model_options
+@generation_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding threads.")
 @click.option("--shard", type=ShardType(), default=None, help="Take shard I of N of the clips (0-based).")
 @click.option("--overwrite", is_flag=True, help="Start the output file afresh instead of resuming.")
@@ -141,9 +141,7 @@ def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None
     if not todo:
         console.print(f"Nothing to do: {len(clips)} clips found, all already captioned in {output}.")
         return
-    generation = GenerationOptions.from_temperature(
-        params["temperature"], max_new_tokens=params["max_new_tokens"]
-    )
+    generation = build_generation(params)
     failed = _run(todo, output, sampling, generation, params, console, skipped=len(clips) - len(todo))
     if failed:
         sys.exit(1)
@@ -194,10 +192,9 @@ def _clips(paths: tuple[str, ...], params: dict[str, Any]) -> list[str]:
 
 def _run(todo, output, sampling, generation, params, console, skipped: int = 0) -> int:
     from smolvlm_video.captioning import CaptionJob, caption_clips
-    from smolvlm_video.model import load_model
     from smolvlm_video.records import JsonlWriter
 
-    model = load_model(params["model"], params["revision"], params["device"], params["dtype"])
+    model = load_model_from(params)
     job = CaptionJob(
         model=model,
         prompts=_prompts(params),

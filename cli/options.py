@@ -14,8 +14,10 @@ from smolvlm_video.options import (
     DEFAULT_FPS,
     DEFAULT_MAX_FRAMES,
     MAX_WINDOW_SECONDS,
+    GenerationOptions,
     SamplingOptions,
 )
+from smolvlm_video.registry import DEFAULT_MODEL, DEVICES, DTYPE_NAMES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,11 +50,58 @@ _SAMPLING = [
 ]
 
 
-def sampling_options(command: F) -> F:
-    """Add the sampling flags to a command."""
-    for option in reversed(_SAMPLING):
+_MODEL = [
+    click.option(
+        "--model", default=DEFAULT_MODEL, show_default=True, help="Registry name, Hub id or local folder."
+    ),
+    click.option("--revision", default=None, help="Hub revision (branch, tag or commit) to pin."),
+    click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True),
+    click.option("--dtype", type=click.Choice(DTYPE_NAMES), default="auto", show_default=True),
+]
+
+_GENERATION = [
+    click.option(
+        "--max-new-tokens", type=int, default=256, show_default=True, help="Longest answer in tokens."
+    ),
+    click.option(
+        "--temperature", type=float, default=0.0, show_default=True, help="0 means greedy decoding."
+    ),
+]
+
+
+def _add(options: list[Callable[[F], F]], command: F) -> F:
+    for option in reversed(options):
         command = option(command)
     return command
+
+
+def sampling_options(command: F) -> F:
+    """Add the sampling flags to a command."""
+    return _add(_SAMPLING, command)
+
+
+def model_options(command: F) -> F:
+    """Add --model, --revision, --device and --dtype to a command."""
+    return _add(_MODEL, command)
+
+
+def generation_options(command: F) -> F:
+    """Add the generation flags to a command."""
+    return _add(_GENERATION, command)
+
+
+def build_generation(params: dict[str, Any]) -> GenerationOptions:
+    """GenerationOptions from the generation flags (consumed from params)."""
+    return GenerationOptions.from_temperature(
+        params.pop("temperature"), max_new_tokens=params.pop("max_new_tokens")
+    )
+
+
+def load_model_from(params: dict[str, Any]) -> Any:
+    """Load the model the model flags name (consumed from params)."""
+    from smolvlm_video.model import load_model
+
+    return load_model(params.pop("model"), params.pop("revision"), params.pop("device"), params.pop("dtype"))
 
 
 def build_sampling(params: dict[str, Any]) -> SamplingOptions:

@@ -16,16 +16,20 @@ from typing import Any
 import torch
 
 from .errors import ModelLoadError, OptionsError
+from .registry import DEFAULT_MODEL, DEVICES, MODELS, resolve_model_id
 
 logger = logging.getLogger(__name__)
 
-MODELS = {
-    "256M": "HuggingFaceTB/SmolVLM2-256M-Video-Instruct",
-    "500M": "HuggingFaceTB/SmolVLM2-500M-Video-Instruct",
-    "2.2B": "HuggingFaceTB/SmolVLM2-2.2B-Instruct",
-}
-DEFAULT_MODEL = "256M"
-DEVICES = ("auto", "cuda", "mps", "cpu")
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",
+    "LoadedModel",
+    "load_model",
+    "pick_device",
+    "pick_dtype",
+    "resolve_model_id",
+]
+
 DTYPES = {"auto": None, "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
@@ -48,11 +52,6 @@ class LoadedModel:
     @property
     def tokens_per_frame(self) -> int:
         return int(self.processor.image_seq_len)
-
-
-def resolve_model_id(name: str) -> str:
-    """A registry name ("256M", "500M", "2.2B") to its Hub id; anything else is returned as given."""
-    return MODELS.get(name, name)
 
 
 def pick_device(device: str = "auto") -> torch.device:

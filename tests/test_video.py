@@ -187,7 +187,7 @@ def test_video_module_imports_neither_torch_nor_transformers():
     import sys
 
     code = (
-        "import sys, smolvlm_video.video, smolvlm_video.cli.info; "
+        "import sys, smolvlm_video.video, smolvlm_video.cli.main; "
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
