@@ -194,7 +194,7 @@ def _run(todo, output, sampling, generation, params, console, skipped: int = 0) 
     from smolvlm_video.captioning import CaptionJob, caption_clips
     from smolvlm_video.records import JsonlWriter
 
-    model = load_model_from(params)
+    model = load_model_from(params, quiet=params["quiet"] or params["json_progress"])
     job = CaptionJob(
         model=model,
         prompts=_prompts(params),

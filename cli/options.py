@@ -97,9 +97,14 @@ def build_generation(params: dict[str, Any]) -> GenerationOptions:
     )
 
 
-def load_model_from(params: dict[str, Any]) -> Any:
-    """Load the model the model flags name (consumed from params)."""
+def load_model_from(params: dict[str, Any], quiet: bool = False) -> Any:
+    """Load the model the model flags name (consumed from params); quiet hides transformers' progress bars."""
+    from transformers.utils import logging as transformers_logging
+
     from smolvlm_video.model import load_model
+
+    if quiet:
+        transformers_logging.disable_progress_bar()
 
     return load_model(params.pop("model"), params.pop("revision"), params.pop("device"), params.pop("dtype"))
 

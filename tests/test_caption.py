@@ -220,3 +220,8 @@ def test_json_progress_lines_and_summary(tiny_checkpoint, folder, tmp_path):
     progress = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert [p["done"] for p in progress] == [1, 2, 3, 4] and progress[-1]["failed"] == 2
     assert "captioned" in result.stderr and "2 " in result.stderr
+
+
+def test_quiet_prints_nothing(tiny_checkpoint, clip, tmp_path):
+    result = caption(tiny_checkpoint, str(clip), "-o", str(tmp_path / "captions.jsonl"))  # caption() adds --quiet
+    assert result.exit_code == 0 and result.output == ""
