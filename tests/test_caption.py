@@ -223,5 +223,7 @@ def test_json_progress_lines_and_summary(tiny_checkpoint, folder, tmp_path):
 
 
 def test_quiet_prints_nothing(tiny_checkpoint, clip, tmp_path):
-    result = caption(tiny_checkpoint, str(clip), "-o", str(tmp_path / "captions.jsonl"))  # caption() adds --quiet
+    result = caption(
+        tiny_checkpoint, str(clip), "-o", str(tmp_path / "captions.jsonl")
+    )  # caption() adds --quiet
     assert result.exit_code == 0 and result.output == ""
