@@ -40,13 +40,14 @@ def _encode_media(processor: Any, item: Any, strings: PromptStrings) -> tuple[st
     return text, {"pixel_values": out["pixel_values"], "pixel_attention_mask": out["pixel_attention_mask"]}
 
 
-def _pad_images(tensors: list[torch.Tensor], count: int) -> torch.Tensor:
-    """Concatenate along the image axis and pad with all-zero images (which the model drops) to `count`."""
-    joined = torch.cat(tensors, dim=1)
-    missing = count - joined.shape[1]
-    if missing:
-        joined = torch.cat([joined, joined.new_zeros(joined.shape[0], missing, *joined.shape[2:])], dim=1)
-    return joined
+def _stack_padded(rows: list[list[torch.Tensor]], template: torch.Tensor) -> torch.Tensor:
+    """One (batch, images, ...) tensor from each chat's image tensors, padded with all-zero images.
+
+    The model drops all-zero images, so a chat with fewer images (or none) loses nothing.
+    """
+    joined = [torch.cat(row, dim=1) if row else template.new_zeros(1, 0, *template.shape[2:]) for row in rows]
+    most = max(t.shape[1] for t in joined)
+    return torch.cat([torch.cat([t, t.new_zeros(1, most - t.shape[1], *t.shape[2:])], dim=1) for t in joined])
 
 
 def build_inputs(
@@ -61,12 +62,8 @@ def build_inputs(
         masks.append([tensors["pixel_attention_mask"] for _, tensors in encoded])
     batch = processor.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt")
     data = dict(batch)
-    counts = [sum(t.shape[1] for t in row) for row in pixels]
-    if any(counts):
-        template = next(t for row in pixels for t in row)
-        most = max(counts)
-        empty = template.new_zeros(1, 0, *template.shape[2:])
-        empty_mask = masks[counts.index(most)][0].new_zeros(1, 0, *template.shape[3:])
-        data["pixel_values"] = torch.cat([_pad_images(row or [empty], most) for row in pixels])
-        data["pixel_attention_mask"] = torch.cat([_pad_images(row or [empty_mask], most) for row in masks])
+    if any(pixels):
+        first = next(i for i, row in enumerate(pixels) if row)  # a chat with media gives the shapes
+        data["pixel_values"] = _stack_padded(pixels, pixels[first][0])
+        data["pixel_attention_mask"] = _stack_padded(masks, masks[first][0])
     return BatchFeature(data)
