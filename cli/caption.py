@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from smolvlm_video.clips import DEFAULT_PROMPT, find_clips
-from smolvlm_video.records import finished_ids
+from smolvlm_video.records import clip_id, finished_ids
 
 from .options import (
     build_generation,
@@ -130,10 +130,11 @@ def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None
         output.unlink()
     done = finished_ids(output, params["retry_errors"]) if output.exists() else set()
     todo = [path for path in clips if _id_or_none(path) not in done]
+    pending = set(todo)
     console = Console(stderr=True, quiet=params["quiet"])
     if params["dry_run"]:
         for path in clips:
-            click.echo(f"{'caption' if path in todo else 'skip (done)'}\t{path}")
+            click.echo(f"{'caption' if path in pending else 'skip (done)'}\t{path}")
         return
     if not clips:
         console.print(f"No videos found in {', '.join(paths)}; nothing to do.")
@@ -172,8 +173,6 @@ def _prompts(params: dict[str, Any]) -> dict[str, str]:
 
 
 def _id_or_none(path: str) -> str | None:
-    from smolvlm_video.records import clip_id
-
     try:
         return clip_id(path)
     except OSError:

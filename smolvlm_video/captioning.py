@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .clips import DEFAULT_PROMPT, VIDEO_EXTENSIONS, find_clips
 from .errors import SmolVLMVideoError
 from .generate import generate
 from .model import LoadedModel
@@ -23,8 +22,6 @@ from .options import GenerationOptions, SamplingOptions
 from .prompts import chat
 from .records import CaptionRecord, Segment, clip_id, error_record
 from .video import SampledVideo, sample_windows
-
-__all__ = ["DEFAULT_PROMPT", "VIDEO_EXTENSIONS", "CaptionJob", "caption_clips", "find_clips", "prefetch"]
 
 
 @dataclass
