@@ -112,7 +112,9 @@ def _check_output(output: Path) -> None:
 @click.option("--dry-run", is_flag=True, help="List what would be captioned and what skipped; write nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option(
-    "--json-progress", is_flag=True, help="One JSON progress line per clip on stderr, for programs."
+    "--json-progress",
+    is_flag=True,
+    help="One JSON line per clip on stderr, then a JSON summary line, for programs.",
 )
 @core_errors
 def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None:
@@ -231,7 +233,11 @@ def _run(todo, output, sampling, generation, params, console, skipped: int = 0) 
         except KeyboardInterrupt:
             console.print("Interrupted: the finished clips are saved; rerun the same command to go on.")
             raise SystemExit(130) from None
-    _summary(console, len(todo), skipped, errors, time.monotonic() - started, output)
+    seconds = time.monotonic() - started
+    if params["json_progress"]:
+        _summary_line(len(todo), skipped, errors, seconds, output)
+    else:
+        _summary(console, len(todo), skipped, errors, seconds, output)
     return sum(errors.values())
 
 
@@ -239,6 +245,18 @@ def _progress_line(record: Any, done: int, total: int, failed: int, rate: float)
     line = {"done": done, "total": total, "failed": failed, "clips_per_minute": round(rate, 2),
             "path": record.path, "status": record.status}  # fmt: skip
     click.echo(json.dumps(line, ensure_ascii=False), err=True)
+
+
+def _summary_line(total: int, skipped: int, errors: Counter[str], seconds: float, output: Path) -> None:
+    summary = {
+        "captioned": total - sum(errors.values()),
+        "skipped": skipped,
+        "failed": dict(errors),
+        "seconds": round(seconds, 3),
+        "clips_per_minute": round(60 * total / max(seconds, 1e-9), 2),
+        "records": str(output),
+    }
+    click.echo(json.dumps({"summary": summary}, ensure_ascii=False), err=True)
 
 
 def _summary(

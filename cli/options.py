@@ -64,6 +64,13 @@ _GENERATION = [
         "--max-new-tokens", type=int, default=256, show_default=True, help="Longest answer in tokens."
     ),
     click.option(
+        "--min-new-tokens",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Shortest answer in tokens (the end-of-answer token is held back until then).",
+    ),
+    click.option(
         "--temperature", type=float, default=0.0, show_default=True, help="0 means greedy decoding."
     ),
 ]
@@ -93,7 +100,9 @@ def generation_options(command: F) -> F:
 def build_generation(params: dict[str, Any]) -> GenerationOptions:
     """GenerationOptions from the generation flags (consumed from params)."""
     return GenerationOptions.from_temperature(
-        params.pop("temperature"), max_new_tokens=params.pop("max_new_tokens")
+        params.pop("temperature"),
+        max_new_tokens=params.pop("max_new_tokens"),
+        min_new_tokens=params.pop("min_new_tokens"),
     )
 
 

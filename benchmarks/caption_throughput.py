@@ -1,0 +1,161 @@
+"""Captioning throughput: `smolvlm-video caption` against the loop a model card shows, same run.
+
+    python benchmarks/caption_throughput.py [--arch tiny|256M] [--max-frames N] [--repeats 3]
+                                            [--max-new-tokens 16] [--cache-dir DIR]
+
+The folder: 12 clips made once with ffmpeg (H.264 test pattern at 30 fps, 10 s to 5 min, 360p, 720p
+and 1080p in turn). The checkpoint: random weights built offline with `smolvlm_video.testing`, of the
+tiny shape (all the time goes to the host-side pipeline: decoding, preprocessing, batching) or of the
+real 256M model's shape (the whole job on the CPU).
+
+Methods, each in its own process, median of the repeats:
+- caption: `smolvlm-video caption FOLDER --segment-seconds 300`, so that, like the loop, each clip is
+  one prompt; rate read from its --json-progress summary line (clips since the model loaded).
+- model-card loop: for each clip, processor.apply_chat_template with the video path (the processor
+  samples the frames, torchcodec decodes), model.generate, batch_decode.
+
+Both: greedy, the same fps and max frames, every answer exactly --max-new-tokens long (min_new_tokens
+forces it). Printed: clips per minute once the model is loaded (the figure that matters for a big
+folder), the wall time of the whole command, and the ratio. The loop needs torchcodec installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CLIPS = [  # seconds, size: 12 clips, lengths 10 s to 5 min, 360p to 1080p
+    (10, "640x360"), (20, "1280x720"), (30, "1920x1080"), (45, "640x360"), (60, "1280x720"),
+    (90, "1920x1080"), (120, "640x360"), (150, "1280x720"), (180, "1920x1080"), (240, "640x360"),
+    (270, "1280x720"), (300, "1920x1080"),
+]  # fmt: skip
+PROMPT = "Describe this video in detail."
+
+LOOP = r"""
+import json, sys, time
+started = time.perf_counter()
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+checkpoint, tokens, fps, max_frames, prompt, *paths = sys.argv[1:]
+tokens, fps, max_frames = int(tokens), float(fps), int(max_frames)
+processor = AutoProcessor.from_pretrained(checkpoint)
+model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32).eval()
+loaded = time.perf_counter()
+for path in paths:
+    content = [{"type": "video", "path": path}, {"type": "text", "text": prompt}]
+    messages = [{"role": "user", "content": content}]
+    inputs = processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+        do_sample_frames=True, num_frames=max_frames, fps=fps,
+    ).to(model.device, dtype=model.dtype)
+    with torch.inference_mode():
+        ids = model.generate(**inputs, do_sample=False, max_new_tokens=tokens, min_new_tokens=tokens)
+    text = processor.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0]
+finished = time.perf_counter()
+print(json.dumps({"clips_per_minute": 60 * len(paths) / (finished - loaded)}))
+"""
+
+
+def make_clips(folder: Path) -> list[Path]:
+    """The 12 benchmark clips, made once with ffmpeg."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seconds, size in CLIPS:
+        path = folder / f"clip_{seconds:03d}s_{size}.mp4"
+        if not path.exists():
+            print(f"making {path} ...", file=sys.stderr, flush=True)
+            source = f"testsrc2=size={size}:rate=30:duration={seconds}"
+            command = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-c:v", "libx264"]
+            command += ["-preset", "ultrafast", "-pix_fmt", "yuv420p", f"{path}.part.mp4"]
+            subprocess.run(command, check=True)
+            os.replace(f"{path}.part.mp4", path)
+        paths.append(path)
+    return paths
+
+
+def make_checkpoint(cache: Path, arch: str) -> Path:
+    """A random-weight checkpoint of the given shape, built once."""
+    folder = cache / f"checkpoint-{arch}"
+    if not (folder / "config.json").exists():
+        print(f"building the {arch} checkpoint in {folder} ...", file=sys.stderr, flush=True)
+        command = [sys.executable, "-m", "smolvlm_video.testing", str(folder), "--arch", arch]
+        subprocess.run(command, check=True)
+    return folder
+
+
+def run_caption(folder: Path, checkpoint: Path, args: argparse.Namespace) -> dict[str, float]:
+    """One `smolvlm-video caption` run: captioning rate and whole-command wall time."""
+    with tempfile.TemporaryDirectory() as scratch:
+        command = [sys.executable, "-m", "smolvlm_video", "caption", str(folder)]
+        command += ["-o", f"{scratch}/captions.jsonl", "--model", str(checkpoint), "--json-progress"]
+        tokens = str(args.max_new_tokens)
+        command += ["--max-new-tokens", tokens, "--min-new-tokens", tokens]
+        command += ["--fps", str(args.fps), "--max-frames", str(args.max_frames), "--segment-seconds", "300"]
+        command += ["--device", "cpu", "--dtype", "float32", "--prompt", PROMPT]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env=_env())
+        wall = time.perf_counter() - started
+        if done.returncode:
+            raise RuntimeError(f"caption failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        last = json.loads(done.stderr.strip().splitlines()[-1])["summary"]
+        if last["captioned"] != len(CLIPS):
+            raise RuntimeError(f"caption did not caption every clip: {last}")
+    return {"clips_per_minute": last["clips_per_minute"], "wall": wall}
+
+
+def run_loop(paths: list[Path], checkpoint: Path, args: argparse.Namespace) -> dict[str, float]:
+    """One model-card loop run: captioning rate and whole-command wall time."""
+    command = [sys.executable, "-c", LOOP, str(checkpoint), str(args.max_new_tokens), str(args.fps)]
+    command += [str(args.max_frames), PROMPT, *map(str, paths)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=_env())
+    wall = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"model-card loop failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    rate = json.loads(done.stdout.strip().splitlines()[-1])["clips_per_minute"]
+    return {"clips_per_minute": rate, "wall": wall}
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def main() -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("--arch", choices=["tiny", "256M", "500M", "2.2B"], default="tiny")
+    parser.add_argument("--max-frames", type=int, default=64)
+    parser.add_argument("--fps", type=float, default=1.0)
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
+    args = parser.parse_args()
+
+    paths = make_clips(args.cache_dir / "throughput")
+    checkpoint = make_checkpoint(args.cache_dir, args.arch)
+    results: dict[str, list[dict[str, float]]] = {"caption": [], "model-card loop": []}
+    for repeat in range(args.repeats):  # interleaved, so drift on the machine hits both alike
+        print(f"repeat {repeat + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
+        results["caption"].append(run_caption(paths[0].parent, checkpoint, args))
+        results["model-card loop"].append(run_loop(paths, checkpoint, args))
+
+    print(f"\n{len(paths)} clips, {args.arch} checkpoint, max_frames {args.max_frames}, fps {args.fps}, "
+          f"{args.max_new_tokens} new tokens, median of {args.repeats}")  # fmt: skip
+    rates = {}
+    for name, runs in results.items():
+        rates[name] = statistics.median(r["clips_per_minute"] for r in runs)
+        wall = statistics.median(r["wall"] for r in runs)
+        every = ", ".join(f"{r['clips_per_minute']:.1f}" for r in runs)
+        print(f"{name:>16}: {rates[name]:7.2f} clips/min ({every}); whole command {wall:6.1f} s")
+    print(f"{'ratio':>16}: {rates['caption'] / rates['model-card loop']:.2f}x clips per minute")
+
+
+if __name__ == "__main__":
+    main()
