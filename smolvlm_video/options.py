@@ -36,7 +36,7 @@ class SamplingOptions:
     start: float | None = None  # seconds; sample from here (None: the start of the video)
     end: float | None = None  # seconds; sample up to here (None: the end of the video)
     window_seconds: float = MAX_WINDOW_SECONDS  # longer spans are split into windows this long at most
-    backend: Backend = "auto"  # frame decoder: decord where it works well, PyAV otherwise
+    backend: Backend = "auto"  # frame decoder: auto (PyAV) or decord, where installed
 
     def __post_init__(self) -> None:
         if not (self.fps > 0 and math.isfinite(self.fps)):

@@ -12,7 +12,13 @@ from conftest import H264, ffmpeg, requires_ffmpeg
 
 from smolvlm_video import SamplingOptions, probe, sample_video, sample_windows
 from smolvlm_video import decode as decode_module
-from smolvlm_video.errors import CorruptVideoError, EmptyVideoError, NotAVideoError, VideoNotFoundError
+from smolvlm_video.errors import (
+    CorruptVideoError,
+    EmptyVideoError,
+    NotAVideoError,
+    OptionsError,
+    VideoNotFoundError,
+)
 from smolvlm_video.probe import _header_untrustworthy, _with_packet_count
 
 pytestmark = requires_ffmpeg
@@ -42,8 +48,8 @@ def test_rotated_phone_video_stays_portrait(make_video, media_dir):
     ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rotated))
     info = probe(rotated)
     assert (info.width, info.height, info.rotation) == (240, 320, 90)
-    video = sample_video(rotated, SamplingOptions(max_frames=2, frame_side=64))
-    assert video.backend == "pyav"  # decord mis-scales rotated videos
+    video = sample_video(rotated, SamplingOptions(max_frames=2, frame_side=64, backend=BACKENDS[-1]))
+    assert video.backend == "pyav"  # decord mis-scales rotated videos, so even a request for it gets PyAV
     assert video.frames.shape[1:] == (64, 48, 3)
     upright = sample_video(plain, SamplingOptions(max_frames=2, frame_side=64, backend="pyav"))
     # The rotated file's frames are the plain file's frames turned a quarter counter-clockwise.
@@ -111,9 +117,11 @@ def test_long_video_is_sampled_window_by_window(make_video):
     assert sample_video(path).window.end == pytest.approx(210)  # one window: the first 210 s
 
 
-def test_decord_missing_falls_back_to_pyav(clip, monkeypatch):
-    monkeypatch.setattr(decode_module, "decord_available", lambda: False)
+def test_auto_decodes_with_pyav_and_a_missing_decord_is_a_clear_error(clip, monkeypatch):
     assert sample_video(clip, SamplingOptions(max_frames=2)).backend == "pyav"
+    monkeypatch.setattr(decode_module, "decord_available", lambda: False)
+    with pytest.raises(OptionsError, match="pip install decord"):
+        sample_video(clip, SamplingOptions(max_frames=2, backend="decord"))
 
 
 def test_decord_failure_falls_back_to_pyav(clip, monkeypatch):
