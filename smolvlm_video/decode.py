@@ -79,20 +79,26 @@ def choose_backend(info: VideoInfo, backend: str = "auto") -> str:
     return "pyav" if backend == "auto" else backend
 
 
-def decode(info: VideoInfo, indices: Sequence[int], side: int, backend: str = "auto") -> DecodedFrames:
-    """Decode the frames at `indices`, scaled so their longest edge is `side`, turned upright."""
+def decode(
+    info: VideoInfo, indices: Sequence[int], side: int, backend: str = "auto", threads: int = 0
+) -> DecodedFrames:
+    """Decode the frames at `indices`, scaled so their longest edge is `side`, turned upright.
+
+    `threads` is the decoder's thread count, 0 for one per core: callers that decode several videos
+    at once give each decoder its share of the cores, which saves the threading overhead.
+    """
     first = choose_backend(info, backend)
     started = time.perf_counter()
     if first == "decord":
         try:
-            frames, times = _decode_decord(info, indices, side)
+            frames, times = _decode_decord(info, indices, side, threads)
         except (CorruptVideoError, OptionsError):
             raise
         except Exception as error:  # decord raises its own untyped errors; PyAV gets a second try
             logger.warning("decord failed on %s (%s); decoding with PyAV instead", info.path, error)
             first = "pyav"
     if first == "pyav":
-        frames, times, indices = _decode_pyav(info, indices, side)
+        frames, times, indices = _decode_pyav(info, indices, side, threads)
     return DecodedFrames(
         frames=frames,
         timestamps=tuple(times),
@@ -114,11 +120,13 @@ def _coded_size(info: VideoInfo, side: int) -> tuple[int, int]:
     return (height, width) if info.rotation in (90, 270) else (width, height)
 
 
-def _decode_decord(info: VideoInfo, indices: Sequence[int], side: int) -> tuple[np.ndarray, list[float]]:
+def _decode_decord(
+    info: VideoInfo, indices: Sequence[int], side: int, threads: int
+) -> tuple[np.ndarray, list[float]]:
     import decord
 
     width, height = scaled_size(info.width, info.height, side)
-    reader = decord.VideoReader(info.path, ctx=decord.cpu(0), width=width, height=height, num_threads=0)
+    reader = decord.VideoReader(info.path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads)
     try:
         available = len(reader)
         if indices[-1] >= available:
@@ -147,13 +155,14 @@ def _should_seek(keyframes: list[float], position: float | None, target: float) 
 
 
 def _decode_pyav(
-    info: VideoInfo, indices: Sequence[int], side: int
+    info: VideoInfo, indices: Sequence[int], side: int, threads: int
 ) -> tuple[np.ndarray, list[float], list[int]]:
     width, height = _coded_size(info, side)
     container = av.open(info.path, metadata_errors="ignore")
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.thread_type = "NONE" if threads == 1 else "AUTO"
+        stream.codec_context.thread_count = threads
         origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         offsets = [i / info.fps for i in indices]
         picked = [

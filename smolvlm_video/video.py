@@ -57,9 +57,11 @@ def plan_video(
     return info, plan(info, options or SamplingOptions())
 
 
-def decode_plan(info: VideoInfo, frame_plan: FramePlan, options: SamplingOptions) -> SampledVideo:
-    """Decode the frames of one planned window."""
-    decoded = decode(info, frame_plan.indices, options.side, options.backend)
+def decode_plan(
+    info: VideoInfo, frame_plan: FramePlan, options: SamplingOptions, threads: int = 0
+) -> SampledVideo:
+    """Decode the frames of one planned window with `threads` decoder threads (0: one per core)."""
+    decoded = decode(info, frame_plan.indices, options.side, options.backend, threads)
     return SampledVideo(
         info=info,
         window=frame_plan.window,
@@ -71,12 +73,17 @@ def decode_plan(info: VideoInfo, frame_plan: FramePlan, options: SamplingOptions
     )
 
 
-def sample_windows(video: VideoSource, options: SamplingOptions | None = None) -> Iterator[SampledVideo]:
-    """Every window of the video (or of options.start to options.end), decoded one at a time as consumed."""
+def sample_windows(
+    video: VideoSource, options: SamplingOptions | None = None, threads: int = 0
+) -> Iterator[SampledVideo]:
+    """Every window of the video (or of options.start to options.end), decoded one at a time as consumed.
+
+    `threads`: decoder threads, 0 for one per core; give less when decoding several videos at once.
+    """
     options = options or SamplingOptions()
     info, plans = plan_video(video, options)
     for frame_plan in plans:
-        yield decode_plan(info, frame_plan, options)
+        yield decode_plan(info, frame_plan, options, threads)
 
 
 def sample_video(video: VideoSource, options: SamplingOptions | None = None) -> SampledVideo:
