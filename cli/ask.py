@@ -17,8 +17,6 @@ from .options import (
     sampling_options,
 )
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-
 
 @click.command("ask")
 @click.argument("media", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -31,18 +29,13 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".
 def ask_command(media: Path, question: str, **params: Any) -> None:
     """Ask QUESTION about MEDIA (a video, or an image) and stream the answer to the terminal."""
     from smolvlm_video.generate import stream
+    from smolvlm_video.media import load_media
     from smolvlm_video.prompts import chat
-    from smolvlm_video.video import sample_video
 
     sampling = build_sampling(params)
     generation = build_generation(params)
     model = load_model_from(params)
-    if media.suffix.lower() in IMAGE_EXTENSIONS:
-        from PIL import Image
-
-        item: Any = Image.open(media)
-    else:
-        item = sample_video(media, sampling.for_frame_side(model.frame_side))
+    item = load_media(media, sampling.for_frame_side(model.frame_side))
     first = True
     for piece in stream(model, chat(question, item, system=params["system"]), generation):
         click.echo(piece.lstrip() if first else piece, nl=False)

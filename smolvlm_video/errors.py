@@ -58,6 +58,17 @@ class CorruptVideoError(VideoError):
     code = "corrupt"
 
 
+class ImageError(SmolVLMVideoError):
+    """An image file cannot be used: missing, not an image, or damaged. The message names the file."""
+
+    code = "bad_image"
+
+    def __init__(self, path: str | os.PathLike[str], cause: str) -> None:
+        self.path = os.fspath(path)
+        self.cause = cause
+        super().__init__(f"{self.path}: {cause}")
+
+
 class ModelLoadError(SmolVLMVideoError):
     """A model or its processor could not be loaded (offline, unknown id, missing files)."""
 
