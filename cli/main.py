@@ -8,6 +8,7 @@ from smolvlm_video import __version__
 
 from .ask import ask_command
 from .caption import caption_command
+from .demo import demo_command
 from .info import info_command
 
 
@@ -20,6 +21,7 @@ def cli() -> None:
 cli.add_command(info_command)
 cli.add_command(caption_command)
 cli.add_command(ask_command)
+cli.add_command(demo_command)
 
 
 def main() -> None:

@@ -1,0 +1,59 @@
+"""The demo's settings, read from environment variables so a Space can change them without code."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from smolvlm_video.options import DEFAULT_MAX_FRAMES
+from smolvlm_video.registry import DEFAULT_MODEL, MODELS
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the app serves and how much it takes on. Each field has an environment variable."""
+
+    model: str = DEFAULT_MODEL  # SMOLVLM_MODEL: registry name, Hub id or local folder
+    models: tuple[str, ...] = tuple(MODELS)  # SMOLVLM_MODELS: comma-separated choices in the settings
+    device: str = "auto"  # SMOLVLM_DEVICE
+    dtype: str = "auto"  # SMOLVLM_DTYPE
+    max_frames: int = DEFAULT_MAX_FRAMES  # SMOLVLM_MAX_FRAMES: the settings' default
+    max_new_tokens: int = 512  # SMOLVLM_MAX_NEW_TOKENS: the settings' default
+    concurrency: int = 1  # SMOLVLM_CONCURRENCY: requests running the model at once (one GPU: 1)
+    queue_size: int = 16  # SMOLVLM_QUEUE_SIZE: requests waiting beyond that; more are told "busy"
+    max_file_size: str = "200mb"  # SMOLVLM_MAX_FILE_SIZE: larger uploads are refused
+    gpu_seconds: int = 120  # SMOLVLM_GPU_SECONDS: ZeroGPU duration per request
+    cache_examples: bool = False  # SMOLVLM_CACHE_EXAMPLES: answer the examples once, lazily
+    mcp_server: bool = False  # SMOLVLM_MCP: also serve the API as an MCP server (needs gradio[mcp])
+    examples_dir: Path = field(default=EXAMPLES_DIR)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DemoConfig:
+        """The defaults, overridden by whichever SMOLVLM_* variables are set."""
+        env = os.environ if env is None else env
+        model = env.get("SMOLVLM_MODEL", DEFAULT_MODEL)
+        choices = tuple(
+            m.strip() for m in env.get("SMOLVLM_MODELS", ",".join(MODELS)).split(",") if m.strip()
+        )
+        return cls(
+            model=model,
+            models=choices if model in choices else (model, *choices),
+            device=env.get("SMOLVLM_DEVICE", "auto"),
+            dtype=env.get("SMOLVLM_DTYPE", "auto"),
+            max_frames=int(env.get("SMOLVLM_MAX_FRAMES", DEFAULT_MAX_FRAMES)),
+            max_new_tokens=int(env.get("SMOLVLM_MAX_NEW_TOKENS", 512)),
+            concurrency=int(env.get("SMOLVLM_CONCURRENCY", 1)),
+            queue_size=int(env.get("SMOLVLM_QUEUE_SIZE", 16)),
+            max_file_size=env.get("SMOLVLM_MAX_FILE_SIZE", "200mb"),
+            gpu_seconds=int(env.get("SMOLVLM_GPU_SECONDS", 120)),
+            cache_examples=_flag(env.get("SMOLVLM_CACHE_EXAMPLES", "0")),
+            mcp_server=_flag(env.get("SMOLVLM_MCP", "0")),
+        )
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,219 @@
+"""What the app does per request: sample the media, show what the model saw, stream the answer.
+
+Each handler is a generator that Gradio streams. The core's errors become gr.Error with the
+core's message, so the person sees what was wrong and the app goes on serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from smolvlm_video.clips import DEFAULT_PROMPT
+from smolvlm_video.errors import SmolVLMVideoError
+from smolvlm_video.media import is_image
+from smolvlm_video.options import GenerationOptions
+from smolvlm_video.prompts import Message, chat_media, clock
+from smolvlm_video.video import SampledVideo
+
+from .config import DemoConfig
+from .conversation import check_upload, to_messages
+from .models import ModelCache
+from .settings import Settings
+
+Gallery = list[tuple[str, str]]
+
+
+def gpu_decorator(seconds: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`spaces.GPU(duration=seconds)` on ZeroGPU Spaces; elsewhere it changes nothing."""
+    try:
+        import spaces
+    except ImportError:
+        return lambda function: function
+    return spaces.GPU(duration=seconds)
+
+
+class FrameStore:
+    """Writes the frames the model saw as JPEG files under Gradio's upload folder, keeping the last few sets.
+
+    The gallery gets file paths, so each frame is encoded once per request, not once per streamed token.
+    """
+
+    def __init__(self, root: Path, keep: int = 64) -> None:
+        self.root = root
+        self.keep = keep
+
+    def save(self, media: Sequence[Any]) -> Gallery:
+        """(path, caption) for each frame or image, in prompt order."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._prune()
+        folder = Path(tempfile.mkdtemp(dir=self.root))
+        gallery: Gallery = []
+        for item in media:
+            frames = (
+                zip(item.frames, item.timestamps, strict=True) if isinstance(item, SampledVideo) else None
+            )
+            for frame, time in frames or [(item, None)]:
+                path = folder / f"{len(gallery):03d}.jpg"
+                image = Image.fromarray(frame) if isinstance(frame, np.ndarray) else frame
+                image.convert("RGB").save(path, quality=85)
+                gallery.append((str(path), "image" if time is None else clock(time)))
+        return gallery
+
+    def _prune(self) -> None:
+        folders = sorted(self.root.iterdir(), key=lambda folder: folder.stat().st_mtime)
+        for folder in folders[: max(0, len(folders) - self.keep + 1)]:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def describe_media(media: Sequence[Any]) -> str:
+    """A line on each image and video: for a video, the window the frames cover and their count."""
+    lines = []
+    for item in media:
+        if isinstance(item, SampledVideo):
+            lines.append(_video_line(item))
+        else:
+            lines.append(f"An image, {item.width}x{item.height}.")
+    return "\n\n".join(lines)
+
+
+def _video_line(video: SampledVideo) -> str:
+    window, info = video.window, video.info
+    height, width = video.frames.shape[1:3]
+    line = (
+        f"{video.frame_count} frames of {width}x{height} from {clock(window.start)} to {clock(window.end)} "
+        f"of a {clock(info.duration)} video ({video.decode_seconds:.1f} s to decode)."
+    )
+    if window.end < info.duration - 1 or window.start > 1:
+        line += " The model sees this window only: set the window start and end in the settings for another."
+    return line
+
+
+class Handlers:
+    """The app's request handlers, sharing one model cache and one config."""
+
+    def __init__(self, config: DemoConfig, models: ModelCache | None = None) -> None:
+        self.config = config
+        self.models = models or ModelCache(config.device, config.dtype)
+        uploads = Path(gr.utils.get_upload_folder())
+        self.allowed = [uploads, config.examples_dir]
+        self.frames = FrameStore(uploads / "smolvlm-frames")
+        self._stream = gpu_decorator(config.gpu_seconds)(self._stream_answer)
+
+    # The settings are spelled out in each handler's signature: Gradio names the API's parameters after them.
+    def chat(
+        self,
+        message: dict,
+        history: list[dict],
+        model: str,
+        max_frames: float,
+        fps: float,
+        start: float | None,
+        end: float | None,
+        max_new_tokens: float,
+        temperature: float,
+        system: str,
+    ) -> Iterator[tuple[str, Any, Any]]:
+        """The multimodal chat: (answer so far, frames seen, what was seen) as the answer streams."""
+        settings = Settings(model, max_frames, fps, start, end, max_new_tokens, temperature, system)
+        with _as_gr_error():
+            yield from self._chat(message, history, settings)
+
+    def describe_video(
+        self,
+        video: str | None,
+        prompt: str,
+        model: str,
+        max_frames: float,
+        fps: float,
+        start: float | None,
+        end: float | None,
+        max_new_tokens: float,
+        temperature: float,
+        system: str,
+    ) -> Iterator[tuple[str, Any, Any]]:
+        """One video, one prompt (default: describe it)."""
+        settings = Settings(model, max_frames, fps, start, end, max_new_tokens, temperature, system)
+        with _as_gr_error():
+            if not video:
+                raise SmolVLMVideoError("Upload a video first.")
+            if is_image(check_upload(video, self.allowed)):
+                raise SmolVLMVideoError("This is an image, not a video: ask about it in the Chat or Ask tab.")
+            message = {"text": prompt or DEFAULT_PROMPT, "files": [video]}
+            yield from self._chat(message, [], settings)
+
+    def ask(
+        self,
+        media: str | None,
+        question: str,
+        model: str,
+        max_frames: float,
+        fps: float,
+        start: float | None,
+        end: float | None,
+        max_new_tokens: float,
+        temperature: float,
+        system: str,
+    ) -> Iterator[tuple[str, Any, Any]]:
+        """One image or video, one question."""
+        settings = Settings(model, max_frames, fps, start, end, max_new_tokens, temperature, system)
+        with _as_gr_error():
+            if not media:
+                raise SmolVLMVideoError("Upload an image or a video first.")
+            if not question.strip():
+                raise SmolVLMVideoError("Type a question.")
+            yield from self._chat({"text": question, "files": [media]}, [], settings)
+
+    def _chat(self, message: dict, history: list[dict], settings: Settings) -> Iterator[tuple[str, Any, Any]]:
+        if settings.model not in self.config.models:
+            raise SmolVLMVideoError(
+                f"Unknown model {settings.model!r}; choose one of {', '.join(self.config.models)}."
+            )
+        sampling, generation = settings.options()
+        model = self.models.get(settings.model)
+        sampling = sampling.for_frame_side(model.frame_side)
+        messages = to_messages(history, message, sampling, self.allowed, system=settings.system or None)
+        yield from self._answer(settings.model, messages, generation)
+
+    def _answer(
+        self, name: str, messages: list[Message], generation: GenerationOptions
+    ) -> Iterator[tuple[str, Gallery, str]]:
+        media = chat_media(messages)
+        gallery, seen_text = self.frames.save(media), describe_media(media)
+        yield "", gallery, seen_text  # the frames show before the answer starts
+        answer = ""
+        for piece in self._stream(name, messages, generation):
+            answer += piece
+            yield answer.lstrip(), gr.skip(), gr.skip()  # the frames are sent once, not with every token
+        yield answer.strip(), gallery, seen_text  # the final result carries everything, for API callers
+
+    def _stream_answer(
+        self, name: str, messages: list[Message], generation: GenerationOptions
+    ) -> Iterator[str]:
+        """The model's answer piece by piece; closing this generator stops generation."""
+        from smolvlm_video.generate import stream
+
+        cancel = threading.Event()
+        pieces = stream(self.models.get(name), messages, generation, cancel=cancel)
+        try:
+            yield from pieces
+        finally:
+            cancel.set()
+            pieces.close()
+
+
+@contextlib.contextmanager
+def _as_gr_error() -> Iterator[None]:
+    try:
+        yield
+    except SmolVLMVideoError as error:
+        raise gr.Error(str(error), title="Cannot do that") from error
