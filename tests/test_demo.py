@@ -1,0 +1,217 @@
+"""The Gradio app, launched on 127.0.0.1 with the tiny checkpoint and driven through gradio_client."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import requires_ffmpeg
+from PIL import Image
+
+gr = pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+from smolvlm_video.demo import DemoConfig, build_demo, launch_kwargs  # noqa: E402
+from smolvlm_video.demo.conversation import UploadRefused, check_upload  # noqa: E402
+from smolvlm_video.demo.settings import build_options  # noqa: E402
+
+pytestmark = [pytest.mark.slow, requires_ffmpeg]
+MAX_FILE_SIZE = 1_000_000  # bytes: uploads over this are refused
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def config(tiny_checkpoint: Path) -> DemoConfig:
+    return DemoConfig(
+        model=str(tiny_checkpoint),
+        models=(str(tiny_checkpoint),),
+        device="cpu",
+        max_frames=8,
+        max_new_tokens=24,
+        max_file_size=f"{MAX_FILE_SIZE}b",
+    )
+
+
+@pytest.fixture(scope="module")
+def app_url(config: DemoConfig):
+    demo = build_demo(config)
+    kwargs = launch_kwargs(config, server_name="127.0.0.1", server_port=free_port())
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def settings(config: DemoConfig) -> list:
+    """model, max_frames, fps, start, end, max_new_tokens, temperature, system"""
+    return [config.model, 8, 1.0, 0, 0, 24, 0, ""]
+
+
+@pytest.fixture
+def client(app_url: str) -> Client:
+    return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def png(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("images") / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_named_endpoints(client):
+    assert set(client.view_api(return_format="dict")["named_endpoints"]) == {
+        "/chat",
+        "/describe_video",
+        "/ask",
+    }
+
+
+def test_image_question(client, settings, png):
+    answer, gallery, seen = client.predict(handle_file(png), "What is this?", *settings, api_name="/ask")
+    assert isinstance(answer, str) and answer
+    assert [item["caption"] for item in gallery] == ["image"] and seen == "An image, 64x48."
+
+
+def test_video_answer_streams_after_the_frames(client, settings, clip):
+    job = client.submit(handle_file(clip), "Describe it.", *settings, api_name="/describe_video")
+    updates = list(job)
+    first_answer, gallery, seen = updates[0]
+    assert first_answer == "" and len(gallery) == 3 and seen.startswith("3 frames of 64x48 from 00:00")
+    assert [Image.open(item["image"]).size for item in gallery] == [(64, 48)] * 3  # what the model got
+    answers = [update[0] for update in updates]
+    assert len(set(answers)) >= 3  # empty, then the answer in at least two pieces
+    assert all(b.startswith(a.strip()) for a, b in itertools.pairwise(answers))
+    assert job.outputs()[-1][0] == answers[-1]
+
+
+def test_two_turns_about_one_video(client, settings, clip):
+    first = client.predict(
+        {"text": "What is this?", "files": [handle_file(clip)]}, *settings, api_name="/chat"
+    )
+    second = client.predict({"text": "And at the end?", "files": []}, *settings, api_name="/chat")
+    assert first[0] and second[0]
+    assert second[2] == first[2]  # the follow-up (no upload of its own) still shows the model the video
+
+
+def test_stop_ends_the_generation_thread(client, config, clip):
+    long_answer = [config.model, 8, 1.0, 0, 0, 2048, 0, ""]
+    job = client.submit(handle_file(clip), "Describe it.", *long_answer, api_name="/describe_video")
+    deadline = time.monotonic() + 60
+    while len(job.outputs()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _generating(), "generation should be running"
+    job.cancel()
+    deadline = time.monotonic() + 10
+    while _generating() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _generating(), "the generation thread is still running after Stop"
+
+
+def _generating() -> bool:
+    return any(thread.name == "smolvlm-generate" and thread.is_alive() for thread in threading.enumerate())
+
+
+BAD_UPLOADS = {  # name: (bytes or maker, endpoint, words the error must contain)
+    "notes.txt": (b"just some text\n" * 10, "/ask", "Invalid file type"),
+    "notes.mp4": (b"just some text\n" * 10, "/ask", "text file, not a video"),
+    "corrupt.mp4": (os.urandom(50_000), "/ask", "cannot be read as a video"),
+    "empty.mp4": (b"", "/ask", "empty"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_UPLOADS))
+def test_bad_upload_is_an_error_and_the_app_goes_on(client, settings, png, tmp_path, name):
+    content, endpoint, words = BAD_UPLOADS[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(Exception, match=words):
+        client.predict(handle_file(path), "What is this?", *settings, api_name=endpoint)
+    assert client.predict(handle_file(png), "And this?", *settings, api_name="/ask")[2].startswith("An image")
+
+
+def test_video_with_no_frames(client, settings, media_dir, png):
+    from conftest import ffmpeg
+
+    audio = media_dir / "only sound.mp4"
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=2", "-c:a", "aac", str(audio))
+    with pytest.raises(Exception, match="no video stream"):
+        client.predict(handle_file(audio), "Describe it.", *settings, api_name="/describe_video")
+    assert client.predict(handle_file(png), "And this?", *settings, api_name="/ask")[0]
+
+
+def test_image_where_a_video_was_expected(client, settings, png):
+    with pytest.raises(Exception, match="This is an image, not a video"):
+        client.predict(handle_file(png), "Describe it.", *settings, api_name="/describe_video")
+
+
+def test_oversize_upload_is_refused(client, settings, tmp_path, png):
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(MAX_FILE_SIZE + 100_000))
+    with pytest.raises(Exception, match=r"(?i)too large|exceeds|maximum"):
+        client.predict(handle_file(big), "Describe it.", *settings, api_name="/describe_video")
+    assert client.predict(handle_file(png), "And this?", *settings, api_name="/ask")[0]
+
+
+def call_raw(url: str, endpoint: str, data: list) -> str:
+    """Call an endpoint over plain HTTP, as any program could, bypassing gradio_client's uploads."""
+    import httpx
+
+    event = httpx.post(f"{url}gradio_api/call/{endpoint}", json={"data": data}, timeout=30).json()["event_id"]
+    return httpx.get(f"{url}gradio_api/call/{endpoint}/{event}", timeout=60).text
+
+
+def server_file(path: Path) -> dict:
+    return {"path": str(path), "meta": {"_type": "gradio.FileData"}}
+
+
+@pytest.mark.parametrize("endpoint", ["ask", "describe_video"])
+def test_server_paths_are_refused(app_url, settings, clip, png, endpoint):
+    reply = call_raw(app_url, endpoint, [server_file(clip), "Describe it.", *settings])
+    assert "event: error" in reply and "frames of" not in reply  # a readable video, but not an upload
+    reply = call_raw(app_url, "ask", [server_file(png), "And this?", *settings])
+    assert "event: error" in reply
+
+
+def test_chat_refuses_server_paths(app_url, settings, clip):
+    message = {"text": "Describe it.", "files": [server_file(clip)]}
+    reply = call_raw(app_url, "chat", [message, *settings])
+    assert "event: error" in reply and "frames of" not in reply
+
+
+def test_only_uploads_and_examples_are_read(tmp_path):
+    allowed = [tmp_path / "uploads", Path("examples").resolve()]
+    (tmp_path / "uploads").mkdir()
+    with pytest.raises(UploadRefused):
+        check_upload("/etc/hostname", allowed)
+    with pytest.raises(UploadRefused):
+        check_upload(str(tmp_path / "uploads" / ".." / "elsewhere.mp4"), allowed)
+    assert check_upload(str(tmp_path / "uploads" / "a.mp4"), allowed).endswith("a.mp4")
+
+
+def test_settings_build_the_options_the_cli_builds():
+    from smolvlm_video.cli.options import build_generation, build_sampling
+
+    params = {"fps": 2.0, "max_frames": 16, "frame_side": None, "start": 30.0, "end": 90.0,
+              "segment_seconds": 210.0, "backend": "auto", "max_new_tokens": 64, "min_new_tokens": 0,
+              "temperature": 0.5}  # fmt: skip
+    assert build_options(16, 2.0, 30, 90, 64, 0.5) == (build_sampling(dict(params)), build_generation(params))
+
+
+def test_config_from_environment():
+    config = DemoConfig.from_env({"SMOLVLM_MODEL": "500M", "SMOLVLM_MAX_FRAMES": "16", "SMOLVLM_MCP": "1"})
+    assert (config.model, config.max_frames, config.mcp_server) == ("500M", 16, True)
+    assert config.models[0] == "256M" and "500M" in config.models
+    custom = DemoConfig.from_env({"SMOLVLM_MODEL": "/models/mine", "SMOLVLM_MODELS": "256M"})
+    assert custom.models == ("/models/mine", "256M")
+    assert launch_kwargs(config)["allowed_paths"] == [str(config.examples_dir)]
