@@ -24,10 +24,18 @@ DESCRIPTION = (
     "A video is sampled into frames (at most 3.5 minutes per question); the frames the model sees are shown "
     "above the chat."
 )
-EXAMPLE_QUESTIONS = [  # (question, file under examples/)
-    ("What is shown in this image? Describe the colours and shapes.", "images/testcard.png"),
-    ("What happens in this video?", "clips/testsrc2.mp4"),
-    ("Describe how the pattern moves over time.", "clips/mandelbrot.mp4"),
+# System fonts only: the page then loads nothing from outside its server (offline use, strict embeds).
+THEME = gr.themes.Soft(
+    font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+)
+EXAMPLE_QUESTIONS = [  # (label, question, file under examples/)
+    (
+        "Test card (image)",
+        "What is shown in this image? Describe the colours and shapes.",
+        "images/testcard.png",
+    ),
+    ("Test pattern (video)", "What happens in this video?", "clips/testsrc2.mp4"),
+    ("Mandelbrot zoom (video)", "Describe how the picture changes over time.", "clips/mandelbrot.mp4"),
 ]
 
 
@@ -53,35 +61,40 @@ def build_demo(config: DemoConfig | None = None, models: ModelCache | None = Non
     return demo
 
 
-def _examples(config: DemoConfig) -> list[dict[str, Any]]:
+def _examples(config: DemoConfig) -> list[tuple[str, dict[str, Any]]]:
+    """(label, chat message) for each example whose file is present (a wheel ships no examples)."""
     found = []
-    for question, name in EXAMPLE_QUESTIONS:
+    for label, question, name in EXAMPLE_QUESTIONS:
         path = config.examples_dir / name
         if path.exists():
-            found.append({"text": question, "files": [str(path)]})
+            found.append((label, {"text": question, "files": [str(path)]}))
     return found
 
 
 def _chat_tab(handlers: Handlers, config: DemoConfig, settings: list, seen: list) -> None:
-    defaults = [component.value for component in settings]  # examples run with the default settings
-    examples = [[example, *defaults] for example in _examples(config)]
+    textbox = gr.MultimodalTextbox(
+        file_types=["image", "video"],
+        file_count="multiple",
+        placeholder="Upload an image or a video and ask about it",
+        sources=["upload"],
+    )
     gr.ChatInterface(
         handlers.chat,
         multimodal=True,
-        textbox=gr.MultimodalTextbox(
-            file_types=["image", "video"],
-            file_count="multiple",
-            placeholder="Upload an image or a video and ask about it",
-            sources=["upload"],
-        ),
+        textbox=textbox,
         additional_inputs=settings,
         additional_outputs=seen,
-        examples=examples or None,
-        cache_examples=config.cache_examples and bool(examples),
-        cache_mode="lazy",
         api_name="chat",
         fill_height=True,
     )
+    found = _examples(config)
+    if found:  # a click fills in the question and the file; the current settings apply when it is sent
+        gr.Examples(
+            [[message] for _, message in found],
+            inputs=[textbox],
+            example_labels=[label for label, _ in found],
+            label="Examples",
+        )
 
 
 def _describe_tab(handlers: Handlers, settings: list, seen: list) -> None:
@@ -115,6 +128,7 @@ def launch_kwargs(config: DemoConfig | None = None, **overrides: Any) -> dict[st
     """Arguments for demo.launch(): upload limit, the examples as the only served folder, MCP if asked."""
     config = config or DemoConfig.from_env()
     kwargs: dict[str, Any] = {
+        "theme": THEME,
         "max_file_size": config.max_file_size,
         "allowed_paths": [str(config.examples_dir)],
         "footer_links": ["api", "gradio"],

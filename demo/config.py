@@ -27,7 +27,6 @@ class DemoConfig:
     queue_size: int = 16  # SMOLVLM_QUEUE_SIZE: requests waiting beyond that; more are told "busy"
     max_file_size: str = "200mb"  # SMOLVLM_MAX_FILE_SIZE: larger uploads are refused
     gpu_seconds: int = 120  # SMOLVLM_GPU_SECONDS: ZeroGPU duration per request
-    cache_examples: bool = False  # SMOLVLM_CACHE_EXAMPLES: answer the examples once, lazily
     mcp_server: bool = False  # SMOLVLM_MCP: also serve the API as an MCP server (needs gradio[mcp])
     examples_dir: Path = field(default=EXAMPLES_DIR)
 
@@ -50,7 +49,6 @@ class DemoConfig:
             queue_size=int(env.get("SMOLVLM_QUEUE_SIZE", 16)),
             max_file_size=env.get("SMOLVLM_MAX_FILE_SIZE", "200mb"),
             gpu_seconds=int(env.get("SMOLVLM_GPU_SECONDS", 120)),
-            cache_examples=_flag(env.get("SMOLVLM_CACHE_EXAMPLES", "0")),
             mcp_server=_flag(env.get("SMOLVLM_MCP", "0")),
         )
 
