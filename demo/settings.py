@@ -30,7 +30,7 @@ def settings_components(config: DemoConfig) -> list[gr.components.Component]:
             minimum=0,
             info=f"0: {MAX_WINDOW_SECONDS:g} s after the start (a longer video is cut there).",
         )
-        max_new_tokens = gr.Slider(16, 2048, value=config.max_new_tokens, step=16, label="Max new tokens")
+        max_new_tokens = gr.Slider(1, 2048, value=config.max_new_tokens, step=1, label="Max new tokens")
         temperature = gr.Slider(0, 1.5, value=0, step=0.05, label="Temperature", info="0: greedy.")
     system = gr.Textbox("", label="System prompt", placeholder="Optional instructions for the model", lines=1)
     return [model, max_frames, fps, start, end, max_new_tokens, temperature, system]

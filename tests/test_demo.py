@@ -95,6 +95,13 @@ def test_video_answer_streams_after_the_frames(client, settings, clip):
     assert job.outputs()[-1][0] == answers[-1]
 
 
+def test_settings_are_optional_and_named(client, clip):
+    _, gallery, seen = client.predict(
+        video=handle_file(clip), prompt="Describe it.", max_new_tokens=4, api_name="/describe_video"
+    )
+    assert len(gallery) == 3 and seen.startswith("3 frames")  # the app's defaults for the rest
+
+
 def test_two_turns_about_one_video(client, settings, clip):
     first = client.predict(
         {"text": "What is this?", "files": [handle_file(clip)]}, *settings, api_name="/chat"
