@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,20 @@ def _check_output(output: Path) -> None:
     is_flag=True,
     help="One JSON line per clip on stderr, then a JSON summary line, for programs.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this machine. ray: a Ray cluster (pip install 'smolvlm-video[ray]').",
+)
+@click.option(
+    "--ray-address", default=None, help="Ray cluster to join [default: $RAY_ADDRESS, else a local Ray]."
+)
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Ray engine: model copies (actors) generating at once.")  # fmt: skip
+@click.option("--num-gpus-per-worker", type=click.FloatRange(min=0), default=None,
+              help="Ray engine: GPUs per actor [default: 1 where the cluster has GPUs, else 0].")  # fmt: skip
 @core_errors
 def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None:
     """Caption the videos in PATHS (files or folders) to a JSONL file, one record a clip.
@@ -192,20 +207,9 @@ def _clips(paths: tuple[str, ...], params: dict[str, Any]) -> list[str]:
 
 
 def _run(todo, output, sampling, generation, params, console, skipped: int = 0) -> int:
-    from smolvlm_video.captioning import CaptionJob, caption_clips
     from smolvlm_video.records import JsonlWriter
 
-    model = load_model_from(params, quiet=params["quiet"] or params["json_progress"])
-    job = CaptionJob(
-        model=model,
-        prompts=_prompts(params),
-        sampling=sampling.for_frame_side(model.frame_side),
-        generation=generation,
-        system=params["system"],
-        batch_size=params["batch_size"],
-        workers=params["workers"],
-        summarize=params["summarize"],
-    )
+    records = _records(todo, sampling, generation, params)
     errors: Counter[str] = Counter()
     started = time.monotonic()
     columns = [
@@ -220,7 +224,7 @@ def _run(todo, output, sampling, generation, params, console, skipped: int = 0) 
     with JsonlWriter(output) as writer, Progress(*columns, console=console, disable=quiet_bar) as progress:
         task = progress.add_task("captioning", total=len(todo), errors=0, rate=0.0)
         try:
-            for count, record in enumerate(caption_clips(job, todo), start=1):
+            for count, record in enumerate(records, start=1):
                 writer.write(record)
                 if params["output_format"] != "jsonl" and record.status == "ok":
                     _write_subtitles(record, output.parent, params["output_format"])
@@ -239,6 +243,34 @@ def _run(todo, output, sampling, generation, params, console, skipped: int = 0) 
     else:
         _summary(console, len(todo), skipped, errors, seconds, output)
     return sum(errors.values())
+
+
+def _records(todo: list[str], sampling: Any, generation: Any, params: dict[str, Any]) -> Iterator[Any]:
+    """The chosen engine's records: the local pipeline, or the same steps on Ray."""
+    fields = {
+        "prompts": _prompts(params),
+        "generation": generation,
+        "system": params["system"],
+        "batch_size": params["batch_size"],
+        "summarize": params["summarize"],
+    }
+    if params["engine"] == "ray":
+        from smolvlm_video.model import load_frame_side
+        from smolvlm_video.ray_engine import ModelSpec, RayOptions, caption_clips_ray
+
+        spec = ModelSpec(
+            params.pop("model"), params.pop("revision"), params.pop("device"), params.pop("dtype")
+        )
+        fields["sampling"] = sampling.for_frame_side(load_frame_side(spec.name, spec.revision))
+        ray = RayOptions(params["ray_address"], params["concurrency"], params["num_gpus_per_worker"])
+        return caption_clips_ray(spec, fields, todo, ray)
+    from smolvlm_video.captioning import CaptionJob, caption_clips
+
+    model = load_model_from(params, quiet=params["quiet"] or params["json_progress"])
+    job = CaptionJob(
+        model=model, sampling=sampling.for_frame_side(model.frame_side), workers=params["workers"], **fields
+    )
+    return caption_clips(job, todo)
 
 
 def _progress_line(record: Any, done: int, total: int, failed: int, rate: float) -> None:

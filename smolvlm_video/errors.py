@@ -33,6 +33,9 @@ class VideoError(SmolVLMVideoError):
         self.cause = cause
         super().__init__(f"{self.path}: {cause}")
 
+    def __reduce__(self) -> tuple:
+        return type(self), (self.path, self.cause)  # pickles whole, e.g. between Ray workers
+
 
 class VideoNotFoundError(VideoError):
     """The path does not exist or is not a file."""
@@ -67,6 +70,9 @@ class ImageError(SmolVLMVideoError):
         self.path = os.fspath(path)
         self.cause = cause
         super().__init__(f"{self.path}: {cause}")
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.path, self.cause)  # pickles whole, e.g. between Ray workers
 
 
 class ModelLoadError(SmolVLMVideoError):

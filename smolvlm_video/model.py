@@ -47,7 +47,7 @@ class LoadedModel:
     @property
     def frame_side(self) -> int:
         """The side in pixels the vision encoder sees (512 for 256M/500M, 384 for 2.2B)."""
-        return int(self.processor.video_processor.max_image_size["longest_edge"])
+        return processor_frame_side(self.processor)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -101,6 +101,22 @@ def _load_error(model_id: str, error: Exception) -> ModelLoadError:
         f"in the local cache ({type(error).__name__}). Connect to the internet once to download it, or pass "
         "the path of a local checkpoint folder as the model (e.g. --model ./SmolVLM2-256M-Video-Instruct)."
     )
+
+
+def processor_frame_side(processor: Any) -> int:
+    """The frame side a SmolVLM processor resizes video frames to."""
+    return int(processor.video_processor.max_image_size["longest_edge"])
+
+
+def load_frame_side(name: str = DEFAULT_MODEL, revision: str | None = None) -> int:
+    """A checkpoint's frame side, from its processor alone (no weights are loaded)."""
+    from transformers import AutoProcessor
+
+    model_id = resolve_model_id(name)
+    try:
+        return processor_frame_side(AutoProcessor.from_pretrained(model_id, revision=revision))
+    except (OSError, ValueError) as error:
+        raise _load_error(model_id, error) from error
 
 
 def load_model(

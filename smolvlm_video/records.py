@@ -68,6 +68,12 @@ class CaptionRecord:
     tool_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> CaptionRecord:
+        """A record from its JSON form (as `to_json` writes it)."""
+        segments = [Segment(**segment) for segment in fields.get("segments", [])]
+        return cls(**{**fields, "segments": segments})
+
     def to_json(self) -> str:
         """The record as one line of JSON (no newline)."""
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
