@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -196,12 +197,22 @@ def _id_or_none(path: str) -> str | None:
         return None
 
 
+URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+://")  # s3://, gs://, https://: not a local path
+
+
 def _clips(paths: tuple[str, ...], params: dict[str, Any]) -> list[str]:
     inputs: list[str] = list(paths)
     if params["from_list"]:
         inputs = [
             line.strip() for name in paths for line in Path(name).read_text().splitlines() if line.strip()
         ]
+    for item in inputs:
+        if URI.match(item):
+            raise click.BadParameter(
+                f"{item}: URIs are not read directly. Mount the bucket (s3fs, gcsfuse, a shared filesystem) "
+                "at the same path on every machine, or copy the clips to a local folder.",
+                param_hint="PATHS",
+            )
     clips = find_clips(inputs, recursive=params["recursive"], patterns=params["patterns"])
     return [path for path in clips if in_shard(path, params["shard"])]
 

@@ -229,3 +229,9 @@ def test_quiet_prints_nothing(tiny_checkpoint, clip, tmp_path):
         tiny_checkpoint, str(clip), "-o", str(tmp_path / "captions.jsonl")
     )  # caption() adds --quiet
     assert result.exit_code == 0 and result.output == ""
+
+
+def test_uris_are_a_clear_usage_error(tiny_checkpoint, tmp_path):
+    result = caption(tiny_checkpoint, "s3://bucket/clips", "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 2 and "Mount the bucket" in result.output
+    assert not (tmp_path / "out.jsonl").exists()
