@@ -23,10 +23,10 @@ class OptionsError(SmolVLMVideoError, ValueError):
     code = "bad_option"
 
 
-class VideoError(SmolVLMVideoError):
-    """A video file cannot be used. The message names the file and the cause."""
+class FileError(SmolVLMVideoError):
+    """A file cannot be used. The message names the file and the cause."""
 
-    code = "video_error"
+    code = "file_error"
 
     def __init__(self, path: str | os.PathLike[str], cause: str) -> None:
         self.path = os.fspath(path)
@@ -35,6 +35,12 @@ class VideoError(SmolVLMVideoError):
 
     def __reduce__(self) -> tuple:
         return type(self), (self.path, self.cause)  # pickles whole, e.g. between Ray workers
+
+
+class VideoError(FileError):
+    """A video file cannot be used. The message names the file and the cause."""
+
+    code = "video_error"
 
 
 class VideoNotFoundError(VideoError):
@@ -61,18 +67,10 @@ class CorruptVideoError(VideoError):
     code = "corrupt"
 
 
-class ImageError(SmolVLMVideoError):
+class ImageError(FileError):
     """An image file cannot be used: missing, not an image, or damaged. The message names the file."""
 
     code = "bad_image"
-
-    def __init__(self, path: str | os.PathLike[str], cause: str) -> None:
-        self.path = os.fspath(path)
-        self.cause = cause
-        super().__init__(f"{self.path}: {cause}")
-
-    def __reduce__(self) -> tuple:
-        return type(self), (self.path, self.cause)  # pickles whole, e.g. between Ray workers
 
 
 class ModelLoadError(SmolVLMVideoError):
