@@ -13,6 +13,7 @@ from smolvlm_video.options import (
     BACKENDS,
     DEFAULT_FPS,
     DEFAULT_MAX_FRAMES,
+    DEFAULT_SNAP_SECONDS,
     MAX_WINDOW_SECONDS,
     GenerationOptions,
     SamplingOptions,
@@ -46,6 +47,13 @@ _SAMPLING = [
     ),
     click.option(
         "--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="Frame decoder."
+    ),
+    click.option(
+        "--snap-seconds",
+        type=click.FloatRange(0, 10),
+        default=DEFAULT_SNAP_SECONDS,
+        show_default=True,
+        help="Let a frame move this far onto a keyframe, which decodes much faster; 0: exact frames.",
     ),
 ]
 
@@ -128,6 +136,7 @@ def build_sampling(params: dict[str, Any]) -> SamplingOptions:
         end=params.pop("end"),
         window_seconds=params.pop("segment_seconds"),
         backend=params.pop("backend"),
+        snap_seconds=params.pop("snap_seconds"),
     )
 
 

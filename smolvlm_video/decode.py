@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import importlib.util
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -80,12 +81,18 @@ def choose_backend(info: VideoInfo, backend: str = "auto") -> str:
 
 
 def decode(
-    info: VideoInfo, indices: Sequence[int], side: int, backend: str = "auto", threads: int = 0
+    info: VideoInfo,
+    indices: Sequence[int],
+    side: int,
+    backend: str = "auto",
+    threads: int = 0,
+    snap_seconds: float = 0.0,
 ) -> DecodedFrames:
     """Decode the frames at `indices`, scaled so their longest edge is `side`, turned upright.
 
     `threads` is the decoder's thread count, 0 for one per core: callers that decode several videos
     at once give each decoder its share of the cores, which saves the threading overhead.
+    `snap_seconds` lets PyAV take a keyframe near a target instead (see `snap_to_keyframes`).
     """
     first = choose_backend(info, backend)
     started = time.perf_counter()
@@ -98,7 +105,7 @@ def decode(
             logger.warning("decord failed on %s (%s); decoding with PyAV instead", info.path, error)
             first = "pyav"
     if first == "pyav":
-        frames, times, indices = _decode_pyav(info, indices, side, threads)
+        frames, times, indices = _decode_pyav(info, indices, side, threads, snap_seconds)
     return DecodedFrames(
         frames=frames,
         timestamps=tuple(times),
@@ -144,6 +151,26 @@ def _keyframe_times(stream: Any) -> list[float]:
     return sorted(entry.timestamp * time_base for entry in stream.index_entries if entry.is_keyframe)
 
 
+def snap_to_keyframes(targets: Sequence[float], keyframes: Sequence[float], limit: float) -> list[float]:
+    """Targets moved onto a nearby keyframe where one is close enough, in order and never two on one.
+
+    A keyframe decodes on its own; any other frame needs every frame since the keyframe before it,
+    up to a few seconds of video per sampled frame. A target moves at most `limit` seconds and at
+    most a third of the gap to each neighbour, so the frames stay spread evenly and distinct, and
+    never outside the span of the targets.
+    """
+    snapped = []
+    for i, target in enumerate(targets):
+        gaps = [abs(target - targets[j]) for j in (i - 1, i + 1) if 0 <= j < len(targets)]
+        reach = min([limit, *(gap / 3 for gap in gaps)])
+        after = bisect.bisect_left(keyframes, target)  # keyframes[after - 1] < target <= keyframes[after]
+        around = keyframes[max(0, after - 1) : after + 1]
+        nearest = min(around, key=lambda key: abs(key - target), default=None)
+        inside = nearest is not None and targets[0] <= nearest <= targets[-1]  # the window keeps its span
+        snapped.append(nearest if inside and abs(nearest - target) <= reach else target)
+    return snapped
+
+
 def _should_seek(keyframes: list[float], position: float | None, target: float) -> bool:
     """Seek when a keyframe lies between where the decoder is and the target; else decode forward."""
     if position is None:
@@ -155,7 +182,7 @@ def _should_seek(keyframes: list[float], position: float | None, target: float) 
 
 
 def _decode_pyav(
-    info: VideoInfo, indices: Sequence[int], side: int, threads: int
+    info: VideoInfo, indices: Sequence[int], side: int, threads: int, snap_seconds: float = 0.0
 ) -> tuple[np.ndarray, list[float], list[int]]:
     width, height = _coded_size(info, side)
     container = av.open(info.path, metadata_errors="ignore")
@@ -164,41 +191,61 @@ def _decode_pyav(
         stream.thread_type = "NONE" if threads == 1 else "AUTO"
         stream.codec_context.thread_count = threads
         origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        offsets = [i / info.fps for i in indices]
+        keyframes = _keyframe_times(stream)
+        exact = [origin + i / info.fps for i in indices]
+        targets = snap_to_keyframes(exact, keyframes, snap_seconds) if snap_seconds else exact
+        on_keyframe = [target != wanted for target, wanted in zip(targets, exact, strict=True)]
         picked = [
             (time, upright(_scaled(frame, width, height), info.rotation))
-            for time, frame in _pick_frames(container, stream, offsets, origin, info)
+            for time, frame in _pick_frames(container, stream, targets, on_keyframe, keyframes, info, origin)
         ]
     except av.error.FFmpegError as error:
         raise CorruptVideoError(info.path, f"decoding failed: {error}") from error
     finally:
         container.close()
     times = [round(time - origin, 3) for time, _ in picked]
-    return np.stack([frame for _, frame in picked]), times, list(indices[: len(picked)])
+    snapped = [round(time * info.fps) for time in times]  # the frame numbers actually taken
+    exact = list(indices[: len(picked)])
+    return np.stack([frame for _, frame in picked]), times, exact if not snap_seconds else snapped
 
 
 def _pick_frames(
-    container: Any, stream: Any, offsets: list[float], origin: float, info: VideoInfo
+    container: Any,
+    stream: Any,
+    targets: list[float],
+    on_keyframe: list[bool],
+    keyframes: list[float],
+    info: VideoInfo,
+    origin: float,
 ) -> Iterator[tuple[float, av.VideoFrame]]:
-    """For each target (seconds after `origin`), the first frame at or after it, within half a frame.
+    """For each target (stream seconds), the first frame at or after it, within half a frame; for a
+    target on a keyframe, the keyframe itself (the index gives decode times, so it is found by seeking).
 
     A lazy generator: the caller scales each frame before the next one is decoded.
     """
-    keyframes = _keyframe_times(stream)
     tolerance = 0.5 / info.fps
     frames: Iterator[av.VideoFrame] = iter(())
     position: float | None = None
-    for offset in offsets:
-        target = origin + offset
-        if _should_seek(keyframes, position, target):
-            container.seek(int(target / stream.time_base), stream=stream, backward=True)
+    for target, keyframe in zip(targets, on_keyframe, strict=True):
+        if keyframe or _should_seek(keyframes, position, target):
+            seek_at = _inside_gop(keyframes, target) if keyframe else target
+            container.seek(int(seek_at / stream.time_base), stream=stream, backward=True)
             frames = container.decode(stream)
-        frame = next((f for f in frames if f.time is not None and f.time >= target - tolerance), None)
+        wanted = -math.inf if keyframe else target - tolerance
+        frame = next((f for f in frames if f.time is not None and f.time >= wanted), None)
         if frame is None:
-            _check_ended_near(info, offset, position)
+            _check_ended_near(info, target - origin, position)
             return
         position = float(frame.time)
         yield position, frame
+
+
+def _inside_gop(keyframes: list[float], keyframe: float) -> float:
+    """A time between a keyframe and the next: a backward seek there lands on that keyframe whether
+    the demuxer reads its index by decode or by presentation time (they differ by the B-frame delay)."""
+    following = bisect.bisect_right(keyframes, keyframe)
+    next_key = keyframes[following] if following < len(keyframes) else keyframe + 1.0
+    return (keyframe + next_key) / 2
 
 
 def _scaled(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:

@@ -22,6 +22,8 @@ DEFAULT_MAX_FRAMES = 64
 # Vision encoder input side in pixels: 512 for the 256M and 500M models, 384 for 2.2B.
 DEFAULT_FRAME_SIDE = 512
 
+DEFAULT_SNAP_SECONDS = 1.0  # a frame may move this far onto a keyframe (see SamplingOptions.snap_seconds)
+
 Backend = Literal["auto", "decord", "pyav"]
 BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")
 
@@ -37,6 +39,10 @@ class SamplingOptions:
     end: float | None = None  # seconds; sample up to here (None: the end of the video)
     window_seconds: float = MAX_WINDOW_SECONDS  # longer spans are split into windows this long at most
     backend: Backend = "auto"  # frame decoder: auto (PyAV) or decord, where installed
+    # Move a frame by up to this many seconds (and a third of the gap to its neighbours) onto a
+    # keyframe, which decodes on its own instead of after every frame since the last one (PyAV).
+    # 0: the exact evenly spread frames.
+    snap_seconds: float = DEFAULT_SNAP_SECONDS
 
     def __post_init__(self) -> None:
         if not (self.fps > 0 and math.isfinite(self.fps)):
@@ -53,6 +59,8 @@ class SamplingOptions:
             raise OptionsError(f"end must be after 0 seconds, got {self.end!r}.")
         if not self.window_seconds > 0:
             raise OptionsError(f"window_seconds must be positive, got {self.window_seconds!r}.")
+        if not 0 <= self.snap_seconds <= 10:
+            raise OptionsError(f"snap_seconds must be between 0 and 10, got {self.snap_seconds!r}.")
         if self.backend not in BACKENDS:
             raise OptionsError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}.")
 

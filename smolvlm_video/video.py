@@ -61,7 +61,7 @@ def decode_plan(
     info: VideoInfo, frame_plan: FramePlan, options: SamplingOptions, threads: int = 0
 ) -> SampledVideo:
     """Decode the frames of one planned window with `threads` decoder threads (0: one per core)."""
-    decoded = decode(info, frame_plan.indices, options.side, options.backend, threads)
+    decoded = decode(info, frame_plan.indices, options.side, options.backend, threads, options.snap_seconds)
     return SampledVideo(
         info=info,
         window=frame_plan.window,

@@ -111,6 +111,9 @@ def test_embed_page_shows_the_app(served, browser, screenshots):
     page = browser.new_page()
     page.goto(f"{EMBED_PAGE.as_uri()}?app={served}")
     app = page.frame_locator("iframe#demo")
-    app.get_by_placeholder(QUESTION_BOX).wait_for(timeout=60_000)
+    try:
+        app.get_by_placeholder(QUESTION_BOX).wait_for(timeout=60_000)
+    finally:
+        page.screenshot(path=screenshots / "embed.png", full_page=True)
     assert app.get_by_text("SmolVLM2 video chat").first.is_visible()
     page.screenshot(path=screenshots / "embed.png", full_page=True)

@@ -210,8 +210,8 @@ def test_settings_build_the_options_the_cli_builds():
     from smolvlm_video.cli.options import build_generation, build_sampling
 
     params = {"fps": 2.0, "max_frames": 16, "frame_side": None, "start": 30.0, "end": 90.0,
-              "segment_seconds": 210.0, "backend": "auto", "max_new_tokens": 64, "min_new_tokens": 0,
-              "temperature": 0.5}  # fmt: skip
+              "segment_seconds": 210.0, "backend": "auto", "snap_seconds": 1.0, "max_new_tokens": 64,
+              "min_new_tokens": 0, "temperature": 0.5}  # fmt: skip
     assert build_options(16, 2.0, 30, 90, 64, 0.5) == (build_sampling(dict(params)), build_generation(params))
 
 

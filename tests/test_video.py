@@ -200,3 +200,36 @@ def test_video_module_imports_neither_torch_nor_transformers():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_snap_to_keyframes_moves_little_keeps_order_and_span():
+    from smolvlm_video.decode import snap_to_keyframes
+
+    keyframes = [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    assert snap_to_keyframes([0.5, 5.2, 9.5], keyframes, 1.0) == [0.5, 6.0, 9.5]  # the ends stay inside
+    assert snap_to_keyframes([1.0, 1.6, 2.1], keyframes, 1.0) == [1.0, 1.6, 2.0]  # a third of a gap at most
+    assert snap_to_keyframes([3.0, 7.4], keyframes, 0.5) == [3.0, 7.4]  # nothing within 0.5 s
+    assert snap_to_keyframes([3.0, 7.4], [], 1.0) == [3.0, 7.4]
+
+
+def test_snapped_frames_are_keyframes_and_match_exact_decoding(make_video):
+    # One keyframe a second, B-frames (decode and presentation times differ), 20 s, a frame every 4 s.
+    path = make_video("gop1s.mp4", rate=25, seconds=20, codec=("-c:v", "libx264", "-g", "25", "-bf", "2"))
+    options = SamplingOptions(fps=0.25, frame_side=64, backend="pyav")
+    snapped = sample_video(path, options)
+    exact = sample_video(path, dataclasses.replace(options, snap_seconds=0))
+    assert snapped.frame_count == exact.frame_count == 5
+    assert list(snapped.timestamps) == sorted(set(snapped.timestamps))
+    moved = [abs(a - b) for a, b in zip(snapped.timestamps, exact.timestamps, strict=True)]
+    assert max(moved) <= 1.0 and any(moved)
+    assert all(t == int(t) for t in snapped.timestamps[1:-1])  # inner frames sit on the keyframes
+    for index, time in zip(
+        snapped.indices, snapped.timestamps, strict=True
+    ):  # the same picture as exact decoding
+        same = sample_video(
+            path, dataclasses.replace(options, snap_seconds=0, start=time, end=time + 0.5, max_frames=1)
+        )
+        assert same.indices == (index,)
+        assert (
+            np.abs(same.frames[0].astype(int) - snapped.frames[list(snapped.indices).index(index)]).mean() < 2
+        )
