@@ -15,6 +15,7 @@ from smolvlm_video.clips import DEFAULT_PROMPT
 
 from .config import DemoConfig
 from .handlers import Handlers
+from .head import STORAGE_FALLBACK
 from .models import ModelCache
 from .settings import settings_components
 
@@ -125,10 +126,11 @@ def _ask_tab(handlers: Handlers, settings: list, seen: list) -> None:
 
 
 def launch_kwargs(config: DemoConfig | None = None, **overrides: Any) -> dict[str, Any]:
-    """Arguments for demo.launch(): upload limit, the examples as the only served folder, MCP if asked."""
+    """Arguments for demo.launch(): theme, head script, upload limit, served folders, MCP if asked."""
     config = config or DemoConfig.from_env()
     kwargs: dict[str, Any] = {
         "theme": THEME,
+        "head": STORAGE_FALLBACK,
         "max_file_size": config.max_file_size,
         "allowed_paths": [str(config.examples_dir)],
         "footer_links": ["api", "gradio"],
