@@ -127,7 +127,7 @@ def stream(
         try:
             with torch.inference_mode():
                 model.model.generate(
-                    **inputs,
+                    **_embedded(model, inputs),
                     **_generate_kwargs(model, options),
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
