@@ -49,26 +49,17 @@ class Settings(NamedTuple):
     system: str
 
     def options(self) -> tuple[SamplingOptions, GenerationOptions]:
-        """The option objects for these values (raises OptionsError on impossible ones)."""
-        return build_options(
-            self.max_frames, self.fps, self.start, self.end, self.max_new_tokens, self.temperature
+        """The option objects for these values; a start or end of 0 or nothing means the default.
+
+        Raises OptionsError on impossible values.
+        """
+        sampling = SamplingOptions(
+            fps=float(self.fps),
+            max_frames=int(self.max_frames),
+            start=float(self.start) if self.start else None,
+            end=float(self.end) if self.end else None,
         )
-
-
-def build_options(
-    max_frames: float,
-    fps: float,
-    start: float | None,
-    end: float | None,
-    max_new_tokens: float,
-    temperature: float,
-) -> tuple[SamplingOptions, GenerationOptions]:
-    """The option objects for these setting values; a start or end of 0 or nothing means the default."""
-    sampling = SamplingOptions(
-        fps=float(fps),
-        max_frames=int(max_frames),
-        start=float(start) if start else None,
-        end=float(end) if end else None,
-    )
-    generation = GenerationOptions.from_temperature(float(temperature), max_new_tokens=int(max_new_tokens))
-    return sampling, generation
+        generation = GenerationOptions.from_temperature(
+            float(self.temperature), max_new_tokens=int(self.max_new_tokens)
+        )
+        return sampling, generation

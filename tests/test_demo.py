@@ -18,7 +18,7 @@ gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 from smolvlm_video.demo import DemoConfig, build_demo, launch_kwargs  # noqa: E402
 from smolvlm_video.demo.conversation import UploadRefused, check_upload  # noqa: E402
-from smolvlm_video.demo.settings import build_options  # noqa: E402
+from smolvlm_video.demo.settings import Settings  # noqa: E402
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
 MAX_FILE_SIZE = 1_000_000  # bytes: uploads over this are refused
@@ -212,7 +212,8 @@ def test_settings_build_the_options_the_cli_builds():
     params = {"fps": 2.0, "max_frames": 16, "frame_side": None, "start": 30.0, "end": 90.0,
               "segment_seconds": 210.0, "backend": "auto", "snap_seconds": 1.0, "max_new_tokens": 64,
               "min_new_tokens": 0, "temperature": 0.5}  # fmt: skip
-    assert build_options(16, 2.0, 30, 90, 64, 0.5) == (build_sampling(dict(params)), build_generation(params))
+    settings = Settings("256M", 16, 2.0, 30, 90, 64, 0.5, "")
+    assert settings.options() == (build_sampling(dict(params)), build_generation(params))
 
 
 def test_config_from_environment():
