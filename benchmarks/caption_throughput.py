@@ -103,11 +103,7 @@ def run_caption(folder: Path, checkpoint: Path, args: argparse.Namespace) -> dic
         command += ["--max-new-tokens", tokens, "--min-new-tokens", tokens]
         command += ["--fps", str(args.fps), "--max-frames", str(args.max_frames), "--segment-seconds", "300"]
         command += ["--device", "cpu", "--dtype", args.dtype, "--prompt", PROMPT]
-        started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, env=_env())
-        wall = time.perf_counter() - started
-        if done.returncode:
-            raise RuntimeError(f"caption failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        done, wall = _timed(command, "caption")
         last = json.loads(done.stderr.strip().splitlines()[-1])["summary"]
         if last["captioned"] != len(CLIPS):
             raise RuntimeError(f"caption did not caption every clip: {last}")
@@ -118,17 +114,20 @@ def run_loop(paths: list[Path], checkpoint: Path, args: argparse.Namespace) -> d
     """One model-card loop run: captioning rate and whole-command wall time."""
     command = [sys.executable, "-c", LOOP, str(checkpoint), args.dtype, str(args.max_new_tokens)]
     command += [str(args.fps), str(args.max_frames), PROMPT, *map(str, paths)]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=_env())
-    wall = time.perf_counter() - started
-    if done.returncode:
-        raise RuntimeError(f"model-card loop failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    done, wall = _timed(command, "model-card loop")
     rate = json.loads(done.stdout.strip().splitlines()[-1])["clips_per_minute"]
     return {"clips_per_minute": rate, "wall": wall}
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+def _timed(command: list[str], name: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run one method's command offline; its output and wall time, or an error with its stderr."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done, wall
 
 
 def main() -> None:
