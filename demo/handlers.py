@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -202,13 +201,8 @@ class Handlers:
         """The model's answer piece by piece; closing this generator stops generation."""
         from smolvlm_video.generate import stream
 
-        cancel = threading.Event()
-        pieces = stream(self.models.get(name), messages, generation, cancel=cancel)
-        try:
-            yield from pieces
-        finally:
-            cancel.set()
-            pieces.close()
+        # Closing this generator closes stream() through yield from, which stops and joins its thread.
+        yield from stream(self.models.get(name), messages, generation)
 
 
 @contextlib.contextmanager
