@@ -73,7 +73,7 @@ def choose_backend(info: VideoInfo, backend: str = "auto") -> str:
     """The backend that `decode` will try first for this video."""
     if backend == "decord" and not decord_available():
         raise OptionsError(
-            "The decord backend is not installed here (pip install decord); use 'pyav' or 'auto'."
+            "The decord backend is not installed here (pip install decord); use 'pyav' or 'auto'.", "backend"
         )
     if backend == "decord" and info.rotation:
         return "pyav"

@@ -18,9 +18,20 @@ class SmolVLMVideoError(Exception):
 
 
 class OptionsError(SmolVLMVideoError, ValueError):
-    """An option has a value that cannot work (a negative fps, a window that ends before it starts)."""
+    """An option has a value that cannot work (a negative fps, a window that ends before it starts).
+
+    `option` names the field of the option object at fault ("fps", "max_new_tokens"), so a front end
+    can point at its own control for it; None where no single field is to blame.
+    """
 
     code = "bad_option"
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        self.option = option
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple:
+        return type(self), (str(self), self.option)
 
 
 class FileError(SmolVLMVideoError):
@@ -80,6 +91,18 @@ class ModelLoadError(SmolVLMVideoError):
 
 
 class GenerationError(SmolVLMVideoError):
-    """The model failed while generating (out of memory, a prompt longer than the context)."""
+    """The model failed while generating (a prompt longer than the context, a CUDA fault, ...)."""
 
     code = "generation"
+
+
+class OutOfMemoryError(GenerationError):
+    """The device, or the CPU's allocator, ran out of memory while generating."""
+
+    code = "out_of_memory"
+
+
+class OutputError(SmolVLMVideoError):
+    """The records file cannot be written (a full disk, a quota, a file size limit)."""
+
+    code = "output"

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from .errors import GenerationError
+from .errors import GenerationError, OutOfMemoryError
 from .inputs import build_inputs
 from .model import LoadedModel
 from .options import GenerationOptions
@@ -89,18 +89,33 @@ def generate(
 ) -> list[str]:
     """Answer a batch of chats in one generate call; returns one stripped answer per chat."""
     options = options or GenerationOptions()
-    inputs = _inputs(model, chats, strings)
-    prompt_length = inputs["input_ids"].shape[1]
     try:
+        inputs = _inputs(model, chats, strings)
+        prompt_length = inputs["input_ids"].shape[1]
         with torch.inference_mode():
             output = model.model.generate(**_embedded(model, inputs), **_generate_kwargs(model, options))
-    except torch.OutOfMemoryError as error:
-        raise GenerationError(
-            f"Out of memory on {model.device} for a batch of {len(chats)}; "
+    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
+        if not out_of_memory(error):
+            raise
+        inputs = None  # let the failed batch's tensors go before the caller retries
+        if model.device.type == "cuda":
+            torch.cuda.empty_cache()
+        raise OutOfMemoryError(
+            f"Out of memory on {model.device} for a batch of {len(chats)} chats; "
             "lower the batch size or max_frames."
         ) from error
     answers = model.processor.tokenizer.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
     return [answer.strip() for answer in answers]
+
+
+CPU_OUT_OF_MEMORY = ("DefaultCPUAllocator: can't allocate memory", "not enough memory")
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether an error from torch means the device or the CPU's allocator ran out of memory."""
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and any(text in str(error) for text in CPU_OUT_OF_MEMORY)
 
 
 def stream(

@@ -57,7 +57,7 @@ class LoadedModel:
 def pick_device(device: str = "auto") -> torch.device:
     """CUDA, then Apple MPS, then the CPU; or the device asked for, if this machine has it."""
     if device not in DEVICES and not device.startswith("cuda:"):
-        raise OptionsError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}.")
+        raise OptionsError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}.", "device")
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -65,16 +65,20 @@ def pick_device(device: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise OptionsError("device 'cuda' was asked for, but torch sees no CUDA GPU here; use --device cpu.")
+        raise OptionsError(
+            "device 'cuda' was asked for, but torch sees no CUDA GPU here; use --device cpu.", "device"
+        )
     if device == "mps" and not torch.backends.mps.is_available():
-        raise OptionsError("device 'mps' was asked for, but this machine has no Apple GPU; use --device cpu.")
+        raise OptionsError(
+            "device 'mps' was asked for, but this machine has no Apple GPU; use --device cpu.", "device"
+        )
     return torch.device(device)
 
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """bfloat16 on CUDA GPUs that support it, float16 on older ones and on MPS, float32 on the CPU."""
     if dtype not in DTYPES:
-        raise OptionsError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
+        raise OptionsError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.", "dtype")
     if DTYPES[dtype] is not None:
         return DTYPES[dtype]
     if device.type == "cuda":

@@ -1,6 +1,6 @@
-"""The two option objects: how frames are sampled, and how text is generated.
+"""The option objects: how frames are sampled, how text is generated, and which model does it.
 
-Both are frozen dataclasses checked once, when they are built. The CLI and the demo build them the
+Each is a frozen dataclass checked once, when it is built. The CLI and the demo build them the
 same way, from the same field names, so a setting means one thing everywhere.
 """
 
@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from .errors import OptionsError
+from .registry import DEFAULT_MODEL, DEVICES, DTYPE_NAMES
 
 # SmolVLM2 was trained on videos of about 3.5 minutes; longer prompts gave little (SmolVLM paper).
 MAX_WINDOW_SECONDS = 210.0  # 3.5 minutes of video per prompt
@@ -46,23 +47,33 @@ class SamplingOptions:
 
     def __post_init__(self) -> None:
         if not (self.fps > 0 and math.isfinite(self.fps)):
-            raise OptionsError(f"fps must be a positive number of frames per second, got {self.fps!r}.")
+            raise OptionsError(
+                f"fps must be a positive number of frames per second, got {self.fps!r}.", "fps"
+            )
         if self.max_frames < 1:
-            raise OptionsError(f"max_frames must be at least 1, got {self.max_frames!r}.")
+            raise OptionsError(f"max_frames must be at least 1, got {self.max_frames!r}.", "max_frames")
         if self.frame_side is not None and not 16 <= self.frame_side <= 4096:
-            raise OptionsError(f"frame_side must be between 16 and 4096 pixels, got {self.frame_side!r}.")
+            raise OptionsError(
+                f"frame_side must be between 16 and 4096 pixels, got {self.frame_side!r}.", "frame_side"
+            )
         if self.start is not None and self.start < 0:
-            raise OptionsError(f"start must be 0 seconds or later, got {self.start!r}.")
+            raise OptionsError(f"start must be 0 seconds or later, got {self.start!r}.", "start")
         if self.start is not None and self.end is not None and self.end <= self.start:
-            raise OptionsError(f"end ({self.end} s) must come after start ({self.start} s).")
+            raise OptionsError(f"end ({self.end} s) must come after start ({self.start} s).", "end")
         if self.end is not None and self.end <= 0:
-            raise OptionsError(f"end must be after 0 seconds, got {self.end!r}.")
+            raise OptionsError(f"end must be after 0 seconds, got {self.end!r}.", "end")
         if not self.window_seconds > 0:
-            raise OptionsError(f"window_seconds must be positive, got {self.window_seconds!r}.")
+            raise OptionsError(
+                f"window_seconds must be positive, got {self.window_seconds!r}.", "window_seconds"
+            )
         if not 0 <= self.snap_seconds <= 10:
-            raise OptionsError(f"snap_seconds must be between 0 and 10, got {self.snap_seconds!r}.")
+            raise OptionsError(
+                f"snap_seconds must be between 0 and 10, got {self.snap_seconds!r}.", "snap_seconds"
+            )
         if self.backend not in BACKENDS:
-            raise OptionsError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}.")
+            raise OptionsError(
+                f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}.", "backend"
+            )
 
     @property
     def side(self) -> int:
@@ -92,26 +103,32 @@ class GenerationOptions:
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
-            raise OptionsError(f"max_new_tokens must be at least 1, got {self.max_new_tokens!r}.")
+            raise OptionsError(
+                f"max_new_tokens must be at least 1, got {self.max_new_tokens!r}.", "max_new_tokens"
+            )
         if not 0 <= self.min_new_tokens <= self.max_new_tokens:
             raise OptionsError(
                 f"min_new_tokens must be between 0 and max_new_tokens ({self.max_new_tokens}), "
-                f"got {self.min_new_tokens!r}."
+                f"got {self.min_new_tokens!r}.",
+                "min_new_tokens",
             )
         if not self.temperature > 0:
             raise OptionsError(
-                f"temperature must be above 0, got {self.temperature!r}; for greedy use do_sample=False."
+                f"temperature must be above 0, got {self.temperature!r}; for greedy use do_sample=False.",
+                "temperature",
             )
         if not 0 < self.top_p <= 1:
-            raise OptionsError(f"top_p must be in (0, 1], got {self.top_p!r}.")
+            raise OptionsError(f"top_p must be in (0, 1], got {self.top_p!r}.", "top_p")
         if not self.repetition_penalty > 0:
-            raise OptionsError(f"repetition_penalty must be positive, got {self.repetition_penalty!r}.")
+            raise OptionsError(
+                f"repetition_penalty must be positive, got {self.repetition_penalty!r}.", "repetition_penalty"
+            )
 
     @classmethod
     def from_temperature(cls, temperature: float = 0.0, **kwargs: Any) -> GenerationOptions:
         """Options where temperature 0 means greedy decoding and anything above samples."""
         if temperature < 0:
-            raise OptionsError(f"temperature must be 0 (greedy) or more, got {temperature!r}.")
+            raise OptionsError(f"temperature must be 0 (greedy) or more, got {temperature!r}.", "temperature")
         if temperature == 0:
             return cls(do_sample=False, **kwargs)
         return cls(do_sample=True, temperature=temperature, **kwargs)
@@ -132,3 +149,29 @@ class GenerationOptions:
     def to_dict(self) -> dict[str, Any]:
         """The options as plain JSON-ready values."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which checkpoint to load and where: what a worker needs to load its own copy of the model."""
+
+    name: str = DEFAULT_MODEL  # a registry name ("256M", "500M", "2.2B"), a Hub id, or a local folder
+    revision: str | None = None  # Hub branch, tag or commit to pin
+    device: str = "auto"  # auto (CUDA, then MPS, then the CPU), cuda, cuda:N, mps or cpu
+    dtype: str = "auto"  # auto (the device's best), bfloat16, float16 or float32
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise OptionsError("name must name a model: 256M, 500M, 2.2B, a Hub id or a folder.", "name")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise OptionsError(
+                f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}.", "device"
+            )
+        if self.dtype not in DTYPE_NAMES:
+            raise OptionsError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {self.dtype!r}.", "dtype")
+
+    def load(self) -> Any:
+        """Load this model and its processor (`smolvlm_video.model.load_model`): a LoadedModel."""
+        from .model import load_model
+
+        return load_model(self.name, self.revision, self.device, self.dtype)

@@ -55,7 +55,9 @@ def windows(
     """Split [start, end) of a video into the fewest consecutive equal windows of at most max_seconds."""
     end = duration if end is None else min(end, duration)
     if start >= end:
-        raise OptionsError(f"The window starts at {start:g} s, past the end of the video ({duration:g} s).")
+        raise OptionsError(
+            f"The window starts at {start:g} s, past the end of the video ({duration:g} s).", "start"
+        )
     count = max(1, math.ceil((end - start) / max_seconds - _EPSILON))
     step = (end - start) / count
     bounds = [start + step * i for i in range(count)] + [end]
