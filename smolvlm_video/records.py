@@ -1,8 +1,11 @@
 """Caption records and the JSONL file that holds them: one record a clip, one line a record.
 
-A record is written whole in a single write, flushed at once and fsynced at least every few seconds,
-so a run killed at any moment loses at most the clips in flight. On reopening, a torn last line (from
-a crash mid-write) is cut off, so every line in the file parses.
+A record is written whole, straight to the file (no buffer in this process), and reaches the disk
+(fsync) within 2 s: at the next write if 2 s have passed since the last sync, else by a timer, so a
+record is safe even while the next clip takes minutes. A run killed at any moment loses at most the
+clips in flight. A write that fails (a full disk, a quota) is rolled back to the last whole line and
+raises OutputError saying how many records are safe; on reopening, a torn last line (from a crash
+mid-write) is cut off, so every line in the file parses.
 
 A clip's `id` is the first 16 hex digits of SHA-256 over its absolute path, size and modification
 time: stable across reruns and shards, new when the file changes.
@@ -12,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -21,8 +26,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import __version__
+from .errors import OutputError
 
-FSYNC_EVERY_SECONDS = 2.0
+logger = logging.getLogger(__name__)
+
+FSYNC_EVERY_SECONDS = 2.0  # a written record is on the disk at most this long after it was written
 
 Status = Literal["ok", "error"]
 
@@ -57,6 +65,7 @@ class CaptionRecord:
     caption: str | dict[str, str] | None = None  # one answer, or prompt name -> answer
     segments: list[Segment] = field(default_factory=list)
     summarized: bool = False  # caption written from the segment captions (--summarize)
+    summary_error: dict[str, str] | None = None  # type, message: why the summary failed (captions kept)
     model: dict[str, Any] = field(default_factory=dict)  # id, revision
     prompts: dict[str, str] = field(default_factory=dict)  # prompt name -> prompt text
     system: str | None = None
@@ -74,6 +83,11 @@ class CaptionRecord:
         segments = [Segment(**segment) for segment in fields.get("segments", [])]
         return cls(**{**fields, "segments": segments})
 
+    @classmethod
+    def from_json(cls, line: str) -> CaptionRecord:
+        """A record from one line of JSON."""
+        return cls.from_dict(json.loads(line))
+
     def to_json(self) -> str:
         """The record as one line of JSON (no newline)."""
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -85,14 +99,15 @@ def error_record(path: str, error: BaseException, **fields: Any) -> CaptionRecor
     return CaptionRecord(
         path=path,
         abs_path=os.path.abspath(path),
-        id=fields.pop("id", None) or _safe_id(path),
+        id=fields.pop("id", None) or safe_clip_id(path),
         status="error",
         error={"type": code, "message": str(error)},
         **fields,
     )
 
 
-def _safe_id(path: str) -> str:
+def safe_clip_id(path: str) -> str:
+    """clip_id, or for a file that cannot be stat'ed (missing, no permission) a hash of its absolute path."""
     try:
         return clip_id(path)
     except OSError:
@@ -117,35 +132,108 @@ def _cut_torn_tail(path: Path) -> None:
 
 
 class JsonlWriter:
-    """Appends records to a JSONL file, one flushed line at a time."""
+    """Appends records to a JSONL file, one whole line at a time, each on the disk within 2 s."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if self.path.exists():
             _cut_torn_tail(self.path)
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self.lines = _count_lines(self.path)  # whole records in the file, those before this run too
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        self._lock = threading.Lock()
         self._synced = time.monotonic()
+        self._timer: threading.Timer | None = None
+        self._failed: OutputError | None = None  # a sync by the timer that failed
 
     def write(self, record: CaptionRecord) -> None:
-        self._file.write(record.to_json() + "\n")
-        self._file.flush()
-        if time.monotonic() - self._synced >= FSYNC_EVERY_SECONDS:
-            self.sync()
+        """Append one record; raises OutputError, with the file as it was before, if it cannot be."""
+        data = (record.to_json() + "\n").encode("utf-8")
+        with self._lock:
+            if self._failed is not None:
+                raise self._failed
+            size = os.fstat(self._fd).st_size
+            try:
+                _write_all(self._fd, data)
+            except OSError as error:
+                self._roll_back(size)
+                raise self._error(error) from error
+            self.lines += 1
+            if time.monotonic() - self._synced >= FSYNC_EVERY_SECONDS:
+                self._sync()
+            elif self._timer is None:
+                self._timer = threading.Timer(FSYNC_EVERY_SECONDS, self._timed_sync)
+                self._timer.daemon = True
+                self._timer.start()
 
     def sync(self) -> None:
-        os.fsync(self._file.fileno())
+        """Put what was written on the disk now."""
+        with self._lock:
+            if self._fd >= 0:
+                self._sync()
+
+    def _timed_sync(self) -> None:
+        try:
+            self.sync()
+        except OutputError as error:  # raised to the writer's caller at its next write or close
+            self._failed = error
+
+    def _sync(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            os.fsync(self._fd)
+        except OSError as error:
+            raise self._error(error) from error
         self._synced = time.monotonic()
 
+    def _roll_back(self, size: int) -> None:
+        """Cut a partly written line off, so every line in the file stays whole."""
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError as error:
+            logger.warning("Could not cut a torn line off %s (%s); the next run cuts it.", self.path, error)
+
+    def _error(self, error: OSError) -> OutputError:
+        return OutputError(
+            f"Cannot write to {self.path}: {error.strerror or error}. The {self.lines} records in it "
+            "are safe; make room (or write elsewhere) and run again to resume from where it stopped."
+        )
+
     def close(self) -> None:
-        if not self._file.closed:
-            self.sync()
-            self._file.close()
+        with self._lock:
+            if self._fd < 0:
+                return
+            try:
+                self._sync()
+            finally:
+                os.close(self._fd)
+                self._fd = -1
 
     def __enter__(self) -> JsonlWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is None:
+            self.close()
+            return
+        try:  # an error is on its way out already: let it be the one the caller sees
+            self.close()
+        except OutputError as error:
+            logger.warning("%s", error)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with open(path, "rb") as file:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
 
 
 def read_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
