@@ -9,10 +9,10 @@ import click
 
 from .options import (
     build_generation,
+    build_model,
     build_sampling,
     core_errors,
     generation_options,
-    load_model_from,
     model_options,
     sampling_options,
 )
@@ -34,7 +34,7 @@ def ask_command(media: Path, question: str, **params: Any) -> None:
 
     sampling = build_sampling(params)
     generation = build_generation(params)
-    model = load_model_from(params)
+    model = build_model(params).load()
     item = load_media(media, sampling.for_frame_side(model.frame_side))
     first = True
     for piece in stream(model, chat(question, item, system=params["system"]), generation):

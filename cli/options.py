@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from smolvlm_video.errors import SmolVLMVideoError
+from smolvlm_video.errors import ModelLoadError, OptionsError, OutputError, SmolVLMVideoError
 from smolvlm_video.options import (
     BACKENDS,
     DEFAULT_FPS,
@@ -16,11 +17,16 @@ from smolvlm_video.options import (
     DEFAULT_SNAP_SECONDS,
     MAX_WINDOW_SECONDS,
     GenerationOptions,
+    ModelOptions,
     SamplingOptions,
 )
+from smolvlm_video.ray_engine import RayOptions
 from smolvlm_video.registry import DEFAULT_MODEL, DEVICES, DTYPE_NAMES
+from smolvlm_video.runs import Shard
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C (128 + SIGINT)
 
 _SAMPLING = [
     click.option(
@@ -84,6 +90,33 @@ _GENERATION = [
 ]
 
 
+_ENGINE = [
+    click.option(
+        "--engine",
+        type=click.Choice(["local", "ray"]),
+        default="local",
+        show_default=True,
+        help="local: this machine. ray: a Ray cluster (pip install 'smolvlm-video[ray]').",
+    ),
+    click.option(
+        "--ray-address", default=None, help="Ray cluster to join [default: $RAY_ADDRESS, else a local Ray]."
+    ),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Ray engine: model copies (actors) generating at once.",
+    ),
+    click.option(
+        "--num-gpus-per-worker",
+        type=click.FloatRange(min=0),
+        default=None,
+        help="Ray engine: GPUs per actor [default: 1 where the cluster has GPUs, else 0].",
+    ),
+]
+
+
 def _add(options: list[Callable[[F], F]], command: F) -> F:
     for option in reversed(options):
         command = option(command)
@@ -105,6 +138,16 @@ def generation_options(command: F) -> F:
     return _add(_GENERATION, command)
 
 
+def engine_options(command: F) -> F:
+    """Add --engine and the Ray engine's flags to a command."""
+    return _add(_ENGINE, command)
+
+
+def build_ray(params: dict[str, Any]) -> RayOptions:
+    """RayOptions from the Ray engine's flags (--engine itself stays in params)."""
+    return RayOptions(params.pop("ray_address"), params.pop("concurrency"), params.pop("num_gpus_per_worker"))
+
+
 def build_generation(params: dict[str, Any]) -> GenerationOptions:
     """GenerationOptions from the generation flags (consumed from params)."""
     return GenerationOptions.from_temperature(
@@ -114,16 +157,18 @@ def build_generation(params: dict[str, Any]) -> GenerationOptions:
     )
 
 
-def load_model_from(params: dict[str, Any], quiet: bool = False) -> Any:
-    """Load the model the model flags name (consumed from params); quiet hides transformers' progress bars."""
+def build_model(params: dict[str, Any]) -> ModelOptions:
+    """ModelOptions from the model flags (consumed from params)."""
+    return ModelOptions(
+        params.pop("model"), params.pop("revision"), params.pop("device"), params.pop("dtype")
+    )
+
+
+def quiet_transformers() -> None:
+    """Hide transformers' loading progress bars (for --quiet and machine-read output)."""
     from transformers.utils import logging as transformers_logging
 
-    from smolvlm_video.model import load_model
-
-    if quiet:
-        transformers_logging.disable_progress_bar()
-
-    return load_model(params.pop("model"), params.pop("revision"), params.pop("device"), params.pop("dtype"))
+    transformers_logging.disable_progress_bar()
 
 
 def build_sampling(params: dict[str, Any]) -> SamplingOptions:
@@ -140,14 +185,52 @@ def build_sampling(params: dict[str, Any]) -> SamplingOptions:
     )
 
 
+# The flag of each core option field whose name differs from its flag's.
+FLAGS = {"window_seconds": "--segment-seconds", "name": "--model", "prompts": "--prompt-file",
+         "inputs": "PATHS", "subtitles": "--format"}  # fmt: skip
+
+
+def flag(option: str | None) -> str | None:
+    """The command-line flag for a field of a core option object ("max_frames" -> "--max-frames")."""
+    if option is None:
+        return None
+    return FLAGS.get(option, "--" + option.replace("_", "-"))
+
+
 def core_errors(command: F) -> F:
-    """Show the core's errors as Click errors: the message, no traceback, exit status 1."""
+    """Show the core's errors as Click errors, with no traceback, and give each its exit status.
+
+    2: a usage error: an option value the core rejects (naming its flag), a model that cannot be
+    loaded, an output that cannot be written. 1: anything else the core raises on purpose.
+    130: Ctrl-C, at any moment.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except OptionsError as error:
+            raise click.BadParameter(str(error), param_hint=flag(error.option)) from error
+        except (ModelLoadError, OutputError) as error:
+            raise click.UsageError(str(error)) from error
         except SmolVLMVideoError as error:
             raise click.ClickException(str(error)) from error
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+class ShardType(click.ParamType):
+    """I/N: this machine's share, 0 <= I < N."""
+
+    name = "I/N"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Shard:
+        if isinstance(value, Shard):
+            return value
+        try:
+            return Shard.parse(str(value))
+        except OptionsError as error:
+            self.fail(str(error), param, ctx)

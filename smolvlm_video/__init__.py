@@ -19,11 +19,13 @@ from .errors import (
     ModelLoadError,
     NotAVideoError,
     OptionsError,
+    OutOfMemoryError,
+    OutputError,
     SmolVLMVideoError,
     VideoError,
     VideoNotFoundError,
 )
-from .options import GenerationOptions, SamplingOptions
+from .options import GenerationOptions, ModelOptions, SamplingOptions
 from .probe import VideoInfo, probe
 from .sampling import FramePlan, Window, windows
 from .video import SampledVideo, plan_video, sample_video, sample_windows
@@ -38,6 +40,12 @@ _LAZY = {
     "generate": "generate",
     "stream": "generate",
     "build_inputs": "inputs",
+    "CaptionJob": "captioning",
+    "CaptionRun": "runs",
+    "Captioning": "runs",
+    "RunPlan": "runs",
+    "Shard": "runs",
+    "plan_run": "runs",
 }
 
 
@@ -55,8 +63,11 @@ __all__ = [
     "GenerationOptions",
     "ImageError",
     "ModelLoadError",
+    "ModelOptions",
     "NotAVideoError",
     "OptionsError",
+    "OutOfMemoryError",
+    "OutputError",
     "SampledVideo",
     "SamplingOptions",
     "SmolVLMVideoError",

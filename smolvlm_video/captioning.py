@@ -1,142 +1,216 @@
-"""Caption many clips: find them, decode ahead in worker threads, generate in batches, yield records.
+"""Caption many clips with one model: windows stream from the decoders through the model into records.
 
-The model never waits for decoding while clips are left: `workers` threads decode the next clips
-(each window's frames, already scaled) into a bounded look-ahead, while the caller's thread batches
-`batch_size` chats per generate call, sorted by frame count so that equal clips share a batch.
-A clip that cannot be read becomes an error record; the others go on.
+Worker threads decode the next windows, of this clip or the next ones, while the model answers the
+current ones (`prefetch`). Windows are answered `batch_size` chats per generate call (one chat per
+window and prompt) by an `Answerer`, which backs off on out-of-memory and narrows any other failure
+down to the chats that fail alone; a window's frames are let go as soon as it is answered. A clip's
+record is made when its last window is answered, so memory is bounded by the windows in flight,
+whatever a video's length. A clip that cannot be read, or whose chat the model cannot answer,
+becomes an error record; the others go on.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .errors import SmolVLMVideoError
-from .generate import generate
-from .model import LoadedModel
-from .options import GenerationOptions, SamplingOptions
-from .prompts import chat
-from .records import CaptionRecord, Segment, clip_id, error_record
-from .video import SampledVideo, sample_windows
+from .clips import DEFAULT_PROMPT
+from .errors import GenerationError, OptionsError
+from .options import GenerationOptions, ModelOptions, SamplingOptions
+from .prefetch import DEFAULT_WORKERS, DecodedWindow, PlannedClip, prefetch_windows
+from .prompts import chat, clock
+from .records import CaptionRecord, Segment, error_record
+from .registry import resolve_model_id
+
+if TYPE_CHECKING:
+    from .batching import Answerer
+    from .model import LoadedModel
+
+
+@dataclass(frozen=True)
+class CaptionJob:
+    """How every clip is captioned: the model, the prompts, sampling and generation.
+
+    Frozen and picklable: the same object goes to Ray's workers, which load their own model from it.
+    """
+
+    model: ModelOptions = field(default_factory=ModelOptions)
+    prompts: Mapping[str, str] = field(default_factory=lambda: {"caption": DEFAULT_PROMPT})  # name -> text
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    generation: GenerationOptions = field(default_factory=GenerationOptions)
+    system: str | None = None  # a system message before each prompt
+    batch_size: int = 4  # chats per generate call; one chat per window and prompt
+    summarize: bool = False  # clips of several windows also get one caption written from the windows'
+    # Local engine: decoding threads (default 2). Ray engine: decoding tasks at once (default: no limit).
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.prompts or not all(isinstance(t, str) and t.strip() for t in self.prompts.values()):
+            raise OptionsError("prompts must map each prompt's name to a non-empty text.", "prompts")
+        if self.batch_size < 1:
+            raise OptionsError(f"batch_size must be at least 1, got {self.batch_size!r}.", "batch_size")
+        if self.workers is not None and self.workers < 1:
+            raise OptionsError(f"workers must be at least 1, got {self.workers!r}.", "workers")
+
+    def record_fields(self) -> dict[str, Any]:
+        """What every record of this job says about how it was made."""
+        return {
+            "model": {"id": resolve_model_id(self.model.name), "revision": self.model.revision},
+            "prompts": dict(self.prompts),
+            "system": self.system,
+            "sampling": self.sampling.to_dict(),
+            "generation": self.generation.to_dict(),
+        }
+
+
+def read_prompts(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Named prompts from a JSON file holding one object of name -> prompt text."""
+    try:
+        prompts = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise OptionsError(f"{os.fspath(path)}: cannot read the prompt file ({error}).", "prompts") from error
+    except json.JSONDecodeError as error:
+        raise OptionsError(f"{os.fspath(path)} is not valid JSON: {error}", "prompts") from error
+    if not (
+        isinstance(prompts, dict) and prompts and all(isinstance(v, str) and v for v in prompts.values())
+    ):
+        raise OptionsError(f"{os.fspath(path)} must hold a JSON object of name -> prompt text.", "prompts")
+    return prompts
 
 
 @dataclass
-class PreparedClip:
-    """A clip decoded and ready for the model, or the error that stopped it."""
+class ClipCaptions:
+    """One clip's captioning while its windows are answered; its record once all of them are."""
 
-    path: str
-    id: str
-    windows: list[SampledVideo] = field(default_factory=list)
+    clip: PlannedClip
+    segments: list[Segment] = field(default_factory=list)
     error: BaseException | None = None
     decode_seconds: float = 0.0
+    generate_seconds: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.error = self.error or self.clip.error
 
-def prepare_clip(path: str, sampling: SamplingOptions, threads: int = 0) -> PreparedClip:
-    """Probe and decode every window of a clip; an unreadable clip carries its error instead."""
-    started = time.perf_counter()
-    try:
-        ident = clip_id(path)
-    except OSError:
-        ident = ""
-    try:
-        windows = list(sample_windows(path, sampling, threads))
-    except (SmolVLMVideoError, OSError) as error:
-        return PreparedClip(path, ident, error=error, decode_seconds=time.perf_counter() - started)
-    return PreparedClip(path, ident, windows, decode_seconds=time.perf_counter() - started)
+    @property
+    def done(self) -> bool:
+        return self.error is not None or len(self.segments) == self.clip.window_count
 
-
-def prefetch(paths: Sequence[str], sampling: SamplingOptions, workers: int) -> Iterator[PreparedClip]:
-    """Prepared clips in order, decoded by `workers` threads that stay at most 2 x workers clips ahead.
-
-    The cores are shared out among the workers' decoders: frame threading inside each decoder costs
-    about 15% more CPU than decoding clips side by side on one thread each.
-    """
-    threads = max(1, usable_cores() // max(1, workers))
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="smolvlm-decode") as pool:
-        pending: deque[Future[PreparedClip]] = deque()
-        queued = iter(paths)
-        try:
-            for path in queued:
-                pending.append(pool.submit(prepare_clip, path, sampling, threads))
-                if len(pending) >= 2 * max(1, workers):
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS tells it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-@dataclass
-class CaptionJob:
-    """What the captioner needs besides the clips."""
-
-    model: LoadedModel
-    prompts: dict[str, str]
-    sampling: SamplingOptions
-    generation: GenerationOptions = field(default_factory=GenerationOptions)
-    system: str | None = None
-    batch_size: int = 4
-    summarize: bool = False  # add one whole-video caption written from the window captions
-    workers: int = 2
-
-
-def caption_clips(job: CaptionJob, paths: Sequence[str]) -> Iterator[CaptionRecord]:
-    """One record per path, in order, as batches finish."""
-    batch: list[PreparedClip] = []
-    for clip in prefetch(paths, job.sampling, job.workers):
-        batch.append(clip)
-        if len(batch) >= job.batch_size:
-            yield from caption_batch(job, batch)
-            batch = []
-    if batch:
-        yield from caption_batch(job, batch)
-
-
-def caption_batch(job: CaptionJob, clips: list[PreparedClip]) -> list[CaptionRecord]:
-    """Answer every prompt for every window of the clips, batch_size chats per generate call."""
-    tasks = [
-        (clip, window, name)
-        for clip in clips
-        if clip.error is None
-        for window in clip.windows
-        for name in job.prompts
-    ]
-    tasks.sort(key=lambda task: task[1].frame_count)
-    answers: dict[tuple[int, int, str], str] = {}
-    failures: dict[int, BaseException] = {}
-    seconds: dict[int, float] = {}
-    for start in range(0, len(tasks), job.batch_size):
-        chunk = tasks[start : start + job.batch_size]
-        started = time.perf_counter()
-        try:
-            texts = generate(
-                job.model, [chat(job.prompts[n], w, system=job.system) for _, w, n in chunk], job.generation
+    def add(self, window: DecodedWindow, answers: Mapping[str, str], seconds: float) -> None:
+        """A window's answers, one per prompt."""
+        assert window.video is not None
+        video = window.video
+        self.decode_seconds += video.decode_seconds
+        self.generate_seconds += seconds
+        self.segments.append(
+            Segment(
+                start=round(video.window.start, 3),
+                end=round(video.window.end, 3),
+                caption=_one_or_map(dict(answers)),
+                frame_count=video.frame_count,
+                timestamps=list(video.timestamps),
             )
-        except SmolVLMVideoError as error:
-            for clip, _, _ in chunk:
-                failures[id(clip)] = error
-            continue
-        share = (time.perf_counter() - started) / len(chunk)
-        for (clip, window, name), text in zip(chunk, texts, strict=True):
-            answers[(id(clip), window.window.index, name)] = text
-            seconds[id(clip)] = seconds.get(id(clip), 0.0) + share
-    records = [
-        _record(job, clip, answers, failures.get(id(clip)), seconds.get(id(clip), 0.0)) for clip in clips
+        )
+
+    def fail(self, error: BaseException) -> None:
+        self.error = self.error or error
+
+    def merge(self, part: ClipCaptions) -> None:
+        """What another worker found on some windows of the same clip (Ray's actors)."""
+        self.segments += part.segments
+        self.decode_seconds += part.decode_seconds
+        self.generate_seconds += part.generate_seconds
+        if part.error is not None:
+            self.fail(part.error)
+
+    def record(self, job: CaptionJob) -> CaptionRecord:
+        clip = self.clip
+        if self.error is not None:
+            return error_record(clip.path, self.error, id=clip.id, **job.record_fields())
+        info = clip.info
+        assert info is not None
+        by_prompt = {name: "\n".join(_text(s.caption, name) for s in self.segments) for name in job.prompts}
+        return CaptionRecord(
+            path=clip.path,
+            abs_path=os.path.abspath(clip.path),
+            id=clip.id,
+            status="ok",
+            caption=_one_or_map(by_prompt),
+            segments=sorted(self.segments, key=lambda s: s.start),
+            video={k: getattr(info, k) for k in ("duration", "fps", "width", "height", "codec", "rotation")},
+            timings={
+                "decode": round(clip.seconds + self.decode_seconds, 3),
+                "generate": round(self.generate_seconds, 3),
+            },
+            **job.record_fields(),
+        )
+
+
+def caption_clips(
+    model: LoadedModel, job: CaptionJob, paths: Sequence[str], answerer: Answerer | None = None
+) -> Iterator[CaptionRecord]:
+    """One record per path, in order, each as soon as its clip's last window is answered.
+
+    `job.sampling` should carry the model's frame side (`SamplingOptions.for_frame_side`).
+    """
+    from .batching import Answerer
+
+    answerer = answerer or Answerer(model, job.generation, job.batch_size)
+    open_clips: deque[ClipCaptions] = deque()
+    batch: list[tuple[ClipCaptions, DecodedWindow]] = []
+    for window in prefetch_windows(paths, job.sampling, job.workers or DEFAULT_WORKERS):
+        if window.position == 0:
+            open_clips.append(ClipCaptions(window.clip))
+        clip = open_clips[-1]
+        if window.error is not None:
+            clip.fail(window.error)
+        elif clip.error is None:
+            batch.append((clip, window))
+        if len(batch) * len(job.prompts) >= answerer.batch_size:
+            answer_windows(answerer, job, batch)
+            batch = []
+        yield from finished_records(answerer, job, open_clips)
+    answer_windows(answerer, job, batch)
+    yield from finished_records(answerer, job, open_clips)
+
+
+def answer_windows(
+    answerer: Answerer, job: CaptionJob, batch: list[tuple[ClipCaptions, DecodedWindow]]
+) -> None:
+    """Answer every prompt for each window of the batch, and hand each clip its answers or its failure."""
+    live = [(clip, window) for clip, window in batch if clip.error is None]
+    if not live:
+        return
+    chats = [
+        chat(text, window.video, system=job.system) for _, window in live for text in job.prompts.values()
     ]
+    started = time.perf_counter()
+    answers = answerer.answer(chats)
+    share = (time.perf_counter() - started) / len(chats)
+    names = list(job.prompts)
+    for number, (clip, window) in enumerate(live):
+        mine = dict(zip(names, answers[number * len(names) : (number + 1) * len(names)], strict=True))
+        failure = next((a for a in mine.values() if isinstance(a, GenerationError)), None)
+        if failure is not None:
+            clip.fail(failure)
+        else:
+            clip.add(window, mine, share * len(names))  # type: ignore[arg-type]
+
+
+def finished_records(
+    answerer: Answerer, job: CaptionJob, open_clips: deque[ClipCaptions]
+) -> list[CaptionRecord]:
+    """The records of the clips at the front of the queue that are done, summarized if asked."""
+    records = []
+    while open_clips and open_clips[0].done:
+        records.append(open_clips.popleft().record(job))
     if job.summarize:
-        summarize_records(job, records)
+        summarize_records(answerer, job, records)
     return records
 
 
@@ -146,80 +220,38 @@ SUMMARY_PROMPT = (
 )
 
 
-def summarize_records(job: CaptionJob, records: list[CaptionRecord]) -> None:
-    """Give each multi-window ok record one caption written from its window captions (text only)."""
+def summarize_records(answerer: Answerer, job: CaptionJob, records: list[CaptionRecord]) -> None:
+    """Give each ok record of several windows one caption per prompt written from its window captions.
+
+    Where a summary fails, the window captions stay as the caption and `summary_error` says why.
+    """
     todo = [(r, name) for r in records if r.status == "ok" and len(r.segments) > 1 for name in job.prompts]
-    for start in range(0, len(todo), job.batch_size):
-        chunk = todo[start : start + job.batch_size]
-        chats = [
-            chat(SUMMARY_PROMPT.format(captions=_window_captions(r, name)), system=job.system)
-            for r, name in chunk
-        ]
-        try:
-            texts = generate(job.model, chats, job.generation)
-        except SmolVLMVideoError:
-            continue  # the window captions stay as the caption
-        for (record, name), text in zip(chunk, texts, strict=True):
-            if isinstance(record.caption, dict):
-                record.caption[name] = text
-            else:
-                record.caption = text
-            record.summarized = True
+    if not todo:
+        return
+    chats = [chat(SUMMARY_PROMPT.format(captions=window_captions(r, n)), system=job.system) for r, n in todo]
+    summaries: dict[int, dict[str, str | GenerationError]] = {}
+    for (record, name), answer in zip(todo, answerer.answer(chats), strict=True):
+        summaries.setdefault(id(record), {})[name] = answer
+    for record in records:
+        answers = summaries.get(id(record))
+        if not answers:
+            continue
+        failure = next((a for a in answers.values() if isinstance(a, GenerationError)), None)
+        if failure is not None:
+            record.summary_error = {"type": failure.code, "message": str(failure)}
+            continue
+        record.caption = _one_or_map(answers)  # type: ignore[arg-type]
+        record.summarized = True
 
 
-def _window_captions(record: CaptionRecord, name: str) -> str:
-    lines = []
-    for segment in record.segments:
-        text = segment.caption[name] if isinstance(segment.caption, dict) else segment.caption
-        lines.append(f"{int(segment.start // 60):02d}:{int(segment.start % 60):02d}: {text}")
-    return "\n".join(lines)
+def window_captions(record: CaptionRecord, name: str) -> str:
+    """A record's window captions for one prompt, a line each, behind the window's start (MM:SS)."""
+    return "\n".join(f"{clock(s.start)}: {_text(s.caption, name)}" for s in record.segments)
 
 
-def _record(
-    job: CaptionJob, clip: PreparedClip, answers: dict, failure: BaseException | None, generate_seconds: float
-) -> CaptionRecord:
-    error = clip.error or failure
-    if error is not None:
-        return error_record(clip.path, error, id=clip.id or None, **_common(job))
-    segments = []
-    for window in clip.windows:
-        texts = {name: answers[(id(clip), window.window.index, name)] for name in job.prompts}
-        segments.append(
-            Segment(
-                start=round(window.window.start, 3),
-                end=round(window.window.end, 3),
-                caption=_one_or_map(texts),
-                frame_count=window.frame_count,
-                timestamps=list(window.timestamps),
-            )
-        )
-    by_prompt = {
-        name: "\n".join(s.caption[name] if isinstance(s.caption, dict) else s.caption for s in segments)
-        for name in job.prompts
-    }
-    info = clip.windows[0].info
-    return CaptionRecord(
-        path=clip.path,
-        abs_path=os.path.abspath(clip.path),
-        id=clip.id,
-        status="ok",
-        caption=_one_or_map(by_prompt),
-        segments=segments,
-        video={k: getattr(info, k) for k in ("duration", "fps", "width", "height", "codec", "rotation")},
-        timings={"decode": round(clip.decode_seconds, 3), "generate": round(generate_seconds, 3)},
-        **_common(job),
-    )
+def _text(caption: str | dict[str, str], name: str) -> str:
+    return caption[name] if isinstance(caption, dict) else caption
 
 
 def _one_or_map(texts: dict[str, str]) -> str | dict[str, str]:
     return next(iter(texts.values())) if len(texts) == 1 else texts
-
-
-def _common(job: CaptionJob) -> dict:
-    return {
-        "model": {"id": job.model.model_id, "revision": job.model.revision},
-        "prompts": dict(job.prompts),
-        "system": job.system,
-        "sampling": job.sampling.to_dict(),
-        "generation": job.generation.to_dict(),
-    }

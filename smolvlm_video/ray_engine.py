@@ -1,29 +1,37 @@
 """Caption on Ray: the local engine's own steps, spread over a cluster with Ray Data.
 
-The clip list becomes a `ray.data` Dataset. Probing and decoding run as CPU tasks with
-`prepare_clip`, the function the local engine's decode workers run; generation runs in an actor
-pool where each actor loads the model once and captions batches with `caption_batch`, the local
-engine's own batching. Records stream back to the caller, who writes them as the local engine's
-are written: same schema, same resume, and a bad clip is an error record, never a failed job.
+The clip list becomes a `ray.data` Dataset in blocks of many clips. Decoding runs as CPU tasks that
+plan each clip and stream its windows out one at a time (`clip_windows`, the local engine's decoder),
+so a task holds one window's frames, not a whole video's. Generation runs in an actor pool: each
+actor loads the model once (from the job's `ModelOptions`) and answers batches of windows with the
+local engine's `Answerer` (out-of-memory back-off, failures narrowed to their chats). The caller
+gathers each clip's windows, which may come from different actors, and makes its record when the
+last one is in: the local engine's schema and resume, and a bad clip is an error record, never a
+failed job.
+
+With `summarize`, clips of several windows get their whole-video caption in a second, text-only
+pass once every window is answered; those records are written at the end of the run.
 
 Requires the extra: pip install 'smolvlm-video[ray]'.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import os
 import pickle
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .captioning import CaptionJob, caption_batch, prepare_clip, usable_cores
+from .captioning import CaptionJob, ClipCaptions, answer_windows, summarize_records
 from .errors import SmolVLMVideoError
+from .prefetch import clip_windows, plan_clip, usable_cores
 from .records import CaptionRecord
 
 DECODE_CPUS = 0.5  # logical CPUs a decoding task asks Ray for
+CLIPS_PER_BLOCK = 256  # at most, in a block of the clip list; fewer where the cluster has CPUs to fill
 
 
 class RayUnavailableError(SmolVLMVideoError):
@@ -43,74 +51,129 @@ class RayOptions:
     num_gpus_per_worker: float | None = None  # None: 1 where the cluster has GPUs, else 0 (CPU actors)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """How each actor loads its copy of the model."""
-
-    name: str
-    revision: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
+def decode_rows(row: dict[str, str], job: CaptionJob) -> Iterator[dict[str, bytes]]:
+    """A Ray task's work on one clip: plan it, then its windows one by one (one decoder thread each)."""
+    clip = replace(plan_clip(row["abs_path"], job.sampling), path=row["path"])  # the path as given
+    for window in clip_windows(clip, job.sampling, threads=1):
+        yield {"window": pickle.dumps(window)}
 
 
-class Captioner:
-    """An actor: loads the model once, then captions the batches of prepared clips it is handed."""
+class _Actor:
+    """Loads the job's model once per actor."""
 
-    def __init__(self, spec: ModelSpec, job_fields: dict[str, Any], torch_threads: int = 0) -> None:
-        from .model import load_model
+    def __init__(self, job: CaptionJob, torch_threads: int = 0) -> None:
+        from .batching import Answerer
 
         if torch_threads:
             import torch
 
             torch.set_num_threads(torch_threads)
-        model = load_model(spec.name, spec.revision, spec.device, spec.dtype)
-        self.job = CaptionJob(model=model, **job_fields)
+        self.job = job
+        self.answerer = Answerer(job.model.load(), job.generation, job.batch_size)
+
+
+class WindowCaptioner(_Actor):
+    """An actor: answers batches of decoded windows; what it found on each goes back as a ClipCaptions."""
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        parts = []
+        for blob in batch["window"]:
+            window = pickle.loads(blob)
+            part = ClipCaptions(window.clip)
+            if window.error is not None:
+                part.fail(window.error)
+            parts.append((part, window))
+        answer_windows(self.answerer, self.job, parts)
+        return {
+            "part": [pickle.dumps(part) for part, _ in parts],
+            "batch_size": [self.answerer.batch_size] * len(parts),
+        }
+
+
+class Summarizer(_Actor):
+    """An actor: writes the whole-video captions of finished records (text only)."""
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        clips = [pickle.loads(blob) for blob in batch["clip"]]
-        return {"record": [record.to_json() for record in caption_batch(self.job, clips)]}
-
-
-def prepare_row(row: dict[str, Any], job_fields: dict[str, Any]) -> dict[str, bytes]:
-    """A Ray task: probe and decode one clip (one decoder thread: the tasks share the cores)."""
-    clip = prepare_clip(row["abs_path"], job_fields["sampling"], threads=1)
-    clip.path = row["path"]  # the record keeps the path as given
-    return {"clip": pickle.dumps(clip)}
+        records = [CaptionRecord.from_json(text) for text in batch["record"]]
+        summarize_records(self.answerer, self.job, records)
+        return {"record": [record.to_json() for record in records]}
 
 
 def caption_clips_ray(
-    spec: ModelSpec, job_fields: dict[str, Any], paths: Sequence[str], options: RayOptions | None = None
+    job: CaptionJob,
+    paths: Sequence[str],
+    options: RayOptions | None = None,
+    on_batch_size: Callable[[int], None] | None = None,
 ) -> Iterator[CaptionRecord]:
     """One record per path, as the cluster finishes them (not in input order).
 
-    `job_fields` are CaptionJob's fields but the model (prompts, sampling with its frame side set,
-    generation, system, batch_size, summarize).
+    `job.sampling` should carry the model's frame side. `on_batch_size` hears each actor's batch size,
+    which drops below the job's after running out of memory.
     """
     options = options or RayOptions()
     ray = _connect(options)
+    rows = [{"path": path, "abs_path": os.path.abspath(path)} for path in paths]
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    blocks = min(len(rows), max(2 * cpus, math.ceil(len(rows) / CLIPS_PER_BLOCK)))
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, blocks))
+    # Half a logical CPU a task: two single-threaded decoders share a core well, and the different
+    # request keeps Ray from fusing the decoding into the actors.
+    dataset = dataset.flat_map(
+        decode_rows, fn_kwargs={"job": job}, num_cpus=DECODE_CPUS, concurrency=job.workers
+    )
+    windows_per_call = max(1, job.batch_size // len(job.prompts))
+    answered = _on_actors(ray, dataset, WindowCaptioner, job, options, windows_per_call)
+    finished: set[str] = set()
+    open_clips: dict[str, ClipCaptions] = {}
+    to_summarize: list[CaptionRecord] = []
+    for row in answered.iter_rows():
+        if on_batch_size:
+            on_batch_size(int(row["batch_size"]))
+        part: ClipCaptions = pickle.loads(row["part"])
+        key = part.clip.path
+        if key in finished:
+            continue  # a window answered after its clip had already failed
+        clip = open_clips.setdefault(key, ClipCaptions(part.clip))
+        clip.merge(part)
+        if not clip.done:
+            continue
+        finished.add(key)
+        record = open_clips.pop(key).record(job)
+        if job.summarize and record.status == "ok" and len(record.segments) > 1:
+            to_summarize.append(record)
+        else:
+            yield record
+    if to_summarize:
+        yield from _summarized(ray, job, options, to_summarize)
+
+
+def _summarized(
+    ray: Any, job: CaptionJob, options: RayOptions, records: list[CaptionRecord]
+) -> Iterator[CaptionRecord]:
+    dataset = ray.data.from_items([{"record": record.to_json()} for record in records])
+    summarized = _on_actors(ray, dataset, Summarizer, job, options, job.batch_size)
+    for row in summarized.iter_rows():
+        yield CaptionRecord.from_json(row["record"])
+
+
+def _on_actors(
+    ray: Any, dataset: Any, actor: type, job: CaptionJob, options: RayOptions, batch_size: int
+) -> Any:
     gpus = options.num_gpus_per_worker
     if gpus is None:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    rows = [{"path": path, "abs_path": os.path.abspath(path)} for path in paths]
-    dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
-    # Decoding takes half a logical CPU: two single-threaded decoders share a core well, and the
-    # different request keeps Ray from fusing the decoding into the actors.
-    dataset = dataset.map(prepare_row, fn_kwargs={"job_fields": job_fields}, num_cpus=DECODE_CPUS)
-    dataset = dataset.map_batches(
-        Captioner,
+    return dataset.map_batches(
+        actor,
         fn_constructor_kwargs={
-            "spec": spec,
-            "job_fields": job_fields,
+            "job": job,
             "torch_threads": 0 if gpus else max(1, usable_cores() // options.concurrency),
         },
-        batch_size=job_fields.get("batch_size", 4),
+        batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=options.concurrency),
         num_gpus=gpus,
         num_cpus=0 if gpus else 1,
     )
-    for row in dataset.iter_rows():
-        yield CaptionRecord.from_dict(json.loads(row["record"]))
 
 
 def _connect(options: RayOptions) -> Any:

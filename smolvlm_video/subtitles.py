@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
-from .records import Segment
+from .errors import OutputError
+from .records import CaptionRecord, Segment
 
 
 def _stamp(seconds: float, separator: str) -> str:
@@ -38,3 +40,13 @@ def to_vtt(segments: Sequence[Segment]) -> str:
 
 
 WRITERS = {"srt": to_srt, "vtt": to_vtt}
+
+
+def write_subtitles(record: CaptionRecord, folder: Path, kind: str) -> Path:
+    """<clip name>.<id8>.<srt|vtt> in `folder`: the id keeps clips of the same name apart."""
+    path = folder / f"{Path(record.path).stem}.{record.id[:8]}.{kind}"
+    try:
+        path.write_text(WRITERS[kind](record.segments), encoding="utf-8")
+    except OSError as error:
+        raise OutputError(f"Cannot write the subtitles {path}: {error.strerror or error}.") from error
+    return path

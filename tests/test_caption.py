@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -235,3 +236,124 @@ def test_uris_are_a_clear_usage_error(tiny_checkpoint, tmp_path):
     result = caption(tiny_checkpoint, "s3://bucket/clips", "-o", str(tmp_path / "out.jsonl"))
     assert result.exit_code == 2 and "Mount the bucket" in result.output
     assert not (tmp_path / "out.jsonl").exists()
+
+
+BAD_VALUES = [
+    (["--fps", "0"], "--fps"),
+    (["--max-frames", "0"], "--max-frames"),
+    (["--frame-side", "8"], "--frame-side"),
+    (["--start", "-1"], "--start"),
+    (["--start", "5", "--end", "2"], "--end"),
+    (["--segment-seconds", "0"], "--segment-seconds"),
+    (["--max-new-tokens", "0"], "--max-new-tokens"),
+    (["--min-new-tokens", "9"], "--min-new-tokens"),  # more than --max-new-tokens
+    (["--temperature", "-1"], "--temperature"),
+    (["--shard", "2/2"], "--shard"),
+    (["--batch-size", "0"], "--batch-size"),
+]
+
+
+@pytest.mark.parametrize(("args", "flag"), BAD_VALUES, ids=[" ".join(a) for a, _ in BAD_VALUES])
+def test_every_bad_option_value_is_a_usage_error_naming_its_flag(tiny_checkpoint, clip, tmp_path, args, flag):
+    out = tmp_path / "out.jsonl"
+    result = caption(tiny_checkpoint, str(clip), "-o", str(out), *args)
+    assert result.exit_code == 2, result.output
+    assert flag in result.output and "Traceback" not in result.output
+    assert not out.exists()  # refused before any work
+
+
+def test_unusable_model_and_inputs_are_usage_errors(clip, tmp_path):
+    (tmp_path / "not-a-model").mkdir()
+    out = str(tmp_path / "out.jsonl")
+    result = CliRunner().invoke(
+        cli, ["caption", str(clip), "-o", out, "--model", str(tmp_path / "not-a-model")]
+    )
+    assert result.exit_code == 2 and "not a loadable SmolVLM checkpoint" in result.output
+    result = CliRunner().invoke(cli, ["caption", str(tmp_path / "list.txt"), "--from-list", "-o", out])
+    assert result.exit_code == 2 and "cannot read this list" in result.output
+
+
+def _command(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "smolvlm_video", "caption", *args]
+
+
+def test_ctrl_c_while_the_model_loads_exits_130(tiny_checkpoint, clip, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, model)
+    fifos = sorted(model.glob("*.json"))
+    for path in fifos:  # whichever the loader opens first holds it until the test lets go
+        path.unlink()
+        os.mkfifo(path)
+    out = tmp_path / "out.jsonl"
+    process = subprocess.Popen(
+        _command(str(clip), "-o", str(out), "--model", str(model)), stderr=subprocess.PIPE, text=True
+    )
+    held, deadline = None, time.monotonic() + 120
+    while held is None and time.monotonic() < deadline and process.poll() is None:
+        for path in fifos:
+            try:  # succeeds only once the command has the file open for reading: it is loading the model
+                held = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                time.sleep(0.02)
+    assert held is not None, "the command never began to load the model"
+    process.send_signal(signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        os.close(held)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "Interrupted" in stderr and "Traceback" not in stderr and "Aborted" not in stderr
+
+
+def _small_disk(folder: Path) -> Any:
+    """A 16 KB tmpfs at `folder` where this user may mount one; else a 16 KB file-size limit for the child."""
+    import resource
+    import subprocess
+
+    folder.mkdir()
+    if os.geteuid() == 0 and shutil.which("mount"):
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], capture_output=True
+        )
+        if mounted.returncode == 0:
+            return None
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+
+
+def test_a_full_disk_stops_the_run_with_one_clear_message(tiny_checkpoint, make_video, tmp_path):
+    import re
+    import subprocess
+
+    root = tmp_path / "clips"
+    root.mkdir()
+    for index in range(30):
+        shutil.copy(make_video("short.mp4", size="64x48", seconds=2), root / f"clip{index:02d}.mp4")
+    disk = tmp_path / "disk"
+    limit = _small_disk(disk)
+    out = disk / "captions.jsonl"
+    args = ["--model", str(tiny_checkpoint), "--max-new-tokens", "3", "--quiet"]
+    try:
+        full = subprocess.run(_command(str(root), "-o", str(out), *args), capture_output=True, text=True,
+                              preexec_fn=limit, timeout=300)  # fmt: skip
+        assert full.returncode == 2, full.stderr[-3000:]
+        assert "Traceback" not in full.stderr
+        safe = re.search(r"The (\d+) records in it are safe", full.stderr)
+        assert safe and ("No space left on device" in full.stderr or "File too large" in full.stderr)
+        written = lines(out)  # every line is whole
+        assert len(written) == int(safe.group(1)) and 0 < len(written) < 30
+        shutil.copy(out, tmp_path / "captions.jsonl")
+    finally:
+        if limit is None:
+            subprocess.run(["umount", str(disk)], check=True)
+    resumed = subprocess.run(_command(str(root), "-o", str(tmp_path / "captions.jsonl"), *args), timeout=300)
+    assert resumed.returncode == 0
+    assert sorted(r["path"] for r in lines(tmp_path / "captions.jsonl")) == sorted(
+        str(p) for p in root.iterdir()
+    )

@@ -59,9 +59,9 @@ def test_info_missing_file_is_a_clean_error(tmp_path):
     assert "nope.mp4: no such file" in result.output and "Traceback" not in result.output
 
 
-def test_info_bad_option_is_a_clean_error(tmp_path):
+def test_info_bad_option_is_a_usage_error_naming_the_flag(tmp_path):
     result = run("info", str(tmp_path / "x.mp4"), "--fps", "0")
-    assert result.exit_code == 1 and "fps must be a positive" in result.output
+    assert result.exit_code == 2 and "--fps" in result.output and "fps must be a positive" in result.output
 
 
 def test_python_dash_m():

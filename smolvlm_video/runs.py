@@ -1,0 +1,255 @@
+"""A captioning run: the clips under some paths, captioned into a JSONL file that a rerun resumes.
+
+    >>> from smolvlm_video.captioning import CaptionJob
+    >>> from smolvlm_video.options import ModelOptions
+    >>> from smolvlm_video.runs import CaptionRun, Captioning
+    >>> run = CaptionRun(("clips/",), "captions.jsonl", CaptionJob(model=ModelOptions("256M")))
+    >>> for record in Captioning(run):  # each record is in the file before it is yielded
+    ...     print(record.path, record.status)
+
+Run it again and it resumes: clips with an ok record (and, unless errors are retried, an error
+record) are skipped. `shard=Shard(i, n)` takes machine i of n's share, split by a hash of each
+clip's absolute path, so machines need no coordination. `engine="ray"` spreads the same job over
+a Ray cluster and writes the same records. `plan_run` says what a run would do without doing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from .captioning import CaptionJob
+from .clips import find_clips
+from .errors import OptionsError, OutputError
+from .ray_engine import RayOptions
+from .records import CaptionRecord, JsonlWriter, finished_ids, safe_clip_id
+
+URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+://")  # s3://, gs://, https://: not a local path
+
+Engine = Literal["local", "ray"]
+SubtitleKind = Literal["srt", "vtt"]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`: this machine's share of the clips, 0 <= index < count."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise OptionsError(f"shard {self.index}/{self.count}: I must be between 0 and N-1.", "shard")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """A shard from "I/N", e.g. "0/4"."""
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise OptionsError(f"{text!r} is not of the form I/N, e.g. 0/4.", "shard") from None
+        return cls(index, count)
+
+    def holds(self, path: str) -> bool:
+        """Whether a clip is in this shard, by a hash of its absolute path (the same on every machine)."""
+        digest = hashlib.sha256(os.path.abspath(path).encode("utf-8", "surrogateescape")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+
+@dataclass(frozen=True)
+class CaptionRun:
+    """What to caption, into which file, and how a rerun resumes."""
+
+    inputs: tuple[str, ...]  # files and folders; with from_list, text files listing one path a line
+    output: Path  # the JSONL file; records are appended
+    job: CaptionJob = field(default_factory=CaptionJob)
+    recursive: bool = True  # search folders recursively
+    patterns: tuple[str, ...] = ()  # only files matching these globs ("*.mp4"); default: video extensions
+    from_list: bool = False
+    shard: Shard | None = None
+    overwrite: bool = False  # start the output afresh instead of resuming
+    retry_errors: bool = True  # on a rerun, try the clips that have an error record again
+    subtitles: SubtitleKind | None = None  # also a subtitle file per clip beside the output
+    engine: Engine = "local"
+    ray: RayOptions = field(default_factory=RayOptions)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(os.fspath(item) for item in self.inputs))
+        object.__setattr__(self, "output", Path(self.output))
+        if not self.inputs:
+            raise OptionsError("inputs must name at least one file or folder.", "inputs")
+        for item in self.inputs:
+            refuse_uri(item)
+        if self.subtitles not in (None, "srt", "vtt"):
+            raise OptionsError(f"subtitles must be srt, vtt or None, got {self.subtitles!r}.", "subtitles")
+        if self.engine not in ("local", "ray"):
+            raise OptionsError(f"engine must be local or ray, got {self.engine!r}.", "engine")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The clips a run found (in its shard) and those it still has to caption."""
+
+    clips: tuple[str, ...]
+    todo: tuple[str, ...]
+
+    @property
+    def skipped(self) -> int:
+        """Clips already done in the output."""
+        return len(self.clips) - len(self.todo)
+
+
+def plan_run(run: CaptionRun) -> RunPlan:
+    """Find the clips and what is left to do, writing nothing.
+
+    Raises OutputError if the output cannot be written, OptionsError if a list of clips cannot be read.
+    """
+    check_output(run.output)
+    clips = [path for path in find_clips(_inputs(run), run.recursive, run.patterns) if _in_shard(run, path)]
+    done = set() if run.overwrite else finished_ids(run.output, run.retry_errors)
+    todo = [path for path in clips if safe_clip_id(path) not in done] if done else clips
+    return RunPlan(tuple(clips), tuple(todo))
+
+
+def check_output(output: Path) -> None:
+    """Fail before any work if the records file cannot be appended to; leaves no new file behind."""
+    if not output.parent.is_dir():
+        raise OutputError(f"The output folder {output.parent} does not exist; create it first.")
+    existed = output.exists()
+    try:
+        with open(output, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise OutputError(f"Cannot write to {output}: {error.strerror or error}.") from error
+    if not existed:
+        output.unlink()
+
+
+@dataclass
+class RunStats:
+    """How a run is going: counts so far, and its pace since the model was ready."""
+
+    total: int  # clips to caption in this run
+    skipped: int  # clips already done in the output
+    batch_size: int  # the batch size in use: the job's, or less after running out of memory
+    done: int = 0  # records written so far
+    failed: Counter[str] = field(default_factory=Counter)  # error type -> clips
+    seconds: float = 0.0  # since the model was ready
+
+    @property
+    def captioned(self) -> int:
+        return self.done - sum(self.failed.values())
+
+    @property
+    def clips_per_minute(self) -> float:
+        return 60 * self.done / max(self.seconds, 1e-9)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "captioned": self.captioned,
+            "skipped": self.skipped,
+            "failed": dict(self.failed),
+            "seconds": round(self.seconds, 3),
+            "clips_per_minute": round(self.clips_per_minute, 2),
+            "batch_size": self.batch_size,
+        }
+
+
+class Captioning:
+    """A run in progress: iterate it for the records, each one in the output file before it is yielded.
+
+    The local engine loads the job's model when iteration starts, unless a loaded `model` is given.
+    """
+
+    def __init__(self, run: CaptionRun, plan: RunPlan | None = None, model: Any = None) -> None:
+        self.run = run
+        self.plan = plan if plan is not None else plan_run(run)
+        self.stats = RunStats(len(self.plan.todo), self.plan.skipped, run.job.batch_size)
+        self._model = model
+        self._answerer: Any = None
+        self._ready_at = time.monotonic()
+
+    def __iter__(self) -> Iterator[CaptionRecord]:
+        run = self.run
+        if not self.plan.todo:
+            return
+        if run.overwrite:
+            run.output.unlink(missing_ok=True)
+        records = self._records()
+        with JsonlWriter(run.output) as writer:
+            for record in records:
+                writer.write(record)
+                if run.subtitles and record.status == "ok":
+                    from .subtitles import write_subtitles
+
+                    write_subtitles(record, run.output.parent, run.subtitles)
+                self._count(record)
+                yield record
+
+    def _count(self, record: CaptionRecord) -> None:
+        stats = self.stats
+        stats.done += 1
+        if record.error:
+            stats.failed[record.error["type"]] += 1
+        stats.seconds = time.monotonic() - self._ready_at
+        if self._answerer is not None:
+            stats.batch_size = self._answerer.batch_size
+
+    def _records(self) -> Iterator[CaptionRecord]:
+        job, todo = self.run.job, list(self.plan.todo)
+        if self.run.engine == "ray":
+            from .model import load_frame_side
+            from .ray_engine import caption_clips_ray
+
+            side = load_frame_side(job.model.name, job.model.revision)
+            job = replace(job, sampling=job.sampling.for_frame_side(side))
+            self._ready_at = time.monotonic()
+            yield from caption_clips_ray(job, todo, self.run.ray, on_batch_size=self._lower_batch_size)
+            return
+        from .batching import Answerer
+        from .captioning import caption_clips
+
+        model = self._model or job.model.load()
+        job = replace(job, sampling=job.sampling.for_frame_side(model.frame_side))
+        self._answerer = Answerer(model, job.generation, job.batch_size)
+        self._ready_at = time.monotonic()
+        yield from caption_clips(model, job, todo, self._answerer)
+
+    def _lower_batch_size(self, size: int) -> None:
+        self.stats.batch_size = min(self.stats.batch_size, size)
+
+
+def _inputs(run: CaptionRun) -> list[str]:
+    if not run.from_list:
+        return list(run.inputs)
+    paths = []
+    for name in run.inputs:
+        try:
+            text = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise OptionsError(f"{name}: cannot read this list of clips ({error}).", "inputs") from error
+        paths += [line.strip() for line in text.splitlines() if line.strip()]
+    for path in paths:
+        refuse_uri(path)
+    return paths
+
+
+def refuse_uri(item: str) -> None:
+    """Raise OptionsError for a URI: the decoders read local files (or mounted buckets) only."""
+    if URI.match(item):
+        raise OptionsError(
+            f"{item}: URIs are not read directly. Mount the bucket (s3fs, gcsfuse, a shared "
+            "filesystem) at the same path on every machine, or copy the clips to a local folder.",
+            "inputs",
+        )
+
+
+def _in_shard(run: CaptionRun, path: str) -> bool:
+    return run.shard is None or run.shard.holds(path)

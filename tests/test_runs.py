@@ -1,0 +1,188 @@
+"""The run API on the tiny checkpoint: windows streamed with bounded look-ahead, failures kept to their clip,
+out-of-memory back-off, summaries that fail softly, resume and shards from Python."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import requires_ffmpeg
+
+from smolvlm_video import prefetch
+from smolvlm_video.captioning import CaptionJob
+from smolvlm_video.errors import OptionsError, OutputError
+from smolvlm_video.model import LoadedModel
+from smolvlm_video.options import GenerationOptions, ModelOptions, SamplingOptions
+from smolvlm_video.records import read_records
+from smolvlm_video.runs import Captioning, CaptionRun, Shard, plan_run
+
+pytestmark = [requires_ffmpeg]
+
+
+class FailingVLM:
+    """The tiny model, failing as a real one can: `fail(...)` returns the error to raise, or None."""
+
+    def __init__(self, vlm: Any, fail: Any) -> None:
+        self._vlm = vlm
+        self._fail = fail
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._vlm, name)
+
+    def get_image_features(self, pixel_values: torch.Tensor, **kwargs: Any) -> Any:
+        if error := self._fail(pixel_values=pixel_values):
+            raise error
+        return self._vlm.get_image_features(pixel_values=pixel_values, **kwargs)
+
+    def generate(self, **kwargs: Any) -> Any:
+        if error := self._fail(inputs_embeds=kwargs["inputs_embeds"]):
+            raise error
+        return self._vlm.generate(**kwargs)
+
+
+def failing(model: LoadedModel, fail: Any) -> LoadedModel:
+    return LoadedModel(
+        FailingVLM(model.model, fail), model.processor, model.model_id, None, model.device, model.dtype
+    )
+
+
+@pytest.fixture
+def clips(tmp_path, make_video) -> Path:
+    """Four clips: three of 3 s (3 frames each) and one of 6 s (6 frames)."""
+    root = tmp_path / "clips"
+    root.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(make_video("three.mp4", size="64x48"), root / f"{name}.mp4")
+    shutil.copy(make_video("six.mp4", size="64x48", seconds=6), root / "six.mp4")
+    return root
+
+
+def job(checkpoint: Path, **fields: Any) -> CaptionJob:
+    fields.setdefault("generation", GenerationOptions(max_new_tokens=3))
+    return CaptionJob(model=ModelOptions(str(checkpoint), device="cpu"), **fields)
+
+
+def test_prefetch_holds_a_bounded_number_of_windows_whatever_the_length(make_video, monkeypatch):
+    long_clip = make_video("thirty.mp4", size="64x48", rate=5, seconds=30)
+    sampling = SamplingOptions(fps=2, max_frames=2, window_seconds=1.0, frame_side=32)
+    decoded = []
+    real = prefetch.decode_window
+    monkeypatch.setattr(prefetch, "decode_window", lambda *a: decoded.append(1) or real(*a))
+    consumed, most_ahead = 0, 0
+    for window in prefetch.prefetch_windows([str(long_clip)] * 2, sampling, workers=2):
+        time.sleep(0.01)  # a slow model: the decoders could run far ahead if nothing held them back
+        consumed += 1
+        most_ahead = max(most_ahead, len(decoded) - consumed)
+        assert window.video is not None and window.video.frame_count == 2
+    assert consumed == 60  # 30 windows of each clip, in order
+    assert most_ahead <= prefetch.LOOKAHEAD_PER_WORKER * 2
+
+
+@pytest.mark.slow
+def test_a_model_error_fails_only_its_clip(tiny_model, tiny_checkpoint, clips, tmp_path):
+    def fail(pixel_values=None, **_: Any) -> Exception | None:
+        if pixel_values is not None and pixel_values.shape[1] == 6:  # the 6-frame clip's chat
+            return RuntimeError("CUDA error: device-side assert triggered")
+        return None
+
+    run = CaptionRun((str(clips),), tmp_path / "out.jsonl", job(tiny_checkpoint, batch_size=4))
+    records = {Path(r.path).name: r for r in Captioning(run, model=failing(tiny_model, fail))}
+    assert [n for n, r in records.items() if r.status == "ok"] == ["a.mp4", "b.mp4", "c.mp4"]
+    assert records["six.mp4"].error["type"] == "generation"
+    assert "RuntimeError: CUDA error: device-side assert triggered" in records["six.mp4"].error["message"]
+
+    again = list(Captioning(run, model=tiny_model))  # a rerun retries the failed clip alone
+    assert [(Path(r.path).name, r.status) for r in again] == [("six.mp4", "ok")]
+
+
+@pytest.mark.slow
+def test_out_of_memory_halves_the_batch_for_the_rest_of_the_run(tiny_model, tiny_checkpoint, clips, tmp_path):
+    def fail(inputs_embeds=None, **_: Any) -> Exception | None:
+        if inputs_embeds is not None and inputs_embeds.shape[0] > 1:
+            return torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return None
+
+    run = CaptionRun((str(clips),), tmp_path / "out.jsonl", job(tiny_checkpoint, batch_size=4))
+    captioning = Captioning(run, model=failing(tiny_model, fail))
+    assert all(r.status == "ok" for r in captioning) and captioning.stats.batch_size == 1
+
+    def always(**_: Any) -> Exception:
+        return RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    captioning = Captioning(
+        CaptionRun((str(clips / "a.mp4"),), tmp_path / "oom.jsonl", job(tiny_checkpoint)),
+        model=failing(tiny_model, always),
+    )
+    (record,) = captioning
+    assert record.error["type"] == "out_of_memory" and "max-frames" in record.error["message"]
+
+
+@pytest.mark.slow
+def test_a_failed_summary_keeps_the_window_captions(
+    tiny_model, tiny_checkpoint, clips, tmp_path, monkeypatch
+):
+    from smolvlm_video import batching
+
+    real = batching.generate
+
+    def no_text_only(model, chats, options):
+        if not any(part for chat in chats for message in chat for part in message.media()):
+            raise ValueError("the summary prompt is longer than the context")
+        return real(model, chats, options)
+
+    monkeypatch.setattr(batching, "generate", no_text_only)
+    sampling = SamplingOptions(window_seconds=3.0)
+    run = CaptionRun(
+        (str(clips / "six.mp4"),),
+        tmp_path / "out.jsonl",
+        job(tiny_checkpoint, sampling=sampling, summarize=True),
+    )
+    (record,) = Captioning(run, model=tiny_model)
+    assert record.status == "ok" and len(record.segments) == 2 and not record.summarized
+    assert record.caption == "\n".join(s.caption for s in record.segments)
+    assert (
+        record.summary_error["type"] == "generation"
+        and "longer than the context" in record.summary_error["message"]
+    )
+
+
+@pytest.mark.slow
+def test_resume_and_shards_from_python(tiny_model, tiny_checkpoint, clips, tmp_path):
+    base = CaptionRun((str(clips),), tmp_path / "out.jsonl", job(tiny_checkpoint))
+    halves = [CaptionRun(base.inputs, base.output, base.job, shard=Shard(i, 2)) for i in range(2)]
+    planned = [plan_run(half).todo for half in halves]
+    assert sorted(planned[0] + planned[1]) == sorted(str(p) for p in clips.iterdir())
+    first = list(Captioning(halves[0], model=tiny_model))
+    assert len(first) == len(planned[0])
+    assert plan_run(base).todo == planned[1]  # the first shard's clips are done
+    assert len(list(Captioning(base, model=tiny_model))) == len(planned[1])
+    assert plan_run(base).todo == () and len(list(read_records(base.output))) == 4
+
+
+def test_bad_runs_are_refused_before_any_work(tmp_path):
+    with pytest.raises(OptionsError, match="URIs are not read directly") as error:
+        CaptionRun(("s3://bucket/clips",), tmp_path / "out.jsonl")
+    assert error.value.option == "inputs"
+    with pytest.raises(OptionsError, match="I must be between"):
+        Shard.parse("4/4")
+    with pytest.raises(OutputError, match="does not exist"):
+        plan_run(CaptionRun((str(tmp_path),), tmp_path / "missing" / "out.jsonl"))
+    with pytest.raises(OptionsError, match="cannot read this list") as error:
+        plan_run(CaptionRun((str(tmp_path / "nope.txt"),), tmp_path / "out.jsonl", from_list=True))
+
+
+def test_a_written_record_reaches_the_disk_within_two_seconds(tmp_path, monkeypatch):
+    from smolvlm_video import records
+
+    synced = threading.Event()
+    real_fsync = records.os.fsync
+    monkeypatch.setattr(records.os, "fsync", lambda fd: (real_fsync(fd), synced.set()))
+    with records.JsonlWriter(tmp_path / "out.jsonl") as writer:
+        synced.clear()
+        writer.write(records.CaptionRecord(path="a", abs_path="/a", id="1", status="ok"))
+        assert synced.wait(records.FSYNC_EVERY_SECONDS + 1.0)  # no second record comes to trigger it
