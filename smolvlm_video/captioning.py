@@ -134,14 +134,15 @@ class ClipCaptions:
             return error_record(clip.path, self.error, id=clip.id, **job.record_fields())
         info = clip.info
         assert info is not None
-        by_prompt = {name: "\n".join(_text(s.caption, name) for s in self.segments) for name in job.prompts}
+        segments = sorted(self.segments, key=lambda s: s.start)  # Ray's actors answer in any order
+        by_prompt = {name: "\n".join(_text(s.caption, name) for s in segments) for name in job.prompts}
         return CaptionRecord(
             path=clip.path,
             abs_path=os.path.abspath(clip.path),
             id=clip.id,
             status="ok",
             caption=_one_or_map(by_prompt),
-            segments=sorted(self.segments, key=lambda s: s.start),
+            segments=segments,
             video={k: getattr(info, k) for k in ("duration", "fps", "width", "height", "codec", "rotation")},
             timings={
                 "decode": round(clip.seconds + self.decode_seconds, 3),

@@ -186,3 +186,18 @@ def test_a_written_record_reaches_the_disk_within_two_seconds(tmp_path, monkeypa
         synced.clear()
         writer.write(records.CaptionRecord(path="a", abs_path="/a", id="1", status="ok"))
         assert synced.wait(records.FSYNC_EVERY_SECONDS + 1.0)  # no second record comes to trigger it
+
+
+def test_windows_answered_out_of_order_make_an_ordered_record(make_video):
+    from smolvlm_video.captioning import ClipCaptions
+
+    sampling = SamplingOptions(window_seconds=3.0, frame_side=32)
+    clip = prefetch.plan_clip(str(make_video("six.mp4", size="64x48", seconds=6)), sampling)
+    whole = ClipCaptions(clip)
+    for position, text in ((1, "second"), (0, "first")):  # as two Ray actors may hand them back
+        part = ClipCaptions(clip)
+        part.add(prefetch.decode_window(clip, position, sampling, threads=1), {"caption": text}, 0.1)
+        whole.merge(part)
+    record = whole.record(CaptionJob())
+    assert record.caption == "first\nsecond"
+    assert [s.start for s in record.segments] == [0.0, 3.0]
