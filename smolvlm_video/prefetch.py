@@ -26,7 +26,7 @@ from .records import safe_clip_id
 from .sampling import FramePlan
 from .video import SampledVideo, decode_plan, plan_video
 
-DEFAULT_WORKERS = 2  # decoding threads: enough to keep one model busy on the clips we measured
+DEFAULT_WORKERS = 2  # decoding threads, unless the caller says otherwise
 LOOKAHEAD_PER_WORKER = 2  # windows decoded or decoding per worker, ahead of the model
 
 
@@ -54,11 +54,6 @@ class DecodedWindow:
     position: int  # which of the clip's windows, from 0
     video: SampledVideo | None = None
     error: BaseException | None = None
-
-    @property
-    def last(self) -> bool:
-        """Whether nothing more of this clip follows."""
-        return self.error is not None or self.position == self.clip.window_count - 1
 
 
 def plan_clip(path: str, sampling: SamplingOptions) -> PlannedClip:
