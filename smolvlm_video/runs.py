@@ -23,13 +23,17 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .captioning import CaptionJob
 from .clips import find_clips
 from .errors import OptionsError, OutputError
 from .ray_engine import RayOptions
 from .records import CaptionRecord, JsonlWriter, finished_ids, safe_clip_id
+
+if TYPE_CHECKING:
+    from .batching import Answerer
+    from .model import LoadedModel
 
 URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+://")  # s3://, gs://, https://: not a local path
 
@@ -168,12 +172,14 @@ class Captioning:
     The local engine loads the job's model when iteration starts, unless a loaded `model` is given.
     """
 
-    def __init__(self, run: CaptionRun, plan: RunPlan | None = None, model: Any = None) -> None:
+    def __init__(
+        self, run: CaptionRun, plan: RunPlan | None = None, model: LoadedModel | None = None
+    ) -> None:
         self.run = run
         self.plan = plan if plan is not None else plan_run(run)
         self.stats = RunStats(len(self.plan.todo), self.plan.skipped, run.job.batch_size)
         self._model = model
-        self._answerer: Any = None
+        self._answerer: Answerer | None = None
         self._ready_at = time.monotonic()
 
     def __iter__(self) -> Iterator[CaptionRecord]:
