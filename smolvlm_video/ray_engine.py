@@ -111,7 +111,7 @@ def caption_clips_ray(
     which drops below the job's after running out of memory.
     """
     options = options or RayOptions()
-    ray = _connect(options)
+    ray = connect(options)
     rows = [{"path": path, "abs_path": os.path.abspath(path)} for path in paths]
     cpus = int(ray.cluster_resources().get("CPU", 1))
     blocks = min(len(rows), max(2 * cpus, math.ceil(len(rows) / CLIPS_PER_BLOCK)))
@@ -176,7 +176,8 @@ def _on_actors(
     )
 
 
-def _connect(options: RayOptions) -> Any:
+def connect(options: RayOptions) -> Any:
+    """Ray, started here or joined where options (or $RAY_ADDRESS) say; RayUnavailableError if not."""
     try:
         import ray
     except ImportError as error:

@@ -21,6 +21,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -212,10 +213,12 @@ class Captioning:
         job, todo = self.run.job, list(self.plan.todo)
         if self.run.engine == "ray":
             from .model import load_frame_side
-            from .ray_engine import caption_clips_ray
+            from .ray_engine import caption_clips_ray, connect
 
-            side = load_frame_side(job.model.name, job.model.revision)
-            job = replace(job, sampling=job.sampling.for_frame_side(side))
+            with ThreadPoolExecutor(1) as pool:  # the processor loads while Ray starts (both take seconds)
+                side = pool.submit(load_frame_side, job.model.name, job.model.revision)
+                connect(self.run.ray)
+                job = replace(job, sampling=job.sampling.for_frame_side(side.result()))
             self._ready_at = time.monotonic()
             yield from caption_clips_ray(job, todo, self.run.ray, on_batch_size=self._lower_batch_size)
             return
