@@ -1,7 +1,7 @@
 """Captioning throughput: `smolvlm-video caption` against the loop a model card shows, same run.
 
     python benchmarks/caption_throughput.py [--arch tiny|256M] [--max-frames N] [--repeats 3]
-                                            [--max-new-tokens 16] [--dtype bfloat16] [--cache-dir DIR]
+                                            [--max-new-tokens 16] [--dtype auto] [--cache-dir DIR]
 
 The folder: 12 clips made once with ffmpeg (H.264 test pattern at 30 fps, 10 s to 5 min, 360p, 720p
 and 1080p in turn). The checkpoint: random weights built offline with `smolvlm_video.testing`, of the
@@ -15,8 +15,8 @@ Methods, each in its own process, median of the repeats:
   samples the frames, torchcodec decodes), model.generate, batch_decode.
 
 Both: greedy, the same fps and max frames, every answer exactly --max-new-tokens long (min_new_tokens
-forces it), the same dtype (default bfloat16, as the model card loads the model; on CPUs without
-native bfloat16, pass --dtype float32). caption runs with its default batch size for the device.
+forces it), the same dtype (default: what `--dtype auto` picks on this CPU, bfloat16 only where it is
+native and faster, else float32). caption runs with its default batch size for the device.
 Printed: clips per minute once the model is loaded (the figure that matters for a big
 folder), the wall time of the whole command, and the ratio. The loop needs torchcodec installed.
 """
@@ -138,12 +138,16 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    parser.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto")
     parser.add_argument(
         "--gop-seconds", type=float, default=2.0, help="keyframe interval of the clips; 0: x264's default"
     )
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
     args = parser.parse_args()
+    if args.dtype == "auto":
+        from smolvlm_video.devices import choose
+
+        args.dtype = str(choose("cpu").dtype).removeprefix("torch.")
 
     paths = make_clips(args.cache_dir / "throughput", args.gop_seconds)
     checkpoint = make_checkpoint(args.cache_dir, args.arch)

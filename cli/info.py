@@ -49,6 +49,9 @@ def info_command(
             for p in plans
         ],
     }
+    from smolvlm_video.devices import choose  # torch: imported only once a command needs it
+
+    report["model_device"] = choose().to_dict()  # what --device/--dtype/--attn auto pick here, and why
     if do_decode or save_frames:
         clips = [decode_plan(info, plan, options) for plan in plans]
         for window, clip in zip(report["windows"], clips, strict=True):
@@ -102,6 +105,9 @@ def _print_report(report: dict[str, Any], options: SamplingOptions) -> None:
             f"{options.fps:g} fps, at most {options.max_frames} frames per window, side {options.side}px",
         ),
     ]
+    model = report["model_device"]
+    rows.append(("model runs on", f"{model['device']}, {model['dtype']}, {model['attention']} attention"))
+    rows += [("", why) for why in model["why"]]
     for name, value in rows:
         facts.add_row(f"[bold]{name}[/]", value)
     console.print(facts)

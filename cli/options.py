@@ -21,7 +21,7 @@ from smolvlm_video.options import (
     SamplingOptions,
 )
 from smolvlm_video.ray_engine import RayOptions
-from smolvlm_video.registry import DEFAULT_MODEL, DEVICES, DTYPE_NAMES
+from smolvlm_video.registry import ATTENTIONS, DEFAULT_MODEL, DEVICES, DTYPE_NAMES
 from smolvlm_video.runs import Shard
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,7 +70,21 @@ _MODEL = [
     ),
     click.option("--revision", default=None, help="Hub revision (branch, tag or commit) to pin."),
     click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True),
-    click.option("--dtype", type=click.Choice(DTYPE_NAMES), default="auto", show_default=True),
+    click.option(
+        "--dtype",
+        type=click.Choice(DTYPE_NAMES),
+        default="auto",
+        show_default=True,
+        help="auto: bfloat16 on CUDA 8.0+ and CPUs with native bfloat16, float16 on older GPUs.",
+    ),
+    click.option(
+        "--attn",
+        "attention",
+        type=click.Choice(ATTENTIONS),
+        default="auto",
+        show_default=True,
+        help="Attention kernel; auto: flash_attention_2 on CUDA 8.0+ with flash_attn, else sdpa.",
+    ),
 ]
 
 _GENERATION = [
@@ -129,7 +143,7 @@ def sampling_options(command: F) -> F:
 
 
 def model_options(command: F) -> F:
-    """Add --model, --revision, --device and --dtype to a command."""
+    """Add --model, --revision, --device, --dtype and --attn to a command."""
     return _add(_MODEL, command)
 
 
@@ -187,7 +201,7 @@ def build_sampling(params: dict[str, Any]) -> SamplingOptions:
 
 # The flag of each core option field whose name differs from its flag's.
 FLAGS = {"window_seconds": "--segment-seconds", "name": "--model", "prompts": "--prompt-file",
-         "inputs": "PATHS", "subtitles": "--format"}  # fmt: skip
+         "inputs": "PATHS", "subtitles": "--format", "attention": "--attn"}  # fmt: skip
 
 
 def flag(option: str | None) -> str | None:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from dataclasses import dataclass
@@ -15,22 +14,21 @@ from typing import Any
 
 import torch
 
-from .errors import ModelLoadError, OptionsError
-from .registry import DEFAULT_MODEL, DEVICES, MODELS, resolve_model_id
+from .devices import DeviceChoice, choose
+from .errors import ModelLoadError
+from .registry import DEFAULT_MODEL, MODELS, resolve_model_id
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_MODEL",
     "MODELS",
+    "DeviceChoice",
     "LoadedModel",
+    "choose",
     "load_model",
-    "pick_device",
-    "pick_dtype",
     "resolve_model_id",
 ]
-
-DTYPES = {"auto": None, "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
 @dataclass
@@ -43,6 +41,8 @@ class LoadedModel:
     revision: str | None
     device: torch.device
     dtype: torch.dtype
+    attention: str = "sdpa"  # transformers' attn_implementation
+    why: tuple[str, ...] = ()  # why this device, dtype and attention (DeviceChoice.why)
 
     @property
     def frame_side(self) -> int:
@@ -52,48 +52,6 @@ class LoadedModel:
     @property
     def tokens_per_frame(self) -> int:
         return int(self.processor.image_seq_len)
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, then the CPU; or the device asked for, if this machine has it."""
-    if device not in DEVICES and not device.startswith("cuda:"):
-        raise OptionsError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}.", "device")
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise OptionsError(
-            "device 'cuda' was asked for, but torch sees no CUDA GPU here; use --device cpu.", "device"
-        )
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise OptionsError(
-            "device 'mps' was asked for, but this machine has no Apple GPU; use --device cpu.", "device"
-        )
-    return torch.device(device)
-
-
-def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """bfloat16 on CUDA GPUs that support it, float16 on older ones and on MPS, float32 on the CPU."""
-    if dtype not in DTYPES:
-        raise OptionsError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.", "dtype")
-    if DTYPES[dtype] is not None:
-        return DTYPES[dtype]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.float32
-
-
-def pick_attention(device: torch.device, dtype: torch.dtype) -> str:
-    """flash_attention_2 on CUDA in half precision where installed, else PyTorch's sdpa."""
-    half = dtype in (torch.float16, torch.bfloat16)
-    if device.type == "cuda" and half and importlib.util.find_spec("flash_attn") is not None:
-        return "flash_attention_2"
-    return "sdpa"
 
 
 def _load_error(model_id: str, error: Exception) -> ModelLoadError:
@@ -133,27 +91,28 @@ def load_model(
 ) -> LoadedModel:
     """Load a checkpoint (registry name, Hub id or local path) and its processor.
 
+    Device, dtype and attention ("auto" or None: chosen for the device, see `smolvlm_video.devices`).
     `device_map` ("auto", "balanced", ...) spreads a model over several GPUs or offloads it through
     accelerate; without it the whole model goes to `device`.
     """
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     model_id = resolve_model_id(name)
-    target = pick_device(device)
-    torch_dtype = pick_dtype(dtype, target)
-    attention = attn_implementation or pick_attention(target, torch_dtype)
+    choice = choose(device, dtype, attn_implementation or "auto")
     try:
         processor = AutoProcessor.from_pretrained(model_id, revision=revision)
         model = AutoModelForImageTextToText.from_pretrained(
             model_id,
             revision=revision,
-            dtype=torch_dtype,
-            attn_implementation=attention,
+            dtype=choice.dtype,
+            attn_implementation=choice.attention,
             device_map=device_map,
         )
     except (OSError, ValueError) as error:
         raise _load_error(model_id, error) from error
     if device_map is None:
-        model = model.to(target)
+        model = model.to(choice.device)
     model.eval()
-    return LoadedModel(model, processor, model_id, revision, target, torch_dtype)
+    return LoadedModel(
+        model, processor, model_id, revision, choice.device, choice.dtype, choice.attention, choice.why
+    )

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from .errors import OptionsError
-from .registry import DEFAULT_MODEL, DEVICES, DTYPE_NAMES
+from .registry import ATTENTIONS, DEFAULT_MODEL, DEVICES, DTYPE_NAMES
 
 # SmolVLM2 was trained on videos of about 3.5 minutes; longer prompts gave little (SmolVLM paper).
 MAX_WINDOW_SECONDS = 210.0  # 3.5 minutes of video per prompt
@@ -159,6 +159,9 @@ class ModelOptions:
     revision: str | None = None  # Hub branch, tag or commit to pin
     device: str = "auto"  # auto (CUDA, then MPS, then the CPU), cuda, cuda:N, mps or cpu
     dtype: str = "auto"  # auto (the device's best), bfloat16, float16 or float32
+    attention: str = (
+        "auto"  # auto (flash_attention_2 where it works, else sdpa), sdpa, flash_attention_2, eager
+    )
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -167,6 +170,10 @@ class ModelOptions:
             raise OptionsError(
                 f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}.", "device"
             )
+        if self.attention not in ATTENTIONS:
+            raise OptionsError(
+                f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}.", "attention"
+            )
         if self.dtype not in DTYPE_NAMES:
             raise OptionsError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {self.dtype!r}.", "dtype")
 
@@ -174,4 +181,4 @@ class ModelOptions:
         """Load this model and its processor (`smolvlm_video.model.load_model`): a LoadedModel."""
         from .model import load_model
 
-        return load_model(self.name, self.revision, self.device, self.dtype)
+        return load_model(self.name, self.revision, self.device, self.dtype, self.attention)

@@ -10,6 +10,7 @@ MODELS = {
 DEFAULT_MODEL = "256M"
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
+ATTENTIONS = ("auto", "sdpa", "flash_attention_2", "eager")  # transformers' attn_implementation names
 
 
 def resolve_model_id(name: str) -> str:

@@ -10,7 +10,7 @@ from conftest import requires_ffmpeg
 from smolvlm_video import GenerationOptions, SamplingOptions, sample_video
 from smolvlm_video.errors import ModelLoadError
 from smolvlm_video.generate import generate, stream
-from smolvlm_video.model import MODELS, load_model, pick_dtype, resolve_model_id
+from smolvlm_video.model import MODELS, load_model, resolve_model_id
 from smolvlm_video.prompts import chat
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
@@ -28,7 +28,8 @@ def videos(make_video, tiny_model):
 
 def test_loads_through_the_user_path(tiny_model):
     assert tiny_model.frame_side == 64 and tiny_model.tokens_per_frame == 4
-    assert str(tiny_model.device) == "cpu" and pick_dtype("auto", tiny_model.device).is_floating_point
+    assert str(tiny_model.device) == "cpu" and tiny_model.dtype.is_floating_point
+    assert tiny_model.attention == "sdpa" and len(tiny_model.why) == 3  # device, dtype, attention: and why
 
 
 def test_generate_one(tiny_model, videos):
