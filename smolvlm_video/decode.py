@@ -26,6 +26,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 
 from .errors import CorruptVideoError, OptionsError
 from .probe import VideoInfo
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 # (wrong frames, or a size check that fails), so rotated videos go to PyAV.
 NO_INDEX_SEEK_SECONDS = 10.0  # without a keyframe index, seek only past gaps this long
 END_SLACK_SECONDS = 1.0  # targets this close to the end may fall past the last real frame
+BIDIRECTIONAL = int(PictureType.B)  # a B frame: needs a later frame decoded before it
 
 
 @dataclass(frozen=True)
@@ -160,15 +162,43 @@ def snap_to_keyframes(targets: Sequence[float], keyframes: Sequence[float], limi
     never outside the span of the targets.
     """
     snapped = []
-    for i, target in enumerate(targets):
-        gaps = [abs(target - targets[j]) for j in (i - 1, i + 1) if 0 <= j < len(targets)]
-        reach = min([limit, *(gap / 3 for gap in gaps)])
+    for target, reach in zip(targets, reaches(targets, limit), strict=True):
         after = bisect.bisect_left(keyframes, target)  # keyframes[after - 1] < target <= keyframes[after]
         around = keyframes[max(0, after - 1) : after + 1]
         nearest = min(around, key=lambda key: abs(key - target), default=None)
         inside = nearest is not None and targets[0] <= nearest <= targets[-1]  # the window keeps its span
         snapped.append(nearest if inside and abs(nearest - target) <= reach else target)
     return snapped
+
+
+def reaches(targets: Sequence[float], limit: float) -> list[float]:
+    """How far each target may move: `limit`, and at most a third of the gap to each neighbour."""
+    return [
+        min([limit, *(abs(target - targets[j]) / 3 for j in (i - 1, i + 1) if 0 <= j < len(targets))])
+        for i, target in enumerate(targets)
+    ]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A frame to pick, in stream seconds."""
+
+    time: float
+    reach: float = 0.0  # it may move this far onto a reference frame; 0: the exact frame
+    keyframe: bool = False  # snapped onto a keyframe: seek straight to it
+
+
+def plan_targets(exact: Sequence[float], keyframes: Sequence[float], snap_seconds: float) -> list[Target]:
+    """The frames to pick: exact ones, or (snap_seconds > 0) moved onto keyframes, else free to move
+    onto a reference frame within their reach."""
+    if not snap_seconds:
+        return [Target(time) for time in exact]
+    limits = reaches(exact, snap_seconds)
+    snapped = snap_to_keyframes(exact, keyframes, snap_seconds)
+    return [
+        Target(new, 0.0, True) if new != old else Target(old, reach)
+        for old, new, reach in zip(exact, snapped, limits, strict=True)
+    ]
 
 
 def _should_seek(keyframes: list[float], position: float | None, target: float) -> bool:
@@ -192,12 +222,11 @@ def _decode_pyav(
         stream.codec_context.thread_count = threads
         origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         keyframes = _keyframe_times(stream)
-        exact = [origin + i / info.fps for i in indices]
-        targets = snap_to_keyframes(exact, keyframes, snap_seconds) if snap_seconds else exact
-        on_keyframe = [target != wanted for target, wanted in zip(targets, exact, strict=True)]
+        targets = plan_targets([origin + i / info.fps for i in indices], keyframes, snap_seconds)
+        picker = _Picker(container, stream, keyframes, info, origin)
         picked = [
             (time, upright(_scaled(frame, width, height), info.rotation))
-            for time, frame in _pick_frames(container, stream, targets, on_keyframe, keyframes, info, origin)
+            for time, frame in picker.pick(targets)
         ]
     except av.error.FFmpegError as error:
         raise CorruptVideoError(info.path, f"decoding failed: {error}") from error
@@ -209,35 +238,105 @@ def _decode_pyav(
     return np.stack([frame for _, frame in picked]), times, exact if not snap_seconds else snapped
 
 
-def _pick_frames(
-    container: Any,
-    stream: Any,
-    targets: list[float],
-    on_keyframe: list[bool],
-    keyframes: list[float],
-    info: VideoInfo,
-    origin: float,
-) -> Iterator[tuple[float, av.VideoFrame]]:
-    """For each target (stream seconds), the first frame at or after it, within half a frame; for a
-    target on a keyframe, the keyframe itself (the index gives decode times, so it is found by seeking).
+class _Picker:
+    """Finds each target's frame with as little decoding as it can.
 
-    A lazy generator: the caller scales each frame before the next one is decoded.
+    The decoder skips the non-reference frames (FFmpeg's skip_frame NONREF) that lie before a
+    target: no other frame is decoded from them, so skipping them changes no pixel of the frames
+    that are decoded. From the target on, every frame is decoded, so the target itself comes out
+    exactly. A target free to move (`reach`) also skips the non-reference frames within its reach
+    and takes the I or P frame nearest to it: it costs nothing more than the scan, where an exact
+    B frame needs its later reference decoded first, and the B frames around it besides.
+    A target on a keyframe is sought directly.
     """
-    tolerance = 0.5 / info.fps
-    frames: Iterator[av.VideoFrame] = iter(())
-    position: float | None = None
-    for target, keyframe in zip(targets, on_keyframe, strict=True):
-        if keyframe or _should_seek(keyframes, position, target):
-            seek_at = _inside_gop(keyframes, target) if keyframe else target
-            container.seek(int(seek_at / stream.time_base), stream=stream, backward=True)
-            frames = container.decode(stream)
-        wanted = -math.inf if keyframe else target - tolerance
-        frame = next((f for f in frames if f.time is not None and f.time >= wanted), None)
-        if frame is None:
-            _check_ended_near(info, target - origin, position)
-            return
-        position = float(frame.time)
-        yield position, frame
+
+    def __init__(self, container: Any, stream: Any, keyframes: list[float], info: VideoInfo, origin: float):
+        self.container, self.stream, self.keyframes, self.info = container, stream, keyframes, info
+        self.origin = origin
+        self.tolerance = 0.5 / info.fps  # half a frame: a frame's time may be off by rounding
+        self.skip_until = -math.inf  # non-reference packets with earlier times are not decoded
+        self.frames = _Lookahead(iter(()))
+        self.position: float | None = None  # time of the last frame picked
+
+    def pick(self, targets: list[Target]) -> Iterator[tuple[float, av.VideoFrame]]:
+        """(time, frame) per target, in order; stops early only near the end of the stream.
+
+        A lazy generator: the caller scales each frame before the next one is decoded.
+        """
+        for target in targets:
+            frame = self._pick(target)
+            if frame is None:
+                _check_ended_near(self.info, target.time - self.origin, self.position)
+                return
+            self.position = float(frame.time)
+            yield self.position, frame
+
+    def _pick(self, target: Target) -> av.VideoFrame | None:
+        if target.keyframe:
+            self._seek(_inside_gop(self.keyframes, target.time))
+            self.skip_until = -math.inf
+            return self._first_from(-math.inf)
+        start = target.time - target.reach
+        if _should_seek(self.keyframes, self.position, start):
+            self._seek(start)
+        if target.reach:
+            self.skip_until = target.time + target.reach + self.tolerance
+            frame = self._nearest(target)
+            if frame is not None:
+                return frame
+            self._seek(target.time)  # no reference frame within reach: the exact frame after all
+        self.skip_until = target.time - self.tolerance
+        return self._first_from(target.time - self.tolerance)
+
+    def _seek(self, time: float) -> None:
+        self.container.seek(int(time / self.stream.time_base), stream=self.stream, backward=True)
+        self.frames = _Lookahead(self._decoded())
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """The stream's frames from where it was sought, without the non-reference ones before skip_until."""
+        context, time_base = self.stream.codec_context, float(self.stream.time_base)
+        for packet in self.container.demux(self.stream):
+            early = packet.pts is not None and packet.pts * time_base < self.skip_until
+            context.skip_frame = "NONREF" if early else "DEFAULT"
+            yield from packet.decode()
+
+    def _first_from(self, time: float) -> av.VideoFrame | None:
+        while (frame := self.frames.pop()) is not None:
+            if frame.time is not None and frame.time >= time:
+                return frame
+        return None
+
+    def _nearest(self, target: Target) -> av.VideoFrame | None:
+        """The I or P frame nearest the target within its reach; a frame past it waits for the next target."""
+        low, high = target.time - target.reach, target.time + target.reach
+        best: av.VideoFrame | None = None
+        while (frame := self.frames.peek()) is not None:
+            if frame.time is not None and frame.time > high:
+                break
+            self.frames.pop()
+            if frame.time is None or frame.time < low or frame.pict_type == BIDIRECTIONAL:
+                continue  # a B frame just past the last target, decoded before skipping resumed
+            if best is None or abs(frame.time - target.time) < abs(best.time - target.time):
+                best = frame
+        return best
+
+
+class _Lookahead:
+    """An iterator of frames with one frame of look-ahead."""
+
+    def __init__(self, frames: Iterator[av.VideoFrame]) -> None:
+        self._frames = frames
+        self._next: av.VideoFrame | None = None
+
+    def peek(self) -> av.VideoFrame | None:
+        if self._next is None:
+            self._next = next(self._frames, None)
+        return self._next
+
+    def pop(self) -> av.VideoFrame | None:
+        frame = self.peek()
+        self._next = None
+        return frame
 
 
 def _inside_gop(keyframes: list[float], keyframe: float) -> float:

@@ -233,3 +233,89 @@ def test_snapped_frames_are_keyframes_and_match_exact_decoding(make_video):
         assert (
             np.abs(same.frames[0].astype(int) - snapped.frames[list(snapped.indices).index(index)]).mean() < 2
         )
+
+
+X264_PYRAMIDS = {  # x264's defaults have 3 B-frames with a normal B-pyramid; strict is Blu-ray's
+    "x264-pyramid-normal": (
+        "-c:v",
+        "libx264",
+        "-preset",
+        "medium",
+        "-bf",
+        "3",
+        "-b-pyramid",
+        "normal",
+        "-pix_fmt",
+        "yuv420p",
+    ),
+    "x264-pyramid-strict": (
+        "-c:v",
+        "libx264",
+        "-preset",
+        "medium",
+        "-bf",
+        "3",
+        "-b-pyramid",
+        "strict",
+        "-pix_fmt",
+        "yuv420p",
+    ),
+    "hevc-bframes": (
+        "-c:v",
+        "libx265",
+        "-x265-params",
+        "log-level=error:bframes=4:b-pyramid=1",
+        "-pix_fmt",
+        "yuv420p",
+    ),
+}
+
+
+def _every_frame(path: Path, side: int) -> dict[int, tuple[np.ndarray, str]]:
+    """Frame number -> (scaled RGB, picture type), decoding every frame, one thread, nothing skipped."""
+    import av
+    from av.video.frame import PictureType
+
+    info = probe(path)
+    width, height = decode_module.scaled_size(info.width, info.height, side)
+    frames = {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        origin = float(stream.start_time * stream.time_base)
+        for frame in container.decode(stream):
+            number = round((frame.time - origin) * info.fps)
+            kind = PictureType(frame.pict_type).name
+            frames[number] = (decode_module._scaled(frame, width, height), kind)
+    return frames
+
+
+@pytest.mark.parametrize("name", list(X264_PYRAMIDS))
+def test_exact_mode_equals_frames_decoded_one_by_one(make_video, name):
+    path = make_video(f"{name}.mp4", size="160x120", rate=25, seconds=12, codec=X264_PYRAMIDS[name])
+    options = SamplingOptions(fps=4, max_frames=40, frame_side=64, snap_seconds=0, backend="pyav")
+    reference = _every_frame(path, 64)
+    for threads in (1, 2):  # skipping must hold with frame threading too
+        video = decode_module.decode(probe(path), sample_video(path, options).indices, 64, "pyav", threads, 0)
+        assert len(video.frames) == 40
+        kinds = {reference[i][1] for i in video.indices}
+        assert "B" in kinds  # some targets need the frames after them decoded first
+        for index, frame in zip(video.indices, video.frames, strict=True):
+            assert np.array_equal(frame, reference[index][0]), f"frame {index} differs"
+
+
+def test_default_mode_moves_targets_onto_reference_frames(make_video):
+    # B-frames that no frame refers to: the sampler may move a target by a frame or two onto an I or P.
+    codec = ("-c:v", "libx264", "-bf", "3", "-b-pyramid", "none", "-g", "250", "-pix_fmt", "yuv420p")
+    path = make_video("nonref-b.mp4", size="160x120", rate=25, seconds=12, codec=codec)
+    reference = _every_frame(path, 64)
+    options = SamplingOptions(fps=4, max_frames=40, frame_side=64, backend="pyav")
+    snapped, exact = (
+        sample_video(path, options),
+        sample_video(path, dataclasses.replace(options, snap_seconds=0)),
+    )
+    assert {reference[i][1] for i in exact.indices} >= {"B"}
+    assert {reference[i][1] for i in snapped.indices} <= {"I", "P"}
+    moved = [abs(a - b) for a, b in zip(snapped.timestamps, exact.timestamps, strict=True)]
+    assert max(moved) <= 0.25 / 3 + 0.02  # a third of the 0.25 s between targets, at most
+    for index, frame in zip(snapped.indices, snapped.frames, strict=True):
+        assert np.array_equal(frame, reference[index][0])  # the true picture of the frame taken
