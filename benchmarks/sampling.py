@@ -1,17 +1,37 @@
-"""Sampling benchmark: 64 frames from videos of three sizes, our sampler against transformers' loaders.
+"""Sampling benchmark: 64 frames spread over a whole video, our sampler against the usual loaders.
 
-    python benchmarks/sampling.py [--cache-dir DIR] [--repeats 3] [--only 30s,210s,600s]
+    python benchmarks/sampling.py [--kinds x264-default,...] [--lengths 30,210,600] [--repeats 3]
+                                  [--methods ...] [--cache-dir DIR]
 
-Videos are made once with ffmpeg (H.264, libx264's default GOP of 250 frames, 30 fps test pattern):
-30 s 640x360, 210 s 1280x720, 600 s 1920x1080. Each method runs in its own process so its peak RSS is
-its own; the figure includes the interpreter and the method's imports (torch for transformers' paths),
-printed on its own as "imports MB". Times are the median of the repeats, all in the same run.
+Clips, made once with ffmpeg from a 30 fps test pattern (`pip install 'smolvlm-video[bench]'` brings
+torchcodec for its baseline; decord comes with the project on x86-64):
+
+- x264-default: H.264, 1280x720, libx264's defaults (preset medium: a keyframe every 250 frames,
+  3 B-frames in a normal B-pyramid)
+- x264-gop2s:   H.264, 1280x720, a keyframe every 2 s (preset veryfast, B-frames as its default)
+- x264-gop1s:   H.264, 1920x1080, a keyframe every second, as phones write (preset veryfast)
+- hevc:         HEVC, 1920x1080, libx265's defaults but its fastest preset (keyframes every 250, B-frames)
+- vp9:          VP9 in WebM, 1280x720, libvpx's realtime mode (hidden alt-ref frames, no B-frames)
+
+each 30 s, 210 s and 600 s long. Every method runs in its own process, so its peak RSS is its own
+(interpreter and imports included: "imports MB" is that process with the work left out). Times are
+the median of the repeats, in the same run, the methods interleaved.
 
 Methods:
-- ours: smolvlm_video.sample_video (decord up to 720p, PyAV above; frames scaled to 512 on decode)
-- transformers load_video: transformers.video_utils.load_video(path, num_frames=64), its default backend
-- transformers processor: SmolVLMVideoProcessor sampling the path itself (do_sample_frames=True, 64 frames)
-- decord get_batch: plain decord, all 64 frames at full resolution in one get_batch
+- ours default: smolvlm_video.sample_video with snapping (a frame may move up to 1 s onto a keyframe,
+  or within a third of the gap to its neighbours onto an I or P frame), frames scaled to 512 on decode
+- ours exact: the same with snap_seconds=0: the exact evenly spread frames
+- transformers load_video pyav / decord: transformers.video_utils.load_video(path, num_frames=64)
+- torchcodec exact: VideoDecoder(seek_mode="exact").get_frames_at(64 evenly spread indices)
+- decord get_batch: VideoReader(...).get_batch(64 evenly spread indices)
+- limit: the least decoding that yields the frames "ours default" takes: for each keyframe interval
+  holding a target, seek to its keyframe and decode up to its last target, skipping every
+  non-reference frame before it (FFmpeg's skip_frame, as ours does), with no scaling, no colour
+  conversion and no per-frame work in Python beyond the loop. Which frames to take is worked out
+  first, untimed, by running ours default.
+
+Printed per clip: seconds, peak MB, imports MB and frames for each method; then ours default and
+ours exact against the best baseline, and ours default against the limit.
 """
 
 from __future__ import annotations
@@ -24,30 +44,43 @@ import sys
 import tempfile
 from pathlib import Path
 
-VIDEOS = {  # name: (seconds, size)
-    "30s": (30, "640x360"),
-    "210s": (210, "1280x720"),
-    "600s": (600, "1920x1080"),
-}
+KINDS = {  # name: (size, codec arguments, container extension)
+    "x264-default": ("1280x720", ["-c:v", "libx264", "-preset", "medium"], "mp4"),
+    "x264-gop2s": ("1280x720", ["-c:v", "libx264", "-preset", "veryfast", "-g", "60"], "mp4"),
+    "x264-gop1s": ("1920x1080", ["-c:v", "libx264", "-preset", "veryfast", "-g", "30"], "mp4"),
+    "hevc": ("1920x1080", ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error"],
+             "mp4"),
+    "vp9": ("1280x720", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1",
+                         "-b:v", "2M"], "webm"),
+}  # fmt: skip
+LENGTHS = (30, 210, 600)
 FRAMES = 64
+BASELINES = ("transformers load_video pyav", "transformers load_video decord", "torchcodec exact",
+             "decord get_batch")  # fmt: skip
 
-_SETUP = "import os, sys, time, resource\n"
-_TIMED = {
-    "ours": (
-        "from smolvlm_video import SamplingOptions, sample_video\n",
-        "v = sample_video(PATH, SamplingOptions(fps=100, max_frames=64, frame_side=512))\n"
-        "n = v.frame_count\n",
+_SETUP = "import os, sys, time\n"
+_OURS = "from smolvlm_video import SamplingOptions, sample_video\n"
+_WHOLE = "fps=100, max_frames=64, frame_side=512, window_seconds=1e9"  # one window: the whole video
+_TIMED = {  # method: (imports and set-up, timed work that sets n, the frames it got)
+    "ours default": (_OURS, f"v = sample_video(PATH, SamplingOptions({_WHOLE})); n = v.frame_count\n"),
+    "ours exact": (
+        _OURS,
+        f"v = sample_video(PATH, SamplingOptions({_WHOLE}, snap_seconds=0)); n = v.frame_count\n",
     ),
-    "transformers load_video": (
+    "transformers load_video pyav": (
         "from transformers.video_utils import load_video\n",
-        "v, meta = load_video(PATH, num_frames=64); n = len(v)\n",
+        "v, meta = load_video(PATH, num_frames=64, backend='pyav'); n = len(v)\n",
     ),
-    "transformers processor": (
-        "from transformers import SmolVLMVideoProcessor\n"
-        "proc = SmolVLMVideoProcessor(video_sampling={'fps': 1, 'max_frames': 64, "
-        "'video_size': {'longest_edge': 512}}, max_image_size={'longest_edge': 512})\n",
-        "out = proc(videos=[PATH], do_sample_frames=True, num_frames=64, fps=None, return_tensors='pt')\n"
-        "n = out['pixel_values'].shape[1]\n",
+    "transformers load_video decord": (
+        "from transformers.video_utils import load_video\n",
+        "v, meta = load_video(PATH, num_frames=64, backend='decord'); n = len(v)\n",
+    ),
+    "torchcodec exact": (
+        "from torchcodec.decoders import VideoDecoder\n",
+        "d = VideoDecoder(PATH, seek_mode='exact', num_ffmpeg_threads=0)\n"
+        "count = d.metadata.num_frames\n"
+        "indices = [round(i * (count - 1) / 63) for i in range(64)]\n"
+        "v = d.get_frames_at(indices=indices).data; n = len(v)\n",
     ),
     "decord get_batch": (
         "import decord, numpy as np\n",
@@ -55,87 +88,115 @@ _TIMED = {
         "indices = np.linspace(0, len(r) - 1, 64).round().astype(int).tolist()\n"
         "v = r.get_batch(indices).asnumpy(); n = len(v)\n",
     ),
+    "limit": (
+        _OURS + "import av, bisect\nfrom smolvlm_video.decode import _inside_gop\n"
+        f"taken = sample_video(PATH, SamplingOptions({_WHOLE})).timestamps\n",
+        "c = av.open(PATH); s = c.streams.video[0]; s.thread_type = 'AUTO'; tb = float(s.time_base)\n"
+        "origin = float(s.start_time * s.time_base) if s.start_time is not None else 0.0\n"
+        "keys = sorted(e.timestamp * tb for e in s.index_entries if e.is_keyframe) or [origin]\n"
+        "last = {}\n"
+        "for t in taken:\n"
+        "    key = keys[max(0, bisect.bisect_right(keys, origin + t + 1e-3) - 1)]\n"
+        "    last[key] = max(last.get(key, 0.0), origin + t)\n"
+        "n = 0\n"
+        "for key, goal in sorted(last.items()):\n"
+        "    c.seek(int(_inside_gop(keys, key) / tb), stream=s, backward=True)\n"
+        "    done = False\n"
+        "    for packet in c.demux(s):\n"
+        "        early = packet.pts is not None and packet.pts * tb < goal - 1e-3\n"
+        "        s.codec_context.skip_frame = 'NONREF' if early else 'DEFAULT'\n"
+        "        if any(f.time is not None and f.time >= goal - 1e-3 for f in packet.decode()):\n"
+        "            break\n"
+        "    n += 1\n"
+        "n = len(taken) if n == len(last) else -1\n",
+    ),
 }
 
 
-def make_videos(folder: Path, names: list[str]) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name in names:
-        seconds, size = VIDEOS[name]
-        path = folder / f"bench_{name}_{size}.mp4"
-        if not path.exists():
-            print(f"making {path} ...", file=sys.stderr, flush=True)
-            source = f"testsrc2=size={size}:rate=30:duration={seconds}"
-            subprocess.run(
-                [
-                    "ffmpeg",
-                    "-v",
-                    "error",
-                    "-y",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    source,
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "veryfast",
-                    "-pix_fmt",
-                    "yuv420p",
-                    str(path) + ".part.mp4",
-                ],
-                check=True,
-            )
-            os.replace(str(path) + ".part.mp4", path)
-        paths[name] = path
-    return paths
+def make_clip(folder: Path, kind: str, seconds: int) -> Path:
+    """One benchmark clip, made once."""
+    size, codec, extension = KINDS[kind]
+    path = folder / f"{kind}_{seconds}s_{size}.{extension}"
+    if not path.exists():
+        print(f"making {path} ...", file=sys.stderr, flush=True)
+        source = f"testsrc2=size={size}:rate=30:duration={seconds}"
+        command = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", source, *codec, "-pix_fmt", "yuv420p"]
+        subprocess.run([*command, f"{path}.part.{extension}"], check=True)
+        os.replace(f"{path}.part.{extension}", path)
+    return path
 
 
 def run_once(method: str, path: Path, work: bool = True) -> tuple[float, float, int]:
     """(seconds, peak RSS in MB, frames) of one method in a fresh process."""
     imports, body = _TIMED[method]
-    code = _SETUP + imports + f"PATH = {str(path)!r}\n"
+    code = _SETUP + f"PATH = {str(path)!r}\n" + imports
     code += "t = time.perf_counter()\n" + (body if work else "n = 0\n")
     code += "print(time.perf_counter() - t, n)\n"
-    with tempfile.TemporaryFile("w+") as out:
-        process = subprocess.Popen([sys.executable, "-c", code], stdout=out)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=err)
         _, status, usage = os.wait4(process.pid, 0)
         out.seek(0)
+        err.seek(0)
         text = out.read().split()
-    if status != 0 or len(text) < 2:
-        raise RuntimeError(f"{method} failed on {path}")
+        if status != 0 or len(text) < 2:
+            raise RuntimeError(f"{method} failed on {path.name}: {err.read()[-500:]}")
     return float(text[0]), usage.ru_maxrss / 1024, int(text[1])
 
 
+def bench_clip(path: Path, methods: list[str], repeats: int) -> dict[str, float]:
+    """Print one row per method for one clip; the median seconds of each method that ran."""
+    runs: dict[str, list[tuple[float, float, int]]] = {method: [] for method in methods}
+    failed: dict[str, str] = {}
+    for _ in range(repeats):  # interleaved, so drift on the machine hits every method alike
+        for method in methods:
+            if method in failed:
+                continue
+            try:
+                runs[method].append(run_once(method, path))
+            except RuntimeError as error:
+                failed[method] = str(error)
+    seconds = {}
+    for method in methods:
+        if method in failed:
+            print(f"  {method:<31} failed: {failed[method]}", flush=True)
+            continue
+        seconds[method] = statistics.median(r[0] for r in runs[method])
+        peak = max(r[1] for r in runs[method])
+        base = run_once(method, path, work=False)[1]
+        frames = runs[method][0][2]
+        print(f"  {method:<31} {seconds[method]:8.2f} {peak:8.0f} {base:10.0f} {frames:6d}", flush=True)
+    return seconds
+
+
+def report(seconds: dict[str, float]) -> None:
+    baselines = {m: s for m, s in seconds.items() if m in BASELINES}
+    if baselines:
+        best = min(baselines, key=baselines.get)
+        for ours in ("ours default", "ours exact"):
+            if ours in seconds:
+                print(f"  {ours} is {baselines[best] / seconds[ours]:.2f}x the best baseline ({best})")
+    if "ours default" in seconds and "limit" in seconds:
+        print(f"  ours default takes {seconds['ours default'] / seconds['limit']:.2f}x the limit")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default=",".join(VIDEOS), help="comma-separated video names")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated clip kinds")
+    parser.add_argument("--lengths", default=",".join(map(str, LENGTHS)), help="comma-separated seconds")
     parser.add_argument("--methods", default=",".join(_TIMED), help="comma-separated method names")
     args = parser.parse_args()
-    paths = make_videos(args.cache_dir, args.only.split(","))
     methods = args.methods.split(",")
-    print(f"{'video':>6} {'method':<26} {'seconds':>8} {'peak MB':>8} {'imports MB':>10} {'frames':>6}")
-    for name, path in paths.items():
-        timings = {}
-        for method in methods:
-            try:
-                runs = [run_once(method, path) for _ in range(args.repeats)]
-            except RuntimeError as error:
-                print(f"{name:>6} {method:<26} failed: {error}")
-                continue
-            seconds = statistics.median(r[0] for r in runs)
-            peak = max(r[1] for r in runs)
-            base = run_once(method, path, work=False)[1]
-            timings[method] = seconds
-            row = f"{name:>6} {method:<26} {seconds:8.2f} {peak:8.0f} {base:10.0f} {runs[0][2]:6d}"
-            print(row, flush=True)
-        if "ours" in timings:
-            for method, seconds in timings.items():
-                if method != "ours":
-                    print(f"{name:>6} speed-up of ours over {method}: {seconds / timings['ours']:.2f}x")
+    folder = args.cache_dir / "sampling"
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"  {'method':<31} {'seconds':>8} {'peak MB':>8} {'imports MB':>10} {'frames':>6}")
+    for kind in args.kinds.split(","):
+        for seconds in map(int, args.lengths.split(",")):
+            path = make_clip(folder, kind, seconds)
+            print(f"{kind}, {seconds} s, {KINDS[kind][0]}:", flush=True)
+            report(bench_clip(path, methods, args.repeats))
 
 
 if __name__ == "__main__":
