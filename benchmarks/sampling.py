@@ -130,8 +130,8 @@ def run_once(method: str, path: Path, work: bool = True) -> tuple[float, float, 
     """(seconds, peak RSS in MB, frames) of one method in a fresh process."""
     imports, body = _TIMED[method]
     code = _SETUP + f"PATH = {str(path)!r}\n" + imports
-    code += "t = time.perf_counter()\n" + (body if work else "n = 0\n")
-    code += "print(time.perf_counter() - t, n)\n"
+    code += "_started = time.perf_counter()\n" + (body if work else "n = 0\n")
+    code += "print(time.perf_counter() - _started, n)\n"
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=err)
         _, status, usage = os.wait4(process.pid, 0)
