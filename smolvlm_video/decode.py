@@ -276,9 +276,11 @@ class _Picker:
             self._seek(_inside_gop(self.keyframes, target.time))
             self.skip_until = -math.inf
             return self._first_from(-math.inf)
-        start = target.time - target.reach
-        if _should_seek(self.keyframes, self.position, start):
-            self._seek(start)
+        # Seek to the target itself: a keyframe within its reach would have been snapped onto, and the
+        # index may give a keyframe's decode time, a little before the frame, so a seek to the start of
+        # the reach could land a whole keyframe interval early.
+        if _should_seek(self.keyframes, self.position, target.time):
+            self._seek(target.time)
         if target.reach:
             self.skip_until = target.time + target.reach + self.tolerance
             frame = self._nearest(target)
