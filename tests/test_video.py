@@ -235,31 +235,14 @@ def test_snapped_frames_are_keyframes_and_match_exact_decoding(make_video):
         )
 
 
+def x264(pyramid: str) -> tuple[str, ...]:
+    """libx264 at its default preset and 3 B-frames, with this B-pyramid (none, strict or normal)."""
+    return ("-c:v", "libx264", "-preset", "medium", "-bf", "3", "-b-pyramid", pyramid, "-pix_fmt", "yuv420p")
+
+
 X264_PYRAMIDS = {  # x264's defaults have 3 B-frames with a normal B-pyramid; strict is Blu-ray's
-    "x264-pyramid-normal": (
-        "-c:v",
-        "libx264",
-        "-preset",
-        "medium",
-        "-bf",
-        "3",
-        "-b-pyramid",
-        "normal",
-        "-pix_fmt",
-        "yuv420p",
-    ),
-    "x264-pyramid-strict": (
-        "-c:v",
-        "libx264",
-        "-preset",
-        "medium",
-        "-bf",
-        "3",
-        "-b-pyramid",
-        "strict",
-        "-pix_fmt",
-        "yuv420p",
-    ),
+    "x264-pyramid-normal": x264("normal"),
+    "x264-pyramid-strict": x264("strict"),
     "hevc-bframes": (
         "-c:v",
         "libx265",
