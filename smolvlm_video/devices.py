@@ -25,13 +25,11 @@ from typing import Any
 import torch
 
 from .errors import OptionsError
-from .registry import ATTENTIONS, DEVICES
+from .options import check_runtime
 
 DTYPES = {"auto": None, "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-BFLOAT16_CAPABILITY = (
-    8,
-    0,
-)  # Ampere: the first CUDA cards with bfloat16 tensor cores (and flash-attention 2)
+# Ampere: the first CUDA cards with bfloat16 tensor cores (and flash-attention 2)
+BFLOAT16_CAPABILITY = (8, 0)
 CPU_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native bfloat16 instructions
 CPU_BFLOAT16_MIN_SPEEDUP = 1.2  # bfloat16 must be at least this much faster than float32 to be chosen
 PROBE_SIDE = 576  # the matrix side of the CPU probe: SmolLM2-135M's hidden size
@@ -57,6 +55,7 @@ class DeviceChoice:
 
 def choose(device: str = "auto", dtype: str = "auto", attention: str = "auto") -> DeviceChoice:
     """The device, dtype and attention for these settings ("auto" or a name each), and why."""
+    check_runtime(device, dtype, attention)
     target, device_why = pick_device(device)
     torch_dtype, dtype_why = pick_dtype(dtype, target)
     attention, attention_why = pick_attention(attention, target, torch_dtype)
@@ -64,9 +63,7 @@ def choose(device: str = "auto", dtype: str = "auto", attention: str = "auto") -
 
 
 def pick_device(device: str = "auto") -> tuple[torch.device, str]:
-    """CUDA, then Apple MPS, then the CPU; or the device asked for, if this machine has it."""
-    if device not in DEVICES and not device.startswith("cuda:"):
-        raise OptionsError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}.", "device")
+    """CUDA, then Apple MPS, then the CPU; or the (checked) device asked for, if this machine has it."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise OptionsError(
             "device 'cuda' was asked for, but torch sees no CUDA GPU here; use --device cpu.", "device"
@@ -85,9 +82,7 @@ def pick_device(device: str = "auto") -> tuple[torch.device, str]:
 
 
 def pick_dtype(dtype: str, device: torch.device) -> tuple[torch.dtype, str]:
-    """The precision for a device (see the module's docstring), and why."""
-    if dtype not in DTYPES:
-        raise OptionsError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.", "dtype")
+    """The precision (a checked name) for a device (see the module's docstring), and why."""
     chosen = DTYPES[dtype]
     if chosen is not None:
         return chosen, f"dtype {dtype}: as asked"
@@ -108,10 +103,6 @@ def pick_dtype(dtype: str, device: torch.device) -> tuple[torch.dtype, str]:
 
 def pick_attention(attention: str, device: torch.device, dtype: torch.dtype) -> tuple[str, str]:
     """flash_attention_2 where it works (see the module's docstring), else sdpa; and why."""
-    if attention not in ATTENTIONS:
-        raise OptionsError(
-            f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}.", "attention"
-        )
     if attention != "auto":
         return attention, f"attention {attention}: as asked"
     if device.type != "cuda":

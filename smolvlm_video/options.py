@@ -159,26 +159,28 @@ class ModelOptions:
     revision: str | None = None  # Hub branch, tag or commit to pin
     device: str = "auto"  # auto (CUDA, then MPS, then the CPU), cuda, cuda:N, mps or cpu
     dtype: str = "auto"  # auto (the device's best), bfloat16, float16 or float32
-    attention: str = (
-        "auto"  # auto (flash_attention_2 where it works, else sdpa), sdpa, flash_attention_2, eager
-    )
+    # auto (flash_attention_2 where it works, else sdpa), sdpa, flash_attention_2 or eager
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.name:
             raise OptionsError("name must name a model: 256M, 500M, 2.2B, a Hub id or a folder.", "name")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise OptionsError(
-                f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}.", "device"
-            )
-        if self.attention not in ATTENTIONS:
-            raise OptionsError(
-                f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}.", "attention"
-            )
-        if self.dtype not in DTYPE_NAMES:
-            raise OptionsError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {self.dtype!r}.", "dtype")
+        check_runtime(self.device, self.dtype, self.attention)
 
     def load(self) -> Any:
         """Load this model and its processor (`smolvlm_video.model.load_model`): a LoadedModel."""
         from .model import load_model
 
         return load_model(self.name, self.revision, self.device, self.dtype, self.attention)
+
+
+def check_runtime(device: str, dtype: str, attention: str) -> None:
+    """Raise OptionsError unless each is "auto" or a name this project knows (torch-free)."""
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise OptionsError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}.", "device")
+    if dtype not in DTYPE_NAMES:
+        raise OptionsError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {dtype!r}.", "dtype")
+    if attention not in ATTENTIONS:
+        raise OptionsError(
+            f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}.", "attention"
+        )
