@@ -107,7 +107,7 @@ def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None
     except KeyboardInterrupt:
         console.print("Interrupted: the finished clips are saved; rerun the same command to go on.")
         sys.exit(INTERRUPTED)
-    if stats.failed:
+    if stats.failures:
         sys.exit(1)
 
 

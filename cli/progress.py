@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import click
 from rich.console import Console
@@ -35,10 +34,9 @@ def show_run(captioning: Captioning, console: Console, json_progress: bool) -> R
     with Progress(*COLUMNS, console=console, disable=console.quiet or json_progress) as progress:
         task = progress.add_task("captioning", total=stats.total, failed=0, rate=0.0)
         for record in captioning:
-            failed = sum(stats.failed.values())
-            progress.update(task, advance=1, failed=failed, rate=stats.clips_per_minute)
+            progress.update(task, advance=1, failed=stats.failures, rate=stats.clips_per_minute)
             if json_progress:
-                line = {"done": stats.done, "total": stats.total, "failed": failed,
+                line = {"done": stats.done, "total": stats.total, "failed": stats.failures,
                         "clips_per_minute": round(stats.clips_per_minute, 2), "path": record.path,
                         "status": record.status}  # fmt: skip
                 click.echo(json.dumps(line, ensure_ascii=False), err=True)
@@ -54,8 +52,7 @@ def _table(stats: RunStats, asked_batch_size: int, records: str) -> Table:
     table = Table(title="smolvlm-video caption", show_header=False)
     table.add_row("captioned", str(stats.captioned))
     table.add_row("skipped (already done)", str(stats.skipped))
-    failed = Counter(stats.failed)
-    table.add_row("failed", ", ".join(f"{n} {kind}" for kind, n in failed.most_common()) or "0")
+    table.add_row("failed", ", ".join(f"{n} {kind}" for kind, n in stats.failed.most_common()) or "0")
     table.add_row("time", f"{stats.seconds:.1f} s")
     table.add_row("throughput", f"{stats.clips_per_minute:.1f} clips/min")
     lowered = (

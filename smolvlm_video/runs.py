@@ -149,8 +149,12 @@ class RunStats:
     seconds: float = 0.0  # since the model was ready
 
     @property
+    def failures(self) -> int:
+        return sum(self.failed.values())
+
+    @property
     def captioned(self) -> int:
-        return self.done - sum(self.failed.values())
+        return self.done - self.failures
 
     @property
     def clips_per_minute(self) -> float:
