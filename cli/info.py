@@ -51,7 +51,7 @@ def info_command(
     }
     from smolvlm_video.devices import choose  # torch: imported only once a command needs it
 
-    report["model_device"] = choose().to_dict()  # what --device/--dtype/--attn auto pick here, and why
+    report["model_device"] = choose().to_dict()  # what the model flags' auto picks here, and why
     if do_decode or save_frames:
         clips = [decode_plan(info, plan, options) for plan in plans]
         for window, clip in zip(report["windows"], clips, strict=True):
@@ -106,7 +106,8 @@ def _print_report(report: dict[str, Any], options: SamplingOptions) -> None:
         ),
     ]
     model = report["model_device"]
-    rows.append(("model runs on", f"{model['device']}, {model['dtype']}, {model['attention']} attention"))
+    runs_on = f"{model['device']}, {model['dtype']}, {model['attention']} attention, {model['vision']} vision"
+    rows.append(("model runs on", runs_on))
     rows += [("", why) for why in model["why"]]
     for name, value in rows:
         facts.add_row(f"[bold]{name}[/]", value)

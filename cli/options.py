@@ -21,7 +21,7 @@ from smolvlm_video.options import (
     SamplingOptions,
 )
 from smolvlm_video.ray_engine import RayOptions
-from smolvlm_video.registry import ATTENTIONS, DEFAULT_MODEL, DEVICES, DTYPE_NAMES
+from smolvlm_video.registry import ATTENTIONS, DEFAULT_MODEL, DEVICES, DTYPE_NAMES, VISION_MODES
 from smolvlm_video.runs import Shard
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -85,6 +85,13 @@ _MODEL = [
         show_default=True,
         help="Attention kernel; auto: flash_attention_2 on CUDA 8.0+ with flash_attn, else sdpa.",
     ),
+    click.option(
+        "--vision",
+        type=click.Choice(VISION_MODES),
+        default="auto",
+        show_default=True,
+        help="Vision encoder calls: one for a whole batch, or one per chat; auto: batched on CUDA only.",
+    ),
 ]
 
 _GENERATION = [
@@ -143,7 +150,7 @@ def sampling_options(command: F) -> F:
 
 
 def model_options(command: F) -> F:
-    """Add --model, --revision, --device, --dtype and --attn to a command."""
+    """Add --model, --revision, --device, --dtype, --attn and --vision to a command."""
     return _add(_MODEL, command)
 
 
@@ -174,7 +181,12 @@ def build_generation(params: dict[str, Any]) -> GenerationOptions:
 def build_model(params: dict[str, Any]) -> ModelOptions:
     """ModelOptions from the model flags (consumed from params)."""
     return ModelOptions(
-        params.pop("model"), params.pop("revision"), params.pop("device"), params.pop("dtype")
+        name=params.pop("model"),
+        revision=params.pop("revision"),
+        device=params.pop("device"),
+        dtype=params.pop("dtype"),
+        attention=params.pop("attention"),
+        vision=params.pop("vision"),
     )
 
 

@@ -9,6 +9,10 @@
   faster than float32; float32 elsewhere, since emulated bfloat16 is many times slower.
 - Attention: flash_attention_2 on CUDA from compute capability 8.0 on, in half precision, where
   flash_attn can be imported; PyTorch's sdpa otherwise.
+- Vision encoding: on CUDA, one call of the vision encoder for every frame of a batch, the shape a GPU
+  runs best; on the CPU and MPS, one chat's frames per call, since on the CPU a bigger call is slower
+  per frame (measured: see `smolvlm_video.generate`). `benchmarks/gpu.py --vision batched,per-chat`
+  measures both on a GPU.
 
 Anything but "auto" is taken as asked.
 """
@@ -42,6 +46,7 @@ class DeviceChoice:
     device: torch.device
     dtype: torch.dtype
     attention: str
+    vision: str  # "batched" or "per-chat" (see `smolvlm_video.generate`)
     why: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,17 +54,22 @@ class DeviceChoice:
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
             "attention": self.attention,
+            "vision": self.vision,
             "why": list(self.why),
         }
 
 
-def choose(device: str = "auto", dtype: str = "auto", attention: str = "auto") -> DeviceChoice:
-    """The device, dtype and attention for these settings ("auto" or a name each), and why."""
-    check_runtime(device, dtype, attention)
+def choose(
+    device: str = "auto", dtype: str = "auto", attention: str = "auto", vision: str = "auto"
+) -> DeviceChoice:
+    """The device, dtype, attention and vision batching asked ("auto" or a name each), and why."""
+    check_runtime(device, dtype, attention, vision)
     target, device_why = pick_device(device)
     torch_dtype, dtype_why = pick_dtype(dtype, target)
     attention, attention_why = pick_attention(attention, target, torch_dtype)
-    return DeviceChoice(target, torch_dtype, attention, (device_why, dtype_why, attention_why))
+    vision, vision_why = pick_vision(vision, target)
+    why = (device_why, dtype_why, attention_why, vision_why)
+    return DeviceChoice(target, torch_dtype, attention, vision, why)
 
 
 def pick_device(device: str = "auto") -> tuple[torch.device, str]:
@@ -115,6 +125,15 @@ def pick_attention(attention: str, device: torch.device, dtype: torch.dtype) -> 
     if importlib.util.find_spec("flash_attn") is None:
         return "sdpa", "attention sdpa: flash_attn is not installed (pip install flash-attn)"
     return "flash_attention_2", f"attention flash_attention_2: compute capability {major}.{minor}, flash_attn"
+
+
+def pick_vision(vision: str, device: torch.device) -> tuple[str, str]:
+    """How the vision encoder takes a batch's frames (see the module's docstring), and why."""
+    if vision != "auto":
+        return vision, f"vision {vision}: as asked"
+    if device.type == "cuda":
+        return "batched", "vision batched: one vision encoder call a batch keeps a GPU busy"
+    return "per-chat", f"vision per-chat: on {device.type}, bigger vision calls are slower per frame"
 
 
 def cpu_flags() -> set[str]:

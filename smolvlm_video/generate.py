@@ -47,23 +47,28 @@ def _inputs(model: LoadedModel, chats: Sequence[Sequence[Message]], strings: Pro
 
 
 def _embedded(model: LoadedModel, inputs: dict) -> dict:
-    """The batch as input embeddings, the images and frames of each chat encoded on their own.
+    """The batch as input embeddings, its images and frames through the vision encoder.
 
-    The language model still decodes the whole batch at once (256M shape, bfloat16, CPU: 4 chats cost
-    0.38 s of it each, one alone 0.89 s), while the vision encoder never sees more than one
-    chat's frames per call: on the CPU a bigger call is slower per frame (0.36 s a frame for 32
-    frames against 0.29 s for 8). Call under torch.inference_mode().
+    `model.vision` says how: "batched" encodes every chat's frames in one call, the shape a GPU runs
+    best; "per-chat" one chat's frames per call. The language model decodes the whole batch at once
+    either way. Per-chat is the CPU's choice: there a bigger vision call is slower per frame (256M
+    shape, bfloat16: 0.36 s a frame for 32 frames against 0.29 s for 8), while batching the language
+    model still pays (4 chats cost 0.38 s of it each, one alone 0.89 s). Call under torch.inference_mode().
     """
     pixels = inputs.pop("pixel_values", None)
     pixel_masks = inputs.pop("pixel_attention_mask", None)
     ids = inputs["input_ids"]
     embeds = model.model.get_input_embeddings()(ids)
+    if pixels is None:
+        return {**inputs, "inputs_embeds": embeds}
     image_token = model.model.config.image_token_id
-    for row in range(ids.shape[0] if pixels is not None else 0):
-        slots = ids[row] == image_token
-        if slots.any():
-            features = _image_features(model.model, pixels[row : row + 1], pixel_masks[row : row + 1])
-            embeds[row, slots] = features.to(embeds.dtype)
+    step = ids.shape[0] if model.vision == "batched" else 1
+    for first in range(0, ids.shape[0], step):
+        rows = slice(first, first + step)
+        slots = ids[rows] == image_token
+        if slots.any():  # the model drops all-zero padding images, so rows without media add nothing
+            features = _image_features(model.model, pixels[rows], pixel_masks[rows])
+            embeds[rows][slots] = features.to(embeds.dtype)
     return {**inputs, "inputs_embeds": embeds}
 
 

@@ -42,6 +42,9 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     attention: str = "sdpa"  # transformers' attn_implementation
+    # "batched": one vision encoder call for all of a batch's frames; "per-chat": one call per chat.
+    # Set on load for the device (see `smolvlm_video.devices`); change it at any time.
+    vision: str = "per-chat"
     why: tuple[str, ...] = ()  # why this device, dtype and attention (DeviceChoice.why)
 
     @property
@@ -88,17 +91,19 @@ def load_model(
     dtype: str = "auto",
     attn_implementation: str | None = None,
     device_map: str | dict[str, Any] | None = None,
+    vision: str = "auto",
 ) -> LoadedModel:
     """Load a checkpoint (registry name, Hub id or local path) and its processor.
 
     Device, dtype and attention ("auto" or None: chosen for the device, see `smolvlm_video.devices`).
+    `vision` ("auto", "batched", "per-chat"): how the vision encoder takes a batch's frames.
     `device_map` ("auto", "balanced", ...) spreads a model over several GPUs or offloads it through
     accelerate; without it the whole model goes to `device`.
     """
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     model_id = resolve_model_id(name)
-    choice = choose(device, dtype, attn_implementation or "auto")
+    choice = choose(device, dtype, attn_implementation or "auto", vision)
     try:
         processor = AutoProcessor.from_pretrained(model_id, revision=revision)
         model = AutoModelForImageTextToText.from_pretrained(
@@ -114,5 +119,13 @@ def load_model(
         model = model.to(choice.device)
     model.eval()
     return LoadedModel(
-        model, processor, model_id, revision, choice.device, choice.dtype, choice.attention, choice.why
+        model,
+        processor,
+        model_id,
+        revision,
+        choice.device,
+        choice.dtype,
+        choice.attention,
+        choice.vision,
+        choice.why,
     )

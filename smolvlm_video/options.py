@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from .errors import OptionsError
-from .registry import ATTENTIONS, DEFAULT_MODEL, DEVICES, DTYPE_NAMES
+from .registry import ATTENTIONS, DEFAULT_MODEL, DEVICES, DTYPE_NAMES, VISION_MODES
 
 # SmolVLM2 was trained on videos of about 3.5 minutes; longer prompts gave little (SmolVLM paper).
 MAX_WINDOW_SECONDS = 210.0  # 3.5 minutes of video per prompt
@@ -161,20 +161,24 @@ class ModelOptions:
     dtype: str = "auto"  # auto (the device's best), bfloat16, float16 or float32
     # auto (flash_attention_2 where it works, else sdpa), sdpa, flash_attention_2 or eager
     attention: str = "auto"
+    # auto (batched on CUDA, per-chat elsewhere), batched (one vision call a batch) or per-chat
+    vision: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.name:
             raise OptionsError("name must name a model: 256M, 500M, 2.2B, a Hub id or a folder.", "name")
-        check_runtime(self.device, self.dtype, self.attention)
+        check_runtime(self.device, self.dtype, self.attention, self.vision)
 
     def load(self) -> Any:
         """Load this model and its processor (`smolvlm_video.model.load_model`): a LoadedModel."""
         from .model import load_model
 
-        return load_model(self.name, self.revision, self.device, self.dtype, self.attention)
+        return load_model(
+            self.name, self.revision, self.device, self.dtype, self.attention, vision=self.vision
+        )
 
 
-def check_runtime(device: str, dtype: str, attention: str) -> None:
+def check_runtime(device: str, dtype: str, attention: str, vision: str = "auto") -> None:
     """Raise OptionsError unless each is "auto" or a name this project knows (torch-free)."""
     if device not in DEVICES and not device.startswith("cuda:"):
         raise OptionsError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}.", "device")
@@ -184,3 +188,5 @@ def check_runtime(device: str, dtype: str, attention: str) -> None:
         raise OptionsError(
             f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}.", "attention"
         )
+    if vision not in VISION_MODES:
+        raise OptionsError(f"vision must be one of {', '.join(VISION_MODES)}, got {vision!r}.", "vision")

@@ -11,6 +11,8 @@ DEFAULT_MODEL = "256M"
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 ATTENTIONS = ("auto", "sdpa", "flash_attention_2", "eager")  # transformers' attn_implementation names
+# How the vision encoder takes a batch's frames: all chats in one call, or one chat's per call
+VISION_MODES = ("auto", "batched", "per-chat")
 
 
 def resolve_model_id(name: str) -> str:

@@ -1,4 +1,4 @@
-"""What auto picks for device, precision and attention, on faked CUDA cards and CPUs."""
+"""What auto picks for device, precision, attention and vision batching, on faked CUDA cards and CPUs."""
 
 from __future__ import annotations
 
@@ -58,17 +58,18 @@ def test_cuda_cards_get_their_precision_and_attention(fake_cuda, name, capabilit
     assert choice.device.type == "cuda" and choice.dtype == dtype
     native = capability >= (8, 0)
     assert choice.attention == ("flash_attention_2" if native and flash_attn else "sdpa")
-    device_why, dtype_why, attention_why = choice.why
+    device_why, dtype_why, attention_why, vision_why = choice.why
     assert name in device_why and f"{capability[0]}.{capability[1]}" in dtype_why
     assert choice.attention in attention_why
+    assert choice.vision == "batched" and "batched" in vision_why
     assert ("emulates" in dtype_why) is not native
     assert choice.to_dict()["dtype"] == str(dtype).removeprefix("torch.")
 
 
 def test_asked_values_win_over_auto(fake_cuda):
     fake_cuda("Tesla T4", (7, 5), flash_attn=True)
-    choice = devices.choose("cuda", "bfloat16", "eager")
-    assert (choice.dtype, choice.attention) == (torch.bfloat16, "eager")
+    choice = devices.choose("cuda", "bfloat16", "eager", "per-chat")
+    assert (choice.dtype, choice.attention, choice.vision) == (torch.bfloat16, "eager", "per-chat")
     assert all("as asked" in why for why in choice.why)
 
 
@@ -77,6 +78,7 @@ def test_cpu_without_native_bfloat16_stays_float32(cpu_only, monkeypatch):
     monkeypatch.setattr(devices, "_matmul_seconds", lambda dtype: pytest.fail("no probe without the flags"))
     choice = devices.choose()
     assert (choice.device.type, choice.dtype, choice.attention) == ("cpu", torch.float32, "sdpa")
+    assert choice.vision == "per-chat"
     assert "no native bfloat16" in choice.why[1]
 
 
@@ -105,3 +107,6 @@ def test_unknown_names_are_option_errors():
     assert error.value.option == "attention"
     with pytest.raises(OptionsError, match="dtype must be one of"):
         devices.choose("cpu", "int8")
+    with pytest.raises(OptionsError) as error:
+        ModelOptions("256M", vision="all")
+    assert error.value.option == "vision"

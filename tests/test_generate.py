@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 
 import pytest
+import torch
 from conftest import requires_ffmpeg
+from PIL import Image
 
 from smolvlm_video import GenerationOptions, SamplingOptions, sample_video
 from smolvlm_video.errors import ModelLoadError
-from smolvlm_video.generate import generate, stream
+from smolvlm_video.generate import _embedded, _inputs, generate, stream
 from smolvlm_video.model import MODELS, load_model, resolve_model_id
-from smolvlm_video.prompts import chat
+from smolvlm_video.prompts import TRAINED_STRINGS, chat
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
 EXACT = GenerationOptions(max_new_tokens=6, min_new_tokens=6)
@@ -29,7 +31,8 @@ def videos(make_video, tiny_model):
 def test_loads_through_the_user_path(tiny_model):
     assert tiny_model.frame_side == 64 and tiny_model.tokens_per_frame == 4
     assert str(tiny_model.device) == "cpu" and tiny_model.dtype.is_floating_point
-    assert tiny_model.attention == "sdpa" and len(tiny_model.why) == 3  # device, dtype, attention: and why
+    assert tiny_model.attention == "sdpa" and tiny_model.vision == "per-chat"  # the CPU's choices
+    assert len(tiny_model.why) == 4  # device, dtype, attention, vision: and why
 
 
 def test_generate_one(tiny_model, videos):
@@ -42,6 +45,24 @@ def test_batch_of_videos_with_different_frame_counts(tiny_model, videos):
     batched = generate(tiny_model, chats, EXACT)
     alone = [generate(tiny_model, [c], EXACT)[0] for c in chats]
     assert batched == alone  # left padding and padded frames change nothing
+
+
+def test_batched_vision_gives_what_per_chat_vision_gives(tiny_model, videos):
+    image = Image.fromarray(videos[0].frames[0])
+    chats = [chat("Describe.", videos[0]), chat("No text."), chat("This?", image), chat("Why?", videos[1])]
+    inputs = {"per-chat": _inputs(tiny_model, chats, TRAINED_STRINGS)}
+    inputs["batched"] = {name: tensor.clone() for name, tensor in inputs["per-chat"].items()}
+    embeds, answers = {}, {}
+    try:
+        for vision in ("per-chat", "batched"):
+            tiny_model.vision = vision
+            with torch.inference_mode():
+                embeds[vision] = _embedded(tiny_model, inputs[vision])["inputs_embeds"]
+            answers[vision] = generate(tiny_model, chats, EXACT)
+    finally:
+        tiny_model.vision = "per-chat"
+    assert torch.allclose(embeds["batched"], embeds["per-chat"], atol=1e-5)
+    assert answers["batched"] == answers["per-chat"]
 
 
 def test_stream_yields_the_same_answer_piece_by_piece(tiny_model, videos):
