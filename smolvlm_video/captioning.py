@@ -11,11 +11,12 @@ becomes an error record; the others go on.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,9 @@ from .registry import resolve_model_id
 
 if TYPE_CHECKING:
     from .batching import Answerer
+    from .inputs import PreparedVideo
     from .model import LoadedModel
+    from .video import SampledVideo
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,8 @@ def caption_clips(
     answerer = answerer or Answerer(model, job.generation, job.batch_size)
     open_clips: deque[ClipCaptions] = deque()
     batch: list[tuple[ClipCaptions, DecodedWindow]] = []
-    for window in prefetch_windows(paths, job.sampling, job.workers or DEFAULT_WORKERS):
+    windows = prefetch_windows(paths, job.sampling, job.workers or DEFAULT_WORKERS, preparer(model))
+    for window in windows:
         if window.position == 0:
             open_clips.append(ClipCaptions(window.clip))
         clip = open_clips[-1]
@@ -180,6 +184,19 @@ def caption_clips(
     yield from finished_records(answerer, job, open_clips)
 
 
+def preparer(model: LoadedModel) -> Callable[[SampledVideo], PreparedVideo] | None:
+    """On CUDA, what makes a window's pixels on the decoding threads, in pinned memory; elsewhere None.
+
+    Off the GPU the model's own thread prepares each batch: the cores are the decoders' and the
+    model's already, and pixels in float32 ahead of time would hold 4x the frames' memory.
+    """
+    if model.device.type != "cuda":
+        return None
+    from .inputs import prepare_video
+
+    return functools.partial(prepare_video, model.processor, dtype=model.dtype, pin=True)
+
+
 def answer_windows(
     answerer: Answerer, job: CaptionJob, batch: list[tuple[ClipCaptions, DecodedWindow]]
 ) -> None:
@@ -188,7 +205,9 @@ def answer_windows(
     if not live:
         return
     chats = [
-        chat(text, window.video, system=job.system) for _, window in live for text in job.prompts.values()
+        chat(text, window.prepared or window.video, system=job.system)  # type: ignore[arg-type]
+        for _, window in live
+        for text in job.prompts.values()
     ]
     started = time.perf_counter()
     answers = answerer.answer(chats)

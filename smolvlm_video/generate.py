@@ -39,8 +39,7 @@ class _Cancelled(StoppingCriteria):
 
 
 def _inputs(model: LoadedModel, chats: Sequence[Sequence[Message]], strings: PromptStrings) -> dict:
-    batch = build_inputs(model.processor, chats, strings)
-    inputs = {name: tensor.to(model.device) for name, tensor in batch.items()}
+    inputs = dict(build_inputs(model.processor, chats, strings, model.device))
     if "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     return inputs

@@ -6,16 +6,20 @@ whether they belong to one clip or to several, so memory is bounded by the work 
 recording costs what a 3-minute clip costs, one window at a time. A clip that cannot be read, or a
 window that cannot be decoded, arrives as an item that carries the error instead of frames.
 
+A `prepare` function, if given, runs on the decoding thread right after each window is decoded (the
+model's preprocessing, for a GPU), so it too overlaps the model's work on earlier windows.
+
 Torch-free: Ray's decoding tasks run `clip_windows` without loading the model's libraries.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -25,6 +29,8 @@ from .probe import VideoInfo
 from .records import safe_clip_id
 from .sampling import FramePlan
 from .video import SampledVideo, decode_plan, plan_video
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 2  # decoding threads, unless the caller says otherwise
 LOOKAHEAD_PER_WORKER = 2  # windows decoded or decoding per worker, ahead of the model
@@ -54,6 +60,10 @@ class DecodedWindow:
     position: int  # which of the clip's windows, from 0
     video: SampledVideo | None = None
     error: BaseException | None = None
+    prepared: object | None = None  # what `prepare` made of the video, if it was given one and succeeded
+
+
+Prepare = Callable[[SampledVideo], object]
 
 
 def plan_clip(path: str, sampling: SamplingOptions) -> PlannedClip:
@@ -67,14 +77,27 @@ def plan_clip(path: str, sampling: SamplingOptions) -> PlannedClip:
     return PlannedClip(path, ident, info, tuple(plans), seconds=time.perf_counter() - started)
 
 
-def decode_window(clip: PlannedClip, position: int, sampling: SamplingOptions, threads: int) -> DecodedWindow:
-    """Decode one planned window of a clip; a decoding failure is carried, not raised."""
+def decode_window(
+    clip: PlannedClip, position: int, sampling: SamplingOptions, threads: int, prepare: Prepare | None = None
+) -> DecodedWindow:
+    """Decode one planned window of a clip and prepare it if asked; a decoding failure is carried, not raised.
+
+    A failed `prepare` is logged and leaves `prepared` empty: the model's own path prepares the window
+    again when it answers it, and reports the failure for this clip alone if it fails there too.
+    """
     assert clip.info is not None, "only a planned clip has windows"
     try:
         video = decode_plan(clip.info, clip.plans[position], sampling, threads)
     except (SmolVLMVideoError, OSError) as error:
         return DecodedWindow(clip, position, error=error)
-    return DecodedWindow(clip, position, video)
+    prepared = None
+    if prepare is not None:
+        try:
+            prepared = prepare(video)
+        except Exception as error:  # a clip's own problem: logged here, reported when it is answered
+            logger.warning("Could not prepare window %d of %s ahead: %s: %s", position, clip.path,
+                           type(error).__name__, error)  # fmt: skip
+    return DecodedWindow(clip, position, video, prepared=prepared)
 
 
 def clip_windows(clip: PlannedClip, sampling: SamplingOptions, threads: int = 1) -> Iterator[DecodedWindow]:
@@ -90,7 +113,10 @@ def clip_windows(clip: PlannedClip, sampling: SamplingOptions, threads: int = 1)
 
 
 def prefetch_windows(
-    paths: Sequence[str], sampling: SamplingOptions, workers: int = DEFAULT_WORKERS
+    paths: Sequence[str],
+    sampling: SamplingOptions,
+    workers: int = DEFAULT_WORKERS,
+    prepare: Prepare | None = None,
 ) -> Iterator[DecodedWindow]:
     """Every window of every clip, clip by clip in order, decoded by `workers` threads ahead of the caller.
 
@@ -102,7 +128,7 @@ def prefetch_windows(
     threads = max(1, usable_cores() // workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smolvlm-decode") as pool:
         pending: deque[Future[DecodedWindow]] = deque()
-        tasks = _window_tasks(pool, paths, sampling, threads, lookahead)
+        tasks = _window_tasks(pool, paths, sampling, threads, lookahead, prepare)
         try:
             for task in tasks:
                 pending.append(task)
@@ -117,7 +143,12 @@ def prefetch_windows(
 
 
 def _window_tasks(
-    pool: ThreadPoolExecutor, paths: Sequence[str], sampling: SamplingOptions, threads: int, lookahead: int
+    pool: ThreadPoolExecutor,
+    paths: Sequence[str],
+    sampling: SamplingOptions,
+    threads: int,
+    lookahead: int,
+    prepare: Prepare | None,
 ) -> Iterator[Future[DecodedWindow]]:
     """One future per window, in order, submitted as the caller asks for them.
 
@@ -140,7 +171,7 @@ def _window_tasks(
                 yield _done(DecodedWindow(clip, 0, error=clip.error))
                 continue
             for position in range(clip.window_count):
-                yield pool.submit(decode_window, clip, position, sampling, threads)
+                yield pool.submit(decode_window, clip, position, sampling, threads, prepare)
     finally:
         for probe in probes:
             probe.cancel()

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import requires_ffmpeg
 
-from smolvlm_video import prefetch
+from smolvlm_video import captioning, inputs, prefetch
 from smolvlm_video.captioning import CaptionJob
 from smolvlm_video.errors import OptionsError, OutputError
 from smolvlm_video.model import LoadedModel
@@ -120,6 +120,35 @@ def test_out_of_memory_halves_the_batch_for_the_rest_of_the_run(tiny_model, tiny
     )
     (record,) = captioning
     assert record.error["type"] == "out_of_memory" and "max-frames" in record.error["message"]
+
+
+@pytest.mark.slow
+def test_windows_prepared_on_the_decoding_threads_give_the_same_records(
+    tiny_model, tiny_checkpoint, clips, tmp_path, monkeypatch, caplog
+):
+    def captions(name: str) -> dict[str, Any]:
+        run = CaptionRun((str(clips),), tmp_path / name, job(tiny_checkpoint, batch_size=2))
+        return {Path(r.path).name: (r.status, r.caption) for r in Captioning(run, model=tiny_model)}
+
+    made_on: list[str] = []  # the thread that ran the processor, for each video
+    real_pixels = inputs.video_pixels
+    monkeypatch.setattr(
+        inputs, "video_pixels", lambda *a: made_on.append(threading.current_thread().name) or real_pixels(*a)
+    )
+    plain = captions("plain.jsonl")
+    assert set(made_on) == {"MainThread"}
+
+    def prepare(video: Any) -> inputs.PreparedVideo:
+        if video.frame_count == 6:
+            raise ValueError("frames the processor refuses")
+        return inputs.prepare_video(tiny_model.processor, video, tiny_model.dtype, pin=False)
+
+    made_on.clear()
+    monkeypatch.setattr(captioning, "preparer", lambda model: prepare)
+    assert captions("prepared.jsonl") == plain  # six.mp4 too: prepared again when it is answered
+    assert made_on.count("MainThread") == 1 and len(made_on) == 4
+    assert all(name.startswith("smolvlm-decode") for name in made_on if name != "MainThread")
+    assert "Could not prepare window 0 of" in caplog.text and "ValueError" in caplog.text
 
 
 @pytest.mark.slow
