@@ -1,8 +1,12 @@
 """Hugging Face Spaces entry point: serves the smolvlm-video demo (settings from SMOLVLM_* variables)."""
 
+import contextlib
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+with contextlib.suppress(ImportError):  # on ZeroGPU, spaces patches torch before anything touches CUDA
+    import spaces  # noqa: F401
 
 from demo import build_demo, launch_kwargs
 

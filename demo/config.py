@@ -10,6 +10,8 @@ from pathlib import Path
 from smolvlm_video.options import DEFAULT_MAX_FRAMES
 from smolvlm_video.registry import DEFAULT_MODEL, MODELS
 
+from .zerogpu import on_zerogpu
+
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -26,7 +28,9 @@ class DemoConfig:
     concurrency: int = 1  # SMOLVLM_CONCURRENCY: requests running the model at once (one GPU: 1)
     queue_size: int = 16  # SMOLVLM_QUEUE_SIZE: requests waiting beyond that; more are told "busy"
     max_file_size: str = "200mb"  # SMOLVLM_MAX_FILE_SIZE: larger uploads are refused
-    gpu_seconds: int = 120  # SMOLVLM_GPU_SECONDS: ZeroGPU duration per request
+    gpu_seconds: int = 120  # SMOLVLM_GPU_SECONDS: the most ZeroGPU time one request may reserve
+    # SMOLVLM_PRELOAD: load every model choice at start-up; on by default on ZeroGPU, which requires it
+    preload: bool = False
     mcp_server: bool = False  # SMOLVLM_MCP: also serve the API as an MCP server (needs gradio[mcp])
     examples_dir: Path = field(default=EXAMPLES_DIR)
 
@@ -49,6 +53,7 @@ class DemoConfig:
             queue_size=int(env.get("SMOLVLM_QUEUE_SIZE", 16)),
             max_file_size=env.get("SMOLVLM_MAX_FILE_SIZE", "200mb"),
             gpu_seconds=int(env.get("SMOLVLM_GPU_SECONDS", 120)),
+            preload=_flag(env.get("SMOLVLM_PRELOAD", "1" if on_zerogpu(env) else "0")),
             mcp_server=_flag(env.get("SMOLVLM_MCP", "0")),
         )
 

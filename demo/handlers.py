@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +28,9 @@ from .config import DemoConfig
 from .conversation import check_upload, to_messages
 from .models import ModelCache
 from .settings import Settings
+from .zerogpu import chat_frames, gpu_decorator, request_seconds
 
 Gallery = list[tuple[str, str]]
-
-
-def gpu_decorator(seconds: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """`spaces.GPU(duration=seconds)` on ZeroGPU Spaces; elsewhere it changes nothing."""
-    try:
-        import spaces
-    except ImportError:
-        return lambda function: function
-    return spaces.GPU(duration=seconds)
 
 
 class FrameStore:
@@ -102,11 +94,18 @@ class Handlers:
 
     def __init__(self, config: DemoConfig, models: ModelCache | None = None) -> None:
         self.config = config
+        self._stream = gpu_decorator(self.gpu_seconds)(self._stream_answer)  # imports spaces first
         self.models = models or ModelCache(config.device, config.dtype)
+        if config.preload:
+            self.models.preload(config.models)
         uploads = Path(gr.utils.get_upload_folder())
         self.allowed = [uploads, config.examples_dir]
         self.frames = FrameStore(uploads / "smolvlm-frames")
-        self._stream = gpu_decorator(config.gpu_seconds)(self._stream_answer)
+
+    def gpu_seconds(self, name: str, messages: list[Message], generation: GenerationOptions) -> int:
+        """The ZeroGPU time one answer reserves (called with `_stream_answer`'s own arguments)."""
+        frames = chat_frames(messages)
+        return request_seconds(name, frames, generation.max_new_tokens, self.config.gpu_seconds)
 
     # The settings are spelled out in each handler's signature: Gradio names the API's parameters after them.
     def chat(

@@ -1,39 +1,53 @@
-"""One model at a time, loaded on first use and kept until another is asked for."""
+"""The models the app serves: loaded on first use, or all at start-up (ZeroGPU), and kept."""
 
 from __future__ import annotations
 
 import gc
 import threading
+from collections import OrderedDict
+from collections.abc import Iterable
 
 from smolvlm_video.model import LoadedModel, load_model
 
 
 class ModelCache:
-    """Loads models lazily and holds only the last one, so switching models never doubles memory."""
+    """Loads models when first asked for and keeps the last `keep`, so switching never holds more.
 
-    def __init__(self, device: str = "auto", dtype: str = "auto") -> None:
+    With `keep=1` (the default) a switch drops the model held before loading the next, so memory
+    never doubles. `preload` loads models now, as ZeroGPU requires: placed at start-up, not per request.
+    """
+
+    def __init__(self, device: str = "auto", dtype: str = "auto", keep: int = 1) -> None:
         self.device = device
         self.dtype = dtype
+        self.keep = max(1, keep)
         self._lock = threading.Lock()
-        self._name: str | None = None
-        self._model: LoadedModel | None = None
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
 
     def get(self, name: str) -> LoadedModel:
-        """The model called `name`, loading it (and dropping the previous one) if it is not the one held."""
+        """The model called `name`, loading it (and dropping the least recently used) if it is not held."""
         with self._lock:
-            if self._model is None or self._name != name:
-                self._drop()
-                self._model = load_model(name, device=self.device, dtype=self.dtype)
-                self._name = name
-            return self._model
+            if name not in self._models:
+                while len(self._models) >= self.keep:
+                    self._drop(next(iter(self._models)))
+                self._models[name] = load_model(name, device=self.device, dtype=self.dtype)
+            self._models.move_to_end(name)
+            return self._models[name]
+
+    def preload(self, names: Iterable[str]) -> None:
+        """Load these models now, keeping all of them."""
+        names = list(dict.fromkeys(names))
+        self.keep = max(self.keep, len(names))
+        for name in names:
+            self.get(name)
 
     @property
-    def loaded(self) -> str | None:
-        """The name of the model held now, if any."""
-        return self._name
+    def held(self) -> tuple[str, ...]:
+        """The names of every model held now, least recently used first."""
+        return tuple(self._models)
 
-    def _drop(self) -> None:
-        self._model, self._name = None, None
+    def _drop(self, name: str) -> None:
+        del self._models[name]
         gc.collect()
         import torch
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +22,7 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 from smolvlm_video.demo import DemoConfig, build_demo, launch_kwargs  # noqa: E402
+from smolvlm_video.demo import models as models_module  # noqa: E402
 from smolvlm_video.demo.conversation import UploadRefused, check_upload  # noqa: E402
 from smolvlm_video.demo.settings import Settings  # noqa: E402
 
@@ -223,3 +229,66 @@ def test_config_from_environment():
     custom = DemoConfig.from_env({"SMOLVLM_MODEL": "/models/mine", "SMOLVLM_MODELS": "256M"})
     assert custom.models == ("/models/mine", "256M")
     assert launch_kwargs(config)["allowed_paths"] == [str(config.examples_dir)]
+
+
+def test_zerogpu_durations_follow_the_request():
+    from smolvlm_video.demo.zerogpu import MIN_SECONDS, request_seconds
+
+    image = request_seconds("256M", frames=17, max_new_tokens=64, most=120)
+    video = request_seconds("256M", frames=64, max_new_tokens=512, most=120)
+    bigger = request_seconds("2.2B", frames=64, max_new_tokens=512, most=120)
+    assert MIN_SECONDS <= image < video < bigger <= 120
+    assert request_seconds("/models/mine", 64, 512, most=120) == bigger  # unknown: costed as the largest
+    assert request_seconds("2.2B", frames=64, max_new_tokens=4096, most=120) == 120
+    assert request_seconds("256M", frames=1, max_new_tokens=1, most=120) == MIN_SECONDS
+
+
+def test_zerogpu_reserves_what_each_request_needs(config, clip, monkeypatch):
+    """spaces.GPU gets a function, called with the answer's own arguments (as spaces calls it)."""
+    from smolvlm_video.demo.handlers import Handlers
+    from smolvlm_video.demo.zerogpu import request_seconds
+
+    reserved: list[int] = []
+
+    def gpu(duration):
+        def decorate(function):
+            def run(*args):
+                reserved.append(duration(*args))
+                yield from function(*args)
+
+            return run
+
+        return decorate
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+    handlers = Handlers(config)
+    upload = handlers.allowed[0] / "zerogpu-test" / "clip.mp4"  # as if uploaded
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(clip, upload)
+    settings = (config.model, 8, 1.0, None, None, 24, 0.0, "")
+    answer = list(handlers.ask(str(upload), "What is it?", *settings))[-1][0]
+    assert answer and reserved == [request_seconds(config.model, 3, 24, config.gpu_seconds)]
+
+
+def test_preload_places_every_model_at_start_up(config, monkeypatch):
+    from smolvlm_video.demo.handlers import Handlers
+
+    assert DemoConfig.from_env({"SPACES_ZERO_GPU": "true"}).preload  # ZeroGPU requires it
+    assert not DemoConfig.from_env({"SPACES_ZERO_GPU": "true", "SMOLVLM_PRELOAD": "0"}).preload
+    assert not DemoConfig.from_env({}).preload
+    loaded: list[str] = []
+    monkeypatch.setattr(models_module, "load_model", lambda name, **kw: loaded.append(name) or name)
+    handlers = Handlers(dataclasses.replace(config, models=("256M", "500M"), preload=True))
+    assert loaded == ["256M", "500M"] and handlers.models.held == ("256M", "500M")
+    handlers.models.get("256M")
+    assert loaded == ["256M", "500M"]  # both kept: no reload on switching
+
+
+def test_app_starts_on_a_cpu_machine_with_the_environment(tiny_checkpoint):
+    env = {**os.environ, "SMOLVLM_MODEL": str(tiny_checkpoint), "SMOLVLM_MODELS": str(tiny_checkpoint),
+           "SMOLVLM_DEVICE": "cpu", "SMOLVLM_PRELOAD": "1", "SMOLVLM_MAX_FRAMES": "8"}  # fmt: skip
+    code = "import app; print(app.demo.__class__.__name__, app.demo.fns and 'ok')"
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["Blocks", "ok"]

@@ -1,0 +1,64 @@
+"""ZeroGPU: a GPU for each request, reserved for as long as that request needs.
+
+On a ZeroGPU Space the model is placed at start-up (`DemoConfig.preload`), and each answer runs
+under `@spaces.GPU` with a duration computed from the request: the model, how many frames and
+images it sees, and how many tokens it may write. A short request asks for less time, so it waits
+less in ZeroGPU's queue and spends less of the visitor's quota; a long one is not cut off.
+
+The costs below are deliberately high estimates, not measurements: no ZeroGPU card has timed them.
+`benchmarks/gpu.py` measures seconds per frame and per new token on a real GPU; replace them with
+its figures (plus margin) once it has run on the Space's hardware.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from smolvlm_video.prompts import Message, chat_media
+from smolvlm_video.registry import MODELS, resolve_model_id
+from smolvlm_video.video import SampledVideo
+
+# Estimated GPU seconds per frame (vision encoder and prefill) and per new token, per checkpoint.
+SECONDS_PER_FRAME = {"256M": 0.05, "500M": 0.05, "2.2B": 0.1}
+SECONDS_PER_TOKEN = {"256M": 0.03, "500M": 0.035, "2.2B": 0.05}
+LARGEST = "2.2B"  # what an unknown checkpoint (a Hub id or a folder) is costed as
+IMAGE_FRAMES = 17  # an image is split into at most 4 x 4 tiles plus a global view, each a frame's cost
+SETUP_SECONDS = 5.0  # taking the GPU and warming up, once a request
+MARGIN = 1.5  # the estimate times this, so a slow request still finishes
+MIN_SECONDS = 15  # no request asks for less
+
+
+def request_seconds(model: str, frames: int, max_new_tokens: int, most: int) -> int:
+    """The GPU seconds to reserve for one answer: the estimate with margin, within [MIN_SECONDS, most]."""
+    known = {model_id: name for name, model_id in MODELS.items()}
+    name = known.get(resolve_model_id(model), LARGEST)
+    work = frames * SECONDS_PER_FRAME[name] + max_new_tokens * SECONDS_PER_TOKEN[name]
+    estimate = math.ceil(MARGIN * (SETUP_SECONDS + work))
+    return max(MIN_SECONDS, min(most, estimate))
+
+
+def chat_frames(messages: Sequence[Message]) -> int:
+    """The frames a chat puts through the vision encoder: each video's, and the most an image can take."""
+    return sum(
+        item.frame_count if isinstance(item, SampledVideo) else IMAGE_FRAMES for item in chat_media(messages)
+    )
+
+
+def gpu_decorator(duration: int | Callable[..., int]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`spaces.GPU(duration=...)` where the `spaces` package is installed, else nothing.
+
+    `duration` is seconds, or a function called with the decorated function's own arguments that
+    returns them. Outside ZeroGPU hardware `spaces.GPU` changes nothing.
+    """
+    try:
+        import spaces
+    except ImportError:
+        return lambda function: function
+    return spaces.GPU(duration=duration)
+
+
+def on_zerogpu(env: Mapping[str, str]) -> bool:
+    """Whether this process runs on ZeroGPU hardware (the variable Spaces set there)."""
+    return env.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true")
