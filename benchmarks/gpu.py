@@ -1,0 +1,332 @@
+"""On a CUDA GPU: `caption` against the model-card loop, at the real models' sizes.
+
+    python benchmarks/gpu.py [--archs 256M,500M,2.2B] [--frames 8,32,64] [--batch-sizes 1,2,4,8,16]
+                             [--clips 32] [--max-new-tokens 64] [--vision auto] [--cache-dir DIR]
+
+Checkpoints: random weights of the real 256M, 500M and 2.2B shapes (`python -m smolvlm_video.testing
+--arch ...`), so compute and memory are the real models'; answers are noise, and every answer is
+exactly --max-new-tokens long (min_new_tokens forces it). Clips: one 70 s 640x360 H.264 test pattern
+copied --clips times, sampled at 1 fps up to the frame count, so each clip is one prompt of exactly
+that many frames.
+
+Measured, per checkpoint and frame count, in this process (the model loaded once, warmed up first):
+- caption: the run API (`smolvlm_video.runs.Captioning`, what `smolvlm-video caption` runs) at each batch
+  size, with each vision mode asked for (--vision both: batched and per-chat);
+- the model-card loop: for each clip, processor.apply_chat_template with the video path (the processor
+  samples the frames; it needs torchcodec: pip install -e '.[bench]'), model.generate, batch_decode.
+
+Each row: clips per minute, new tokens per second, peak GPU memory (torch.cuda.max_memory_allocated)
+and the share of wall time the GPU was busy (NVML's utilisation, sampled every 50 ms: the share of
+time a kernel was running). The model cards' memory figures for video inference are the anchors for
+batch 1 at 64 frames: 256M 1.38 GB, 500M 1.8 GB, 2.2B 5.2 GB. Then, per checkpoint, the seconds per
+frame and per new token of one 64-frame chat, the costs `demo/zerogpu.py` estimates.
+
+Without CUDA it exits with status 1 and one line. `--device cpu` runs the same steps on the CPU (no
+memory or busy columns) to check the script itself, with `--archs tiny` in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+MODEL_CARD_GB = {"256M": 1.38, "500M": 1.8, "2.2B": 5.2}  # GPU RAM for video inference, per model card
+CLIP_SECONDS = 70  # long enough for 64 frames at 1 fps
+PROMPT = "Describe this video in detail."
+
+
+@dataclass(frozen=True)
+class Row:
+    arch: str
+    frames: int
+    method: str  # "caption" or "model-card loop"
+    batch: int
+    vision: str
+    clips_per_minute: float
+    tokens_per_second: float
+    peak_gb: float | None
+    busy: float | None  # share of wall time a kernel ran
+
+
+def parse_args() -> argparse.Namespace:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("--archs", default="256M,500M,2.2B")
+    parser.add_argument("--frames", default="8,32,64")
+    parser.add_argument("--batch-sizes", default="1,2,4,8,16")
+    parser.add_argument("--clips", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--vision", choices=["auto", "batched", "per-chat", "both"], default="auto")
+    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    parser.add_argument("--skip-loop", action="store_true", help="measure caption only")
+    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
+    return parser.parse_args()
+
+
+def make_clips(cache: Path, count: int) -> Path:
+    """A folder of `count` copies of one 70 s clip, made once with ffmpeg."""
+    source = cache / "gpu" / "clip.mp4"
+    if not source.exists():
+        source.parent.mkdir(parents=True, exist_ok=True)
+        print(f"making {source} ...", file=sys.stderr, flush=True)
+        lavfi = f"testsrc2=size=640x360:rate=30:duration={CLIP_SECONDS}"
+        command = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", lavfi, "-c:v", "libx264", "-g", "60"]
+        subprocess.run([*command, "-pix_fmt", "yuv420p", f"{source}.part.mp4"], check=True)
+        os.replace(f"{source}.part.mp4", source)
+    folder = cache / "gpu" / f"clips-{count}"
+    folder.mkdir(exist_ok=True)
+    for number in range(count):
+        copy = folder / f"clip_{number:03d}.mp4"
+        if not copy.exists():
+            os.link(source, copy)
+    return folder
+
+
+class BusySampler:
+    """The mean of NVML's GPU utilisation, sampled every 50 ms while running (None where NVML is absent)."""
+
+    def __init__(self, device: str) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True) if device == "cuda" else None
+
+    def _run(self) -> None:
+        import torch
+
+        while not self._stop.wait(0.05):
+            try:
+                self.samples.append(torch.cuda.utilization() / 100)
+            except Exception:  # no NVML (pynvml): the column stays empty
+                return
+
+    def __enter__(self) -> BusySampler:
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def share(self) -> float | None:
+        return statistics.mean(self.samples) if self.samples else None
+
+
+@contextlib.contextmanager
+def measured(device: str) -> Iterator[dict[str, float | None]]:
+    """Wall seconds, peak GPU memory (GB) and busy share of the block, filled in when it ends."""
+    import torch
+
+    result: dict[str, float | None] = {}
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    with BusySampler(device) as busy:
+        started = time.perf_counter()
+        yield result
+        if device == "cuda":
+            torch.cuda.synchronize()
+        result["seconds"] = time.perf_counter() - started
+    result["peak_gb"] = torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else None
+    result["busy"] = busy.share
+
+
+def run_caption(model, folder: Path, frames: int, batch: int, args: argparse.Namespace) -> dict:
+    """Caption the folder once with the run API; what `measured` saw."""
+    from smolvlm_video.captioning import CaptionJob
+    from smolvlm_video.options import GenerationOptions, ModelOptions, SamplingOptions
+    from smolvlm_video.runs import Captioning, CaptionRun
+
+    tokens = args.max_new_tokens
+    job = CaptionJob(
+        model=ModelOptions(model.model_id, device=args.device),
+        prompts={"caption": PROMPT},
+        sampling=SamplingOptions(fps=1.0, max_frames=frames, window_seconds=CLIP_SECONDS + 10),
+        generation=GenerationOptions(max_new_tokens=tokens, min_new_tokens=tokens),
+        batch_size=batch,
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        run = CaptionRun((str(folder),), Path(scratch) / "captions.jsonl", job)
+        with measured(args.device) as result:
+            records = list(Captioning(run, model=model))
+    failed = [r.error for r in records if r.status != "ok"]
+    if failed:
+        raise RuntimeError(f"caption failed on {len(failed)} clips, first: {failed[0]}")
+    return result
+
+
+def run_loop(model, folder: Path, frames: int, args: argparse.Namespace) -> dict:
+    """The model-card loop over the folder; what `measured` saw."""
+    import torch
+
+    processor, vlm, tokens = model.processor, model.model, args.max_new_tokens
+    with measured(args.device) as result:
+        for path in sorted(folder.glob("*.mp4")):
+            content = [{"type": "video", "path": str(path)}, {"type": "text", "text": PROMPT}]
+            sampling = {"do_sample_frames": True, "num_frames": frames, "fps": 1.0}
+            inputs = processor.apply_chat_template(
+                [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=True,
+                return_dict=True, return_tensors="pt", processor_kwargs=sampling,
+            ).to(vlm.device, dtype=vlm.dtype)  # fmt: skip
+            with torch.inference_mode():
+                ids = vlm.generate(**inputs, do_sample=False, max_new_tokens=tokens, min_new_tokens=tokens)
+            processor.batch_decode(ids[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return result
+
+
+def row(
+    arch: str, frames: int, method: str, batch: int, vision: str, clips: int, tokens: int, m: dict
+) -> Row:
+    seconds = m["seconds"]
+    return Row(
+        arch,
+        frames,
+        method,
+        batch,
+        vision,
+        60 * clips / seconds,
+        clips * tokens / seconds,
+        m["peak_gb"],
+        m["busy"],
+    )
+
+
+def unit_costs(model, folder: Path, args: argparse.Namespace) -> tuple[float, float]:
+    """Seconds per frame (vision and prefill) and per new token of one 64-frame chat at batch 1."""
+    from smolvlm_video import SamplingOptions, sample_video
+    from smolvlm_video.generate import generate
+    from smolvlm_video.options import GenerationOptions
+    from smolvlm_video.prompts import chat
+
+    sampling = SamplingOptions(fps=1.0, max_frames=64).for_frame_side(model.frame_side)
+    messages = [chat(PROMPT, sample_video(next(folder.glob("*.mp4")), sampling))]
+    seconds = {}
+    for tokens in (1, args.max_new_tokens):
+        with measured(args.device) as result:
+            generate(model, messages, GenerationOptions(max_new_tokens=tokens, min_new_tokens=tokens))
+        seconds[tokens] = result["seconds"]
+    per_token = (seconds[args.max_new_tokens] - seconds[1]) / (args.max_new_tokens - 1)
+    return (seconds[1] - per_token) / 64, per_token
+
+
+def measure_arch(arch: str, folder: Path, args: argparse.Namespace) -> tuple[list[Row], tuple[float, float]]:
+    """Every row of one checkpoint, and its per-frame and per-token costs."""
+    from caption_throughput import make_checkpoint
+
+    from smolvlm_video.model import load_model
+
+    model = load_model(str(make_checkpoint(args.cache_dir, arch)), device=args.device)
+    print(f"{arch}: {', '.join(model.why)}", file=sys.stderr, flush=True)
+    visions = (
+        ["batched", "per-chat"]
+        if args.vision == "both"
+        else [model.vision if args.vision == "auto" else args.vision]
+    )
+    costs = unit_costs(model, folder, args)  # its first call warms the GPU up too
+    rows, clips, tokens = [], args.clips, args.max_new_tokens
+    for frames in map(int, args.frames.split(",")):
+        if not args.skip_loop:
+            rows.append(
+                row(
+                    arch,
+                    frames,
+                    "model-card loop",
+                    1,
+                    "",
+                    clips,
+                    tokens,
+                    run_loop(model, folder, frames, args),
+                )
+            )
+            print(table(rows[-1:], header=False), file=sys.stderr, flush=True)
+        for vision in visions:
+            model.vision = vision
+            for batch in map(int, args.batch_sizes.split(",")):
+                measured_run = run_caption(model, folder, frames, batch, args)
+                rows.append(row(arch, frames, "caption", batch, vision, clips, tokens, measured_run))
+                print(table(rows[-1:], header=False), file=sys.stderr, flush=True)
+    del model
+    if args.device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+    return rows, costs
+
+
+def table(rows: list[Row], header: bool = True) -> str:
+    lines = [
+        "| model | frames | method | batch | vision | clips/min | new tokens/s | peak GPU GB | GPU busy |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ] if header else []  # fmt: skip
+    for r in rows:
+        peak = f"{r.peak_gb:.2f}" if r.peak_gb is not None else "n/a"
+        busy = f"{r.busy:.0%}" if r.busy is not None else "n/a"
+        cells = [r.arch, r.frames, r.method, r.batch, r.vision, f"{r.clips_per_minute:.1f}",
+                 f"{r.tokens_per_second:.0f}", peak, busy]  # fmt: skip
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines)
+
+
+def goals(rows: list[Row]) -> list[str]:
+    """The issue's two goals, checked where the rows allow it."""
+    lines = []
+    for arch in dict.fromkeys(r.arch for r in rows):
+        at64 = [r for r in rows if r.arch == arch and r.frames == 64]
+        loop = next((r for r in at64 if r.method == "model-card loop"), None)
+        best = max((r for r in at64 if r.method == "caption"), key=lambda r: r.clips_per_minute, default=None)
+        if loop and best:
+            ratio = best.clips_per_minute / loop.clips_per_minute
+            lines.append(f"{arch}, 64 frames: caption {ratio:.2f}x the loop's clips/min (batch {best.batch}, "
+                         f"{best.vision}){' (goal for 256M: 2x)' if arch == '256M' else ''}")  # fmt: skip
+        one = [r for r in at64 if r.method == "caption" and r.batch == 1 and r.peak_gb is not None]
+        if one and arch in MODEL_CARD_GB:
+            peak = min(r.peak_gb for r in one)
+            card = MODEL_CARD_GB[arch]
+            lines.append(f"{arch}, batch 1, 64 frames: peak {peak:.2f} GB = {peak / card:.2f}x "
+                         f"the model card's {card} GB (goal: at most 1.2x)")  # fmt: skip
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit(
+            "benchmarks/gpu.py needs a CUDA GPU, and torch sees none here (--device cpu checks the script)."
+        )
+    if shutil.which("ffmpeg") is None:
+        sys.exit("benchmarks/gpu.py needs ffmpeg on the PATH to make its clips.")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    folder = make_clips(args.cache_dir, args.clips)
+    where = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
+    rows, costs = [], {}
+    for arch in args.archs.split(","):
+        arch_rows, costs[arch] = measure_arch(arch, folder, args)
+        rows += arch_rows
+    print(
+        f"\n{where}, torch {torch.__version__}; {args.clips} clips, {args.max_new_tokens} new tokens each\n"
+    )
+    print(table(rows))
+    print()
+    for line in goals(rows):
+        print(line)
+    for arch, (per_frame, per_token) in costs.items():
+        print(f"{arch}: {per_frame:.4f} s a frame, {per_token:.4f} s a new token (one 64-frame chat)")
+
+
+if __name__ == "__main__":
+    main()
