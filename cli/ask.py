@@ -13,6 +13,7 @@ from .options import (
     build_sampling,
     core_errors,
     generation_options,
+    json_schema_option,
     model_options,
     sampling_options,
 )
@@ -22,22 +23,33 @@ from .options import (
 @click.argument("media", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("question")
 @click.option("--system", default=None, help="A system message before the question.")
+@json_schema_option
 @sampling_options
 @model_options
 @generation_options
 @core_errors
 def ask_command(media: Path, question: str, **params: Any) -> None:
-    """Ask QUESTION about MEDIA (a video, or an image) and stream the answer to the terminal."""
+    """Ask QUESTION about MEDIA (a video, or an image) and stream the answer to the terminal.
+
+    With --json-schema the answer is JSON that follows the schema; exit status 1 if max new tokens cut it off.
+    """
     from smolvlm_video.generate import stream
     from smolvlm_video.media import load_media
     from smolvlm_video.prompts import chat
+    from smolvlm_video.schemas import JsonSchema, check_generation, parse_answer
 
     sampling = build_sampling(params)
     generation = build_generation(params)
+    schema = JsonSchema.from_file(params["json_schema"]) if params["json_schema"] else None
+    if schema:
+        check_generation(generation.min_new_tokens)
+        question = schema.prompt(question)
     model = build_model(params).load()
     item = load_media(media, sampling.for_frame_side(model.frame_side))
-    first = True
-    for piece in stream(model, chat(question, item, system=params["system"]), generation):
-        click.echo(piece.lstrip() if first else piece, nl=False)
-        first = False
+    answer = ""
+    for piece in stream(model, chat(question, item, system=params["system"]), generation, schema=schema):
+        click.echo(piece if answer else piece.lstrip(), nl=False)
+        answer += piece
     click.echo()
+    if schema:
+        parse_answer(answer.strip(), generation.max_new_tokens)  # a TruncatedError says what to raise

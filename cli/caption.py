@@ -12,6 +12,7 @@ from rich.console import Console
 from smolvlm_video.captioning import CaptionJob, read_prompts
 from smolvlm_video.clips import DEFAULT_PROMPT
 from smolvlm_video.runs import Captioning, CaptionRun, plan_run
+from smolvlm_video.schemas import JsonSchema
 
 from .options import (
     INTERRUPTED,
@@ -23,6 +24,7 @@ from .options import (
     core_errors,
     engine_options,
     generation_options,
+    json_schema_option,
     model_options,
     quiet_transformers,
     sampling_options,
@@ -51,8 +53,10 @@ from .progress import show_run
 @click.option(
     "--prompt-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help='JSON object of named prompts, e.g. {"short": "...", "detailed": "..."}; each answered per clip.',
+    help='JSON object of named prompts, e.g. {"short": "...", "detailed": "..."}; each answered per clip. '
+    'A prompt may carry its own schema: {"tags": {"prompt": "...", "schema": {...}}}.',
 )
+@json_schema_option
 @click.option("--system", default=None, help="A system message before the prompt.")
 @click.option(
     "--summarize", is_flag=True, help="Long clips: one whole-video caption from the window captions."
@@ -113,7 +117,12 @@ def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None
 
 def build_run(paths: tuple[str, ...], output: Path, params: dict[str, Any]) -> CaptionRun:
     """The CaptionRun the flags describe."""
-    prompts = read_prompts(params["prompt_file"]) if params["prompt_file"] else {"caption": params["prompt"]}
+    prompts, schemas = (
+        read_prompts(params["prompt_file"]) if params["prompt_file"] else ({"caption": params["prompt"]}, {})
+    )
+    if params["json_schema"]:  # for every prompt whose entry in the prompt file brings no schema of its own
+        default = JsonSchema.from_file(params["json_schema"])
+        schemas = {name: schemas.get(name, default) for name in prompts}
     job = CaptionJob(
         model=build_model(params),
         prompts=prompts,
@@ -123,6 +132,7 @@ def build_run(paths: tuple[str, ...], output: Path, params: dict[str, Any]) -> C
         batch_size=params["batch_size"],
         summarize=params["summarize"],
         workers=params["workers"],
+        schemas=schemas,
     )
     return CaptionRun(
         inputs=paths,

@@ -117,10 +117,13 @@ def _ask_tab(handlers: Handlers, settings: list, seen: list) -> None:
         media = gr.File(label="Image or video", file_types=["image", "video"], file_count="single")
         with gr.Column():
             question = gr.Textbox(label="Question", placeholder="What is happening here?")
+            schema = gr.Code(
+                label="JSON schema (optional): the answer is JSON that follows it", language="json"
+            )
             button = gr.Button("Ask", variant="primary")
             stop = gr.Button("Stop", variant="stop")
     answer = gr.Textbox(label="Answer", lines=8, interactive=False)
-    inputs = [media, question, *settings]
+    inputs = [media, question, *settings, schema]
     event = gr.on([button.click, question.submit], handlers.ask, inputs, [answer, *seen], api_name="ask")
     stop.click(None, cancels=[event], api_visibility="private")
 

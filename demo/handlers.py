@@ -22,6 +22,7 @@ from smolvlm_video.errors import SmolVLMVideoError
 from smolvlm_video.media import is_image
 from smolvlm_video.options import GenerationOptions
 from smolvlm_video.prompts import Message, chat_media, clock
+from smolvlm_video.schemas import JsonSchema, parse_answer
 from smolvlm_video.video import SampledVideo
 
 from .config import DemoConfig
@@ -102,7 +103,9 @@ class Handlers:
         self.allowed = [uploads, config.examples_dir]
         self.frames = FrameStore(uploads / "smolvlm-frames")
 
-    def gpu_seconds(self, name: str, messages: list[Message], generation: GenerationOptions) -> int:
+    def gpu_seconds(
+        self, name: str, messages: list[Message], generation: GenerationOptions, schema: JsonSchema | None
+    ) -> int:
         """The ZeroGPU time one answer reserves (called with `_stream_answer`'s own arguments)."""
         frames = chat_frames(messages)
         return request_seconds(name, frames, generation.max_new_tokens, self.config.gpu_seconds)
@@ -161,17 +164,25 @@ class Handlers:
         max_new_tokens: float,
         temperature: float,
         system: str,
+        json_schema: str | None = None,
     ) -> Iterator[tuple[str, Any, Any]]:
-        """One image or video, one question."""
+        """One image or video, one question; with a JSON schema (its text), a JSON answer that follows it."""
         settings = Settings(model, max_frames, fps, start, end, max_new_tokens, temperature, system)
         with _as_gr_error():
             if not media:
                 raise SmolVLMVideoError("Upload an image or a video first.")
             if not question.strip():
                 raise SmolVLMVideoError("Type a question.")
-            yield from self._chat({"text": question, "files": [media]}, [], settings)
+            schema = (
+                JsonSchema(json_schema, "The JSON schema") if json_schema and json_schema.strip() else None
+            )
+            if schema:
+                question = schema.prompt(question)
+            yield from self._chat({"text": question, "files": [media]}, [], settings, schema)
 
-    def _chat(self, message: dict, history: list[dict], settings: Settings) -> Iterator[tuple[str, Any, Any]]:
+    def _chat(
+        self, message: dict, history: list[dict], settings: Settings, schema: JsonSchema | None = None
+    ) -> Iterator[tuple[str, Any, Any]]:
         if settings.model not in self.config.models:
             raise SmolVLMVideoError(
                 f"Unknown model {settings.model!r}; choose one of {', '.join(self.config.models)}."
@@ -180,28 +191,30 @@ class Handlers:
         model = self.models.get(settings.model)
         sampling = sampling.for_frame_side(model.frame_side)
         messages = to_messages(history, message, sampling, self.allowed, system=settings.system or None)
-        yield from self._answer(settings.model, messages, generation)
+        yield from self._answer(settings.model, messages, generation, schema)
 
     def _answer(
-        self, name: str, messages: list[Message], generation: GenerationOptions
+        self, name: str, messages: list[Message], generation: GenerationOptions, schema: JsonSchema | None
     ) -> Iterator[tuple[str, Gallery, str]]:
         media = chat_media(messages)
         gallery, seen_text = self.frames.save(media), describe_media(media)
         yield "", gallery, seen_text  # the frames show before the answer starts
         answer = ""
-        for piece in self._stream(name, messages, generation):
+        for piece in self._stream(name, messages, generation, schema):
             answer += piece
             yield answer.lstrip(), gr.skip(), gr.skip()  # the frames are sent once, not with every token
+        if schema:
+            parse_answer(answer.strip(), generation.max_new_tokens)  # a cut-off JSON answer is an error
         yield answer.strip(), gallery, seen_text  # the final result carries everything, for API callers
 
     def _stream_answer(
-        self, name: str, messages: list[Message], generation: GenerationOptions
+        self, name: str, messages: list[Message], generation: GenerationOptions, schema: JsonSchema | None
     ) -> Iterator[str]:
         """The model's answer piece by piece; closing this generator stops generation."""
         from smolvlm_video.generate import stream
 
         # Closing this generator closes stream() through yield from, which stops and joins its thread.
-        yield from stream(self.models.get(name), messages, generation)
+        yield from stream(self.models.get(name), messages, generation, schema=schema)
 
 
 @contextlib.contextmanager

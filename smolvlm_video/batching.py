@@ -7,24 +7,28 @@
   mismatch): the batch is retried one chat at a time, so only the chats that fail on their own fail.
 
 A chat that still fails comes back as a `GenerationError` in place of its answer. KeyboardInterrupt
-and SystemExit are never caught.
+and SystemExit are never caught. A chat with a JSON schema comes back as the parsed JSON value, or as
+a `TruncatedError` where max_new_tokens cut its JSON off.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
-from .errors import GenerationError, OutOfMemoryError
+from .errors import GenerationError, OutOfMemoryError, TruncatedError
 from .generate import generate
 from .model import LoadedModel
 from .options import GenerationOptions
 from .prompts import Message
+from .schemas import JsonSchema, parse_answer
 
 logger = logging.getLogger(__name__)
 
-Answer = str | GenerationError
+Answer = Any  # the text; with a schema, the parsed JSON value; or a GenerationError
 Chat = Sequence[Message]
+Schemas = Sequence[JsonSchema | None]
 
 
 class Answerer:
@@ -35,16 +39,19 @@ class Answerer:
         self.options = options
         self.batch_size = max(1, batch_size)  # lowered for good after an out-of-memory error
 
-    def answer(self, chats: Sequence[Chat]) -> list[Answer]:
-        """One answer or one GenerationError per chat, in order."""
+    def answer(self, chats: Sequence[Chat], schemas: Schemas | None = None) -> list[Answer]:
+        """One answer or one GenerationError per chat, in order; `schemas`: one per chat, or None."""
+        schemas = list(schemas) if schemas is not None else [None] * len(chats)
         answers: list[Answer] = []
         while len(answers) < len(chats):
-            answers += self._attempt(chats[len(answers) : len(answers) + self.batch_size])
+            batch = slice(len(answers), len(answers) + self.batch_size)
+            answers += self._attempt(chats[batch], schemas[batch])
         return answers
 
-    def _attempt(self, chats: Sequence[Chat]) -> list[Answer]:
+    def _attempt(self, chats: Sequence[Chat], schemas: Schemas) -> list[Answer]:
         try:
-            return list(generate(self.model, chats, self.options))
+            texts = generate(self.model, chats, self.options, schemas=schemas)
+            return [self._parsed(text, schema) for text, schema in zip(texts, schemas, strict=True)]
         except OutOfMemoryError as error:
             if len(chats) == 1:
                 return [
@@ -57,7 +64,7 @@ class Answerer:
             if half < self.batch_size:
                 logger.warning("Out of memory with %d chats a batch; going on with %d.", len(chats), half)
                 self.batch_size = half
-            return self._attempt(chats[:half]) + self._attempt(chats[half:])
+            return self._attempt(chats[:half], schemas[:half]) + self._attempt(chats[half:], schemas[half:])
         except Exception as error:  # the model's own failures, whatever their type: narrow them down
             if len(chats) == 1:
                 return [_generation_error(error)]
@@ -67,7 +74,21 @@ class Answerer:
                 type(error).__name__,
                 error,
             )
-            return [answer for chat in chats for answer in self._attempt([chat])]
+            return [
+                answer for pair in zip(chats, schemas, strict=True) for answer in self._attempt(*_one(pair))
+            ]
+
+    def _parsed(self, text: str, schema: JsonSchema | None) -> Answer:
+        if schema is None:
+            return text
+        try:
+            return parse_answer(text, self.options.max_new_tokens)
+        except TruncatedError as error:
+            return error
+
+
+def _one(pair: tuple[Chat, JsonSchema | None]) -> tuple[list[Chat], list[JsonSchema | None]]:
+    return [pair[0]], [pair[1]]
 
 
 def _generation_error(error: Exception) -> GenerationError:

@@ -28,6 +28,7 @@ from .prefetch import DEFAULT_WORKERS, DecodedWindow, PlannedClip, prefetch_wind
 from .prompts import chat, clock
 from .records import CaptionRecord, Segment, error_record
 from .registry import resolve_model_id
+from .schemas import JsonSchema, check_generation
 
 if TYPE_CHECKING:
     from .batching import Answerer
@@ -52,10 +53,18 @@ class CaptionJob:
     summarize: bool = False  # clips of several windows also get one caption written from the windows'
     # Local engine: decoding threads (default 2). Ray engine: decoding tasks at once (default: no limit).
     workers: int | None = None
+    # prompt name -> the JSON schema its answers follow; those captions are the parsed JSON values
+    schemas: Mapping[str, JsonSchema] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.prompts or not all(isinstance(t, str) and t.strip() for t in self.prompts.values()):
             raise OptionsError("prompts must map each prompt's name to a non-empty text.", "prompts")
+        if unknown := set(self.schemas) - set(self.prompts):
+            raise OptionsError(
+                f"schemas name prompts that do not exist: {', '.join(sorted(unknown))}.", "schemas"
+            )
+        if self.schemas:
+            check_generation(self.generation.min_new_tokens)
         if self.batch_size < 1:
             raise OptionsError(f"batch_size must be at least 1, got {self.batch_size!r}.", "batch_size")
         if self.workers is not None and self.workers < 1:
@@ -66,25 +75,53 @@ class CaptionJob:
         return {
             "model": {"id": resolve_model_id(self.model.name), "revision": self.model.revision},
             "prompts": dict(self.prompts),
+            **({"schemas": {n: s.value for n, s in self.schemas.items()}} if self.schemas else {}),
             "system": self.system,
             "sampling": self.sampling.to_dict(),
             "generation": self.generation.to_dict(),
         }
 
+    def question(self, name: str) -> str:
+        """The text sent for a prompt: the prompt, and its schema if it has one."""
+        schema = self.schemas.get(name)
+        return schema.prompt(self.prompts[name]) if schema else self.prompts[name]
 
-def read_prompts(path: str | os.PathLike[str]) -> dict[str, str]:
-    """Named prompts from a JSON file holding one object of name -> prompt text."""
+    def schema_list(self) -> list[JsonSchema | None]:
+        """Each prompt's schema (or None), in the prompts' order."""
+        return [self.schemas.get(name) for name in self.prompts]
+
+
+PROMPT_FILE_SHAPE = 'name -> prompt text, or name -> {"prompt": text, "schema": a JSON schema}'
+
+
+def read_prompts(path: str | os.PathLike[str]) -> tuple[dict[str, str], dict[str, JsonSchema]]:
+    """Named prompts, and the schemas some of them carry, from a JSON file (see PROMPT_FILE_SHAPE)."""
+    where = os.fspath(path)
     try:
-        prompts = json.loads(Path(path).read_text(encoding="utf-8"))
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
-        raise OptionsError(f"{os.fspath(path)}: cannot read the prompt file ({error}).", "prompts") from error
+        raise OptionsError(f"{where}: cannot read the prompt file ({error}).", "prompts") from error
     except json.JSONDecodeError as error:
-        raise OptionsError(f"{os.fspath(path)} is not valid JSON: {error}", "prompts") from error
-    if not (
-        isinstance(prompts, dict) and prompts and all(isinstance(v, str) and v for v in prompts.values())
-    ):
-        raise OptionsError(f"{os.fspath(path)} must hold a JSON object of name -> prompt text.", "prompts")
-    return prompts
+        raise OptionsError(f"{where} is not valid JSON: {error}", "prompts") from error
+    if not isinstance(entries, dict) or not entries:
+        raise OptionsError(f"{where} must hold a JSON object of {PROMPT_FILE_SHAPE}.", "prompts")
+    prompts, schemas = {}, {}
+    for name, entry in entries.items():
+        if isinstance(entry, dict) and set(entry) <= {"prompt", "schema"} and "prompt" in entry:
+            if "schema" in entry:
+                schemas[name] = _prompt_schema(entry["schema"], f"the schema of {name!r} in {where}")
+            entry = entry["prompt"]
+        if not isinstance(entry, str) or not entry.strip():
+            raise OptionsError(f"{where}: prompt {name!r} must be {PROMPT_FILE_SHAPE}.", "prompts")
+        prompts[name] = entry
+    return prompts, schemas
+
+
+def _prompt_schema(value: Any, source: str) -> JsonSchema:
+    try:
+        return JsonSchema.from_value(value, source)
+    except OptionsError as error:
+        raise OptionsError(str(error), "prompts") from error
 
 
 @dataclass
@@ -104,8 +141,8 @@ class ClipCaptions:
     def done(self) -> bool:
         return self.error is not None or len(self.segments) == self.clip.window_count
 
-    def add(self, window: DecodedWindow, answers: Mapping[str, str], seconds: float) -> None:
-        """A window's answers, one per prompt."""
+    def add(self, window: DecodedWindow, answers: Mapping[str, Any], seconds: float) -> None:
+        """A window's answers, one per prompt (text, or a JSON value where the prompt has a schema)."""
         assert window.video is not None
         video = window.video
         self.decode_seconds += video.decode_seconds
@@ -138,7 +175,10 @@ class ClipCaptions:
         info = clip.info
         assert info is not None
         segments = sorted(self.segments, key=lambda s: s.start)  # Ray's actors answer in any order
-        by_prompt = {name: "\n".join(_text(s.caption, name) for s in segments) for name in job.prompts}
+        by_prompt = {
+            name: _joined([_answer(s.caption, name, job) for s in segments], job.schemas.get(name))
+            for name in job.prompts
+        }
         return CaptionRecord(
             path=clip.path,
             abs_path=os.path.abspath(clip.path),
@@ -205,12 +245,12 @@ def answer_windows(
     if not live:
         return
     chats = [
-        chat(text, window.prepared or window.video, system=job.system)  # type: ignore[arg-type]
+        chat(job.question(name), window.prepared or window.video, system=job.system)  # type: ignore[arg-type]
         for _, window in live
-        for text in job.prompts.values()
+        for name in job.prompts
     ]
     started = time.perf_counter()
-    answers = answerer.answer(chats)
+    answers = answerer.answer(chats, job.schema_list() * len(live))
     share = (time.perf_counter() - started) / len(chats)
     names = list(job.prompts)
     for number, (clip, window) in enumerate(live):
@@ -248,9 +288,10 @@ def summarize_records(answerer: Answerer, job: CaptionJob, records: list[Caption
     todo = [(r, name) for r in records if r.status == "ok" and len(r.segments) > 1 for name in job.prompts]
     if not todo:
         return
-    chats = [chat(SUMMARY_PROMPT.format(captions=window_captions(r, n)), system=job.system) for r, n in todo]
-    summaries: dict[int, dict[str, str | GenerationError]] = {}
-    for (record, name), answer in zip(todo, answerer.answer(chats), strict=True):
+    chats = [chat(summary_question(job, r, n), system=job.system) for r, n in todo]
+    summaries: dict[int, dict[str, Any]] = {}
+    answers = answerer.answer(chats, [job.schemas.get(name) for _, name in todo])
+    for (record, name), answer in zip(todo, answers, strict=True):
         summaries.setdefault(id(record), {})[name] = answer
     for record in records:
         answers = summaries.get(id(record))
@@ -264,14 +305,31 @@ def summarize_records(answerer: Answerer, job: CaptionJob, records: list[Caption
         record.summarized = True
 
 
-def window_captions(record: CaptionRecord, name: str) -> str:
-    """A record's window captions for one prompt, a line each, behind the window's start (MM:SS)."""
-    return "\n".join(f"{clock(s.start)}: {_text(s.caption, name)}" for s in record.segments)
+def summary_question(job: CaptionJob, record: CaptionRecord, name: str) -> str:
+    """The summary prompt for one prompt's window captions, with that prompt's schema if it has one."""
+    captions = "\n".join(
+        f"{clock(s.start)}: {_as_text(_answer(s.caption, name, job))}" for s in record.segments
+    )
+    question = SUMMARY_PROMPT.format(captions=captions)
+    schema = job.schemas.get(name)
+    return schema.prompt(question) if schema else question
 
 
-def _text(caption: str | dict[str, str], name: str) -> str:
-    return caption[name] if isinstance(caption, dict) else caption
+def _answer(caption: Any, name: str, job: CaptionJob) -> Any:
+    """One prompt's answer in a segment's caption (the answer itself when the job has one prompt)."""
+    return caption if len(job.prompts) == 1 else caption[name]
 
 
-def _one_or_map(texts: dict[str, str]) -> str | dict[str, str]:
-    return next(iter(texts.values())) if len(texts) == 1 else texts
+def _as_text(answer: Any) -> str:
+    return answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+
+
+def _joined(answers: list[Any], schema: JsonSchema | None) -> Any:
+    """A prompt's answers over the windows: text joined by lines; JSON values as one, or a list of them."""
+    if schema is None:
+        return "\n".join(answers)
+    return answers[0] if len(answers) == 1 else answers
+
+
+def _one_or_map(answers: dict[str, Any]) -> Any:
+    return next(iter(answers.values())) if len(answers) == 1 else answers

@@ -102,6 +102,12 @@ class OutOfMemoryError(GenerationError):
     code = "out_of_memory"
 
 
+class TruncatedError(GenerationError):
+    """An answer constrained to a JSON schema was cut off by max_new_tokens before its JSON closed."""
+
+    code = "truncated"
+
+
 class OutputError(SmolVLMVideoError):
     """The records file cannot be written (a full disk, a quota, a file size limit)."""
 

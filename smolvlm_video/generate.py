@@ -17,13 +17,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from .errors import GenerationError, OutOfMemoryError
 from .inputs import build_inputs
 from .model import LoadedModel
 from .options import GenerationOptions
 from .prompts import TRAINED_STRINGS, Message, PromptStrings
+from .schemas import JsonSchema
 
 STREAM_POLL_SECONDS = 0.1  # how often a streaming consumer checks that generation is still alive
 
@@ -80,9 +81,16 @@ def _image_features(vlm: Any, pixel_values: torch.Tensor, pixel_attention_mask: 
     return features.reshape(-1, features.shape[-1])
 
 
-def _generate_kwargs(model: LoadedModel, options: GenerationOptions) -> dict:
-    tokenizer = model.processor.tokenizer
-    return {"pad_token_id": tokenizer.pad_token_id, **options.generate_kwargs()}
+def _generate_kwargs(
+    model: LoadedModel, options: GenerationOptions, schemas: Sequence[JsonSchema | None] = ()
+) -> dict:
+    from .grammar import grammar_processor
+
+    kwargs = {"pad_token_id": model.processor.tokenizer.pad_token_id, **options.generate_kwargs()}
+    constraint = grammar_processor(model, schemas)
+    if constraint is not None:
+        kwargs["logits_processor"] = LogitsProcessorList([constraint])
+    return kwargs
 
 
 def generate(
@@ -90,14 +98,20 @@ def generate(
     chats: Sequence[Sequence[Message]],
     options: GenerationOptions | None = None,
     strings: PromptStrings = TRAINED_STRINGS,
+    schemas: Sequence[JsonSchema | None] = (),
 ) -> list[str]:
-    """Answer a batch of chats in one generate call; returns one stripped answer per chat."""
+    """Answer a batch of chats in one generate call; returns one stripped answer per chat.
+
+    `schemas`, one per chat where given: that chat's answer is constrained to JSON following it
+    (None: free text). Parse such answers with `schemas.parse_answer`.
+    """
     options = options or GenerationOptions()
     try:
         inputs = _inputs(model, chats, strings)
         prompt_length = inputs["input_ids"].shape[1]
+        kwargs = _generate_kwargs(model, options, schemas)
         with torch.inference_mode():
-            output = model.model.generate(**_embedded(model, inputs), **_generate_kwargs(model, options))
+            output = model.model.generate(**_embedded(model, inputs), **kwargs)
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
         if not out_of_memory(error):
             raise
@@ -128,8 +142,9 @@ def stream(
     options: GenerationOptions | None = None,
     strings: PromptStrings = TRAINED_STRINGS,
     cancel: threading.Event | None = None,
+    schema: JsonSchema | None = None,
 ) -> Iterator[str]:
-    """Yield the answer to one chat piece by piece as it is generated.
+    """Yield the answer to one chat piece by piece as it is generated (JSON following `schema`, if given).
 
     Generation runs in a thread. It stops when `cancel` is set, or when the caller stops iterating
     (closing the generator sets the event too), and the thread is joined before this returns.
@@ -137,6 +152,7 @@ def stream(
     options = options or GenerationOptions()
     cancel = cancel or threading.Event()
     inputs = _inputs(model, [messages], strings)
+    kwargs = _generate_kwargs(model, options, [schema])
     streamer = TextIteratorStreamer(
         model.processor.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=STREAM_POLL_SECONDS
     )
@@ -147,7 +163,7 @@ def stream(
             with torch.inference_mode():
                 model.model.generate(
                     **_embedded(model, inputs),
-                    **_generate_kwargs(model, options),
+                    **kwargs,
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
                 )

@@ -49,7 +49,7 @@ class Segment:
 
     start: float
     end: float
-    caption: str | dict[str, str]
+    caption: Any  # the answer (text, or the JSON value a schema asked for), or prompt name -> answer
     frame_count: int
     timestamps: list[float]
 
@@ -62,12 +62,15 @@ class CaptionRecord:
     abs_path: str
     id: str
     status: Status
-    caption: str | dict[str, str] | None = None  # one answer, or prompt name -> answer
+    # One answer, or prompt name -> answer. An answer is text; with a schema, the JSON value itself,
+    # or for several segments (not summarized) the list of the segments' values.
+    caption: Any = None
     segments: list[Segment] = field(default_factory=list)
     summarized: bool = False  # caption written from the segment captions (--summarize)
     summary_error: dict[str, str] | None = None  # type, message: why the summary failed (captions kept)
     model: dict[str, Any] = field(default_factory=dict)  # id, revision
     prompts: dict[str, str] = field(default_factory=dict)  # prompt name -> prompt text
+    schemas: dict[str, Any] | None = None  # prompt name -> the JSON schema its answers follow
     system: str | None = None
     sampling: dict[str, Any] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)

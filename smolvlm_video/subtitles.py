@@ -1,9 +1,11 @@
-"""Subtitles from a caption record: one cue per window, as SRT or WebVTT."""
+"""Subtitles from a caption record: one cue per window (per shot with --split scenes), as SRT or WebVTT."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import OutputError
 from .records import CaptionRecord, Segment
@@ -17,11 +19,16 @@ def _stamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def _text(caption: str | dict[str, str]) -> str:
+def _text(caption: Any) -> str:
     if isinstance(caption, dict):
-        caption = "\n".join(f"{name}: {text}" for name, text in caption.items())
+        caption = "\n".join(f"{name}: {_plain(value)}" for name, value in caption.items())
     # A blank line would end the cue early in both formats.
-    return "\n".join(line for line in caption.splitlines() if line.strip()) or "..."
+    return "\n".join(line for line in _plain(caption).splitlines() if line.strip()) or "..."
+
+
+def _plain(answer: Any) -> str:
+    """Text as it is; a JSON value (a schema's answer) as compact JSON."""
+    return answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
 
 
 def to_srt(segments: Sequence[Segment]) -> str:

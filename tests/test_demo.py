@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import time
 import types
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from conftest import requires_ffmpeg
@@ -87,6 +89,23 @@ def test_image_question(client, settings, png):
     answer, gallery, seen = client.predict(handle_file(png), "What is this?", *settings, api_name="/ask")
     assert isinstance(answer, str) and answer
     assert [item["caption"] for item in gallery] == ["image"] and seen == "An image, 64x48."
+
+
+def test_ask_takes_a_json_schema(client, settings, png):
+    properties = {"colour": {"enum": ["red", "green", "blue"]}, "busy": {"type": "boolean"}}
+    schema = {"type": "object", "properties": properties, "required": ["colour", "busy"]}
+    answer, _, _ = client.predict(
+        handle_file(png),
+        "What is this?",
+        *settings[:5],
+        200,
+        *settings[6:],
+        json.dumps(schema),
+        api_name="/ask",
+    )
+    jsonschema.validate(json.loads(answer), schema)
+    with pytest.raises(Exception, match="not a valid JSON schema"):
+        client.predict(handle_file(png), "What?", *settings, '{"type": 5}', api_name="/ask")
 
 
 def test_video_answer_streams_after_the_frames(client, settings, clip):
@@ -216,7 +235,8 @@ def test_settings_build_the_options_the_cli_builds():
     from smolvlm_video.cli.options import build_generation, build_sampling
 
     params = {"fps": 2.0, "max_frames": 16, "frame_side": None, "start": 30.0, "end": 90.0,
-              "segment_seconds": 210.0, "backend": "auto", "snap_seconds": 1.0, "max_new_tokens": 64,
+              "segment_seconds": 210.0, "backend": "auto", "snap_seconds": 1.0, "split": "fixed",
+              "min_scene_seconds": 2.0, "max_new_tokens": 64,
               "min_new_tokens": 0, "temperature": 0.5}  # fmt: skip
     settings = Settings("256M", 16, 2.0, 30, 90, 64, 0.5, "")
     assert settings.options() == (build_sampling(dict(params)), build_generation(params))

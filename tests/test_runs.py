@@ -159,7 +159,7 @@ def test_a_failed_summary_keeps_the_window_captions(
 
     real = batching.generate
 
-    def no_text_only(model, chats, options):
+    def no_text_only(model, chats, options, **kwargs):
         if not any(part for chat in chats for message in chat for part in message.media()):
             raise ValueError("the summary prompt is longer than the context")
         return real(model, chats, options)

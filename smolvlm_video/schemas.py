@@ -1,0 +1,111 @@
+"""JSON answers: a JSON schema the answer must follow, stated in the prompt and enforced while generating.
+
+`JsonSchema` is checked once, when it is made: valid JSON, a valid JSON schema (jsonschema's
+metaschema check), and one the grammar library can turn into a grammar. Generation is then
+constrained token by token (`smolvlm_video.grammar`), so an answer that ends is valid JSON by
+construction; the only way to miss is to run out of `max_new_tokens`, which `parse_answer` reports as
+a `TruncatedError`.
+
+    >>> schema = JsonSchema.from_file("scene.schema.json")
+    >>> prompt = schema.prompt("Describe the scene.")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import OptionsError, TruncatedError
+
+SEPARATORS = (",", ":")  # the only whitespace-free separators the grammar allows: no free whitespace
+PROMPT_SUFFIX = "\nAnswer with one JSON object, and nothing else, that follows this JSON schema: {schema}"
+
+
+@dataclass(frozen=True)
+class JsonSchema:
+    """A JSON schema, as compact JSON text, and where it came from (a file, or "the schema")."""
+
+    text: str
+    source: str = "the schema"
+
+    def __post_init__(self) -> None:
+        value = _parse(self.text, self.source)
+        object.__setattr__(self, "text", json.dumps(value, separators=SEPARATORS, ensure_ascii=False))
+        _check(value, self.source)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> JsonSchema:
+        """The schema in a JSON file; an OptionsError that names the file if it cannot be used."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise OptionsError(
+                f"{os.fspath(path)}: cannot read the JSON schema ({error}).", "json_schema"
+            ) from error
+        return cls(text, os.fspath(path))
+
+    @classmethod
+    def from_value(cls, value: Any, source: str = "the schema") -> JsonSchema:
+        """A schema given as a parsed JSON object."""
+        return cls(json.dumps(value), source)
+
+    @property
+    def value(self) -> dict[str, Any]:
+        return json.loads(self.text)
+
+    def prompt(self, question: str) -> str:
+        """The question with the schema stated after it, so the model knows what it must write."""
+        return question + PROMPT_SUFFIX.format(schema=self.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.value
+
+
+def _parse(text: str, source: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise OptionsError(f"{source} is not valid JSON: {error}", "json_schema") from error
+    if not isinstance(value, dict):
+        raise OptionsError(
+            f"{source} must hold a JSON schema object, not {type(value).__name__}.", "json_schema"
+        )
+    return value
+
+
+def _check(value: dict[str, Any], source: str) -> None:
+    """Raise OptionsError unless the metaschema accepts it and a grammar can be made of it."""
+    import jsonschema
+    import xgrammar
+
+    try:
+        jsonschema.validators.validator_for(value).check_schema(value)
+    except jsonschema.SchemaError as error:
+        raise OptionsError(f"{source} is not a valid JSON schema: {error.message}", "json_schema") from error
+    try:
+        xgrammar.Grammar.from_json_schema(json.dumps(value), any_whitespace=False, separators=SEPARATORS)
+    except Exception as error:  # xgrammar raises RuntimeError or its own types for what it cannot express
+        raise OptionsError(f"{source} cannot be turned into a grammar: {error}", "json_schema") from error
+
+
+def check_generation(min_new_tokens: int) -> None:
+    """Raise OptionsError where generation options cannot go with a schema."""
+    if min_new_tokens:
+        raise OptionsError(
+            "min_new_tokens cannot be used with a JSON schema: an answer ends where its JSON closes.",
+            "min_new_tokens",
+        )
+
+
+def parse_answer(text: str, max_new_tokens: int) -> Any:
+    """The answer as the JSON value it holds; a TruncatedError where it was cut off before it closed."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise TruncatedError(
+            f"The answer was cut off after max_new_tokens ({max_new_tokens}) tokens, before its JSON closed; "
+            "raise --max-new-tokens."
+        ) from error
