@@ -12,8 +12,10 @@ from rich.table import Table
 
 from smolvlm_video.decode import choose_backend
 from smolvlm_video.options import SamplingOptions
+from smolvlm_video.probe import probe
 from smolvlm_video.prompts import clock
-from smolvlm_video.video import SampledVideo, decode_plan, plan_video
+from smolvlm_video.sampling import plan
+from smolvlm_video.video import SampledVideo, decode_plan, video_shots
 
 from .options import build_sampling, core_errors, sampling_options
 
@@ -34,11 +36,14 @@ def info_command(
 ) -> None:
     """Show what smolvlm-video sees in VIDEO: its facts, windows and the frames it would sample."""
     options = build_sampling(params)
-    info, plans = plan_video(video, options)
+    info = probe(video)
+    shots = video_shots(info, options)  # --split scenes: the shot pass, whose shots the windows follow
+    plans = plan(info, options, shots)
     report: dict[str, Any] = {
         "video": info.to_dict(),
         "backend": choose_backend(info, options.backend),
         "sampling": options.to_dict() | {"frame_side": options.side},
+        "shots": [shot.to_dict() for shot in shots] if shots is not None else None,
         "windows": [
             {
                 "index": p.window.index,
@@ -112,6 +117,14 @@ def _print_report(report: dict[str, Any], options: SamplingOptions) -> None:
     for name, value in rows:
         facts.add_row(f"[bold]{name}[/]", value)
     console.print(facts)
+    if report["shots"] is not None:
+        shots = Table(title=f"Shots ({len(report['shots'])})")
+        for column in ("shot", "span", "seconds"):
+            shots.add_column(column)
+        for number, shot in enumerate(report["shots"]):
+            span = f"{clock(shot['start'])}-{clock(shot['end'])}"
+            shots.add_row(str(number), span, f"{shot['end'] - shot['start']:.2f}")
+        console.print(shots)
     table = Table(title="Windows (one prompt each)")
     for column in ("window", "span", "frames", "timestamps", "decoded"):
         table.add_column(column)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -14,8 +15,10 @@ from smolvlm_video.options import (
     BACKENDS,
     DEFAULT_FPS,
     DEFAULT_MAX_FRAMES,
+    DEFAULT_MIN_SCENE_SECONDS,
     DEFAULT_SNAP_SECONDS,
     MAX_WINDOW_SECONDS,
+    SPLITS,
     GenerationOptions,
     ModelOptions,
     SamplingOptions,
@@ -50,6 +53,20 @@ _SAMPLING = [
         default=MAX_WINDOW_SECONDS,
         show_default=True,
         help="Longer videos are split into windows of at most this many seconds, one prompt each.",
+    ),
+    click.option(
+        "--split",
+        type=click.Choice(SPLITS),
+        default="fixed",
+        show_default=True,
+        help="fixed: equal windows. scenes: a window per shot (PySceneDetect), long shots split as fixed.",
+    ),
+    click.option(
+        "--min-scene-seconds",
+        type=float,
+        default=DEFAULT_MIN_SCENE_SECONDS,
+        show_default=True,
+        help="With --split scenes: a shot shorter than this joins the next one.",
     ),
     click.option(
         "--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="Frame decoder."
@@ -144,6 +161,16 @@ def _add(options: list[Callable[[F], F]], command: F) -> F:
     return command
 
 
+def json_schema_option(command: F) -> F:
+    """Add --json-schema to a command."""
+    return click.option(
+        "--json-schema",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Answer with JSON that follows this JSON schema file; generation is constrained to it.",
+    )(command)
+
+
 def sampling_options(command: F) -> F:
     """Add the sampling flags to a command."""
     return _add(_SAMPLING, command)
@@ -208,6 +235,8 @@ def build_sampling(params: dict[str, Any]) -> SamplingOptions:
         window_seconds=params.pop("segment_seconds"),
         backend=params.pop("backend"),
         snap_seconds=params.pop("snap_seconds"),
+        split=params.pop("split"),
+        min_scene_seconds=params.pop("min_scene_seconds"),
     )
 
 

@@ -6,6 +6,7 @@ same way, from the same field names, so a setting means one thing everywhere.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
@@ -27,6 +28,9 @@ DEFAULT_SNAP_SECONDS = 1.0  # a frame may move this far onto a keyframe (see Sam
 
 Backend = Literal["auto", "decord", "pyav"]
 BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")
+Split = Literal["fixed", "scenes"]
+SPLITS: tuple[str, ...] = ("fixed", "scenes")
+DEFAULT_MIN_SCENE_SECONDS = 2.0  # with split scenes, a shot shorter than this joins the next one
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,22 @@ class SamplingOptions:
     # keyframe, which decodes on its own instead of after every frame since the last one (PyAV).
     # 0: the exact evenly spread frames.
     snap_seconds: float = DEFAULT_SNAP_SECONDS
+    split: Split = "fixed"  # fixed: equal windows; scenes: a window per shot (PySceneDetect)
+    min_scene_seconds: float = DEFAULT_MIN_SCENE_SECONDS  # with scenes: shorter shots join the next one
 
     def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise OptionsError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}.", "split")
+        if self.split == "scenes" and importlib.util.find_spec("scenedetect") is None:
+            raise OptionsError(
+                "split 'scenes' needs PySceneDetect: pip install 'smolvlm-video[scenes]'.", "split"
+            )
+        if not 0 <= self.min_scene_seconds <= MAX_WINDOW_SECONDS:
+            raise OptionsError(
+                f"min_scene_seconds must be between 0 and {MAX_WINDOW_SECONDS:g}, "
+                f"got {self.min_scene_seconds!r}.",
+                "min_scene_seconds",
+            )
         if not (self.fps > 0 and math.isfinite(self.fps)):
             raise OptionsError(
                 f"fps must be a positive number of frames per second, got {self.fps!r}.", "fps"

@@ -10,18 +10,26 @@ follow the SmolVLM2 checkpoints' own processor:
 - the frames are spread evenly over the window (numpy linspace, as the processor does); when the
   window has room to spare, 1 s is left out at the very start and the very end of the video, where
   fades and black frames live.
+
+With shots (`--split scenes`), each shot is a window: a shot shorter than min_scene_seconds joins the
+next one (the last joins the one before), and a shot longer than a window is split as above.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import OptionsError
 from .options import MAX_WINDOW_SECONDS, SamplingOptions
 from .probe import VideoInfo
+
+if TYPE_CHECKING:
+    from .scenes import Shot
 
 EDGE_SKIP_SECONDS = 1.0  # left out at the start and the end of a video when there is room
 _EPSILON = 1e-9
@@ -64,6 +72,26 @@ def windows(
     return [Window(i, bounds[i], bounds[i + 1]) for i in range(count)]
 
 
+def shot_windows(shots: Sequence[Shot], max_seconds: float, min_seconds: float) -> list[Window]:
+    """One window per shot, short shots joined to the next, long ones split into equal windows."""
+    spans: list[list[float]] = []
+    pending: float | None = None  # the start of short shots waiting to join the next one
+    for shot in shots:
+        start = shot.start if pending is None else pending
+        if shot.end - start < min_seconds:
+            pending = start
+            continue
+        spans.append([start, shot.end])
+        pending = None
+    if pending is not None:  # short shots at the very end join the last shot, or are all there is
+        if spans:
+            spans[-1][1] = shots[-1].end
+        else:
+            spans.append([pending, shots[-1].end])
+    split = [w for start, end in spans for w in windows(end, max_seconds, start=start, end=end)]
+    return [Window(index, w.start, w.end) for index, w in enumerate(split)]
+
+
 def frame_count(window_seconds: float, fps: float, max_frames: int, available: int) -> int:
     """How many frames a window gets: fps x seconds, capped by max_frames and what exists, at least 1."""
     wanted = min(round(fps * window_seconds), max_frames)
@@ -97,8 +125,13 @@ def _skip_edges(
     return first + skip * at_start, last - skip * at_end
 
 
-def plan(info: VideoInfo, options: SamplingOptions) -> list[FramePlan]:
-    """Windows and frames for a whole video, or for the span options.start to options.end."""
-    start = options.start or 0.0
-    spans = windows(info.duration, options.window_seconds, start=start, end=options.end)
+def plan(info: VideoInfo, options: SamplingOptions, shots: Sequence[Shot] | None = None) -> list[FramePlan]:
+    """Windows and frames for a whole video, or for the span options.start to options.end.
+
+    With `shots` (covering that span, in order), the windows follow them (`shot_windows`).
+    """
+    if shots:
+        spans = shot_windows(shots, options.window_seconds, options.min_scene_seconds)
+    else:
+        spans = windows(info.duration, options.window_seconds, start=options.start or 0.0, end=options.end)
     return [plan_window(info, window, options) for window in spans]

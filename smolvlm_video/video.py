@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from .decode import decode
 from .options import SamplingOptions
 from .probe import VideoInfo, probe
 from .sampling import FramePlan, Window, plan
+
+if TYPE_CHECKING:
+    from .scenes import Shot
 
 VideoSource = str | os.PathLike[str] | VideoInfo
 
@@ -52,9 +56,19 @@ def _info(video: VideoSource) -> VideoInfo:
 def plan_video(
     video: VideoSource, options: SamplingOptions | None = None
 ) -> tuple[VideoInfo, list[FramePlan]]:
-    """Probe a video and plan its windows and frames without decoding any."""
+    """Probe a video and plan its windows and frames without decoding any (but the shot pass, if asked)."""
     info = _info(video)
-    return info, plan(info, options or SamplingOptions())
+    options = options or SamplingOptions()
+    return info, plan(info, options, video_shots(info, options))
+
+
+def video_shots(info: VideoInfo, options: SamplingOptions) -> list[Shot] | None:
+    """The shots the windows follow with split "scenes" (a pass over the span); None with "fixed"."""
+    if options.split != "scenes":
+        return None
+    from .scenes import detect_shots
+
+    return detect_shots(info, options.start or 0.0, options.end)
 
 
 def decode_plan(
