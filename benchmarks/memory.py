@@ -1,6 +1,6 @@
 """Peak memory of `smolvlm-video caption` against a video's length: it should not grow with it.
 
-    python benchmarks/memory.py [--fps 5] [--cache-dir DIR]
+    python benchmarks/memory.py [--fps 5] [--split fixed|scenes] [--cache-dir DIR]
 
 Clips made once with ffmpeg: 640x360 test pattern, a keyframe every 2 s, 10 minutes and 2 hours
 long (at `--fps` frames per second, to keep making them quick; the sampler takes 1 frame a second
@@ -12,6 +12,8 @@ set size, read with os.wait4 when it ends.
 
 Runs: one 10-minute clip, one 2-hour clip, and a folder of four 2-hour clips. Goals: the 2-hour
 clip peaks at most 1.25x the 10-minute one, and the folder at most 1.25x the single 2-hour clip.
+`--split scenes` runs the same with the shot pass first (the clips have no cut: one shot each, split
+into windows as with fixed), to check that it keeps the same bound.
 """
 
 from __future__ import annotations
@@ -48,12 +50,12 @@ def make_checkpoint(cache: Path) -> Path:
     return folder
 
 
-def peak_rss(inputs: list[Path], clips: int, checkpoint: Path) -> tuple[float, float]:
+def peak_rss(inputs: list[Path], clips: int, checkpoint: Path, split: str) -> tuple[float, float]:
     """One caption run over `inputs` (`clips` clips): its peak RSS in MB and its wall time in seconds."""
     with tempfile.TemporaryDirectory() as scratch:
         command = [sys.executable, "-m", "smolvlm_video", "caption", *map(str, inputs)]
         command += ["-o", f"{scratch}/captions.jsonl", "--model", str(checkpoint), "--frame-side", "512"]
-        command += ["--max-new-tokens", "4", "--device", "cpu", "--quiet"]
+        command += ["--max-new-tokens", "4", "--device", "cpu", "--quiet", "--split", split]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
@@ -71,6 +73,7 @@ def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--fps", type=int, default=5, help="frame rate of the made clips")
+    parser.add_argument("--split", choices=["fixed", "scenes"], default="fixed")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
     args = parser.parse_args()
 
@@ -91,9 +94,10 @@ def main() -> None:
         "four 2-hour clips": ([four], 4),
     }
     peaks = {}
-    print(f"\ncaption, tiny checkpoint, frame side 512, default workers and batch size, {args.fps} fps clips")
+    print(f"\ncaption --split {args.split}, tiny checkpoint, frame side 512, default workers and batch size, "
+          f"{args.fps} fps clips")  # fmt: skip
     for name, (inputs, clips) in runs.items():
-        peaks[name], wall = peak_rss(inputs, clips, checkpoint)
+        peaks[name], wall = peak_rss(inputs, clips, checkpoint, args.split)
         print(f"{name:>18}: peak RSS {peaks[name]:7.0f} MB ({wall:5.1f} s)", flush=True)
     for longer, shorter in (("2-hour clip", "10-minute clip"), ("four 2-hour clips", "2-hour clip")):
         ratio = peaks[longer] / peaks[shorter]

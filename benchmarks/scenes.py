@@ -2,7 +2,7 @@
 
     python benchmarks/scenes.py [--seconds 210] [--size 1280x720] [--repeats 3] [--cache-dir DIR]
 
-The clip: 14 shots of 15 s from different ffmpeg sources (testsrc2, smptebars, mandelbrot, ...), joined
+The clip: 14 shots of 15 s from different ffmpeg test sources (testsrc2, smptebars, mandelbrot, ...), joined
 with concat and encoded with x264's defaults (B-frames, a keyframe every 250 frames) at 30 fps: a cut
 every 15 s, where no keyframe need be.
 
@@ -25,8 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-SOURCES = ["testsrc2", "smptebars", "mandelbrot", "rgbtestsrc", "life=mold=10:r=30:ratio=0.5",
-           "cellauto=rule=110", "yuvtestsrc"]  # fmt: skip
+SOURCES = ["testsrc2", "smptebars", "mandelbrot", "rgbtestsrc", "testsrc", "smptehdbars", "yuvtestsrc"]
 SHOT_SECONDS = 15
 
 
@@ -41,8 +40,7 @@ def make_clip(cache: Path, seconds: int, size: str) -> Path:
     inputs, links = [], ""
     for number in range(count):
         source = SOURCES[number % len(SOURCES)]
-        options = ("=" if "=" not in source else ":") + f"size={size}:rate=30"
-        inputs += ["-f", "lavfi", "-t", str(SHOT_SECONDS), "-i", source + options]
+        inputs += ["-f", "lavfi", "-t", str(SHOT_SECONDS), "-i", f"{source}=size={size}:rate=30"]
         links += f"[{number}:v]setsar=1,format=yuv420p[v{number}];"
     joined = links + "".join(f"[v{n}]" for n in range(count)) + f"concat=n={count}:v=1:a=0[v]"
     command = ["ffmpeg", "-v", "error", "-y", *inputs, "-filter_complex", joined, "-map", "[v]"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from .errors import CorruptVideoError
 from .probe import VideoInfo
@@ -72,6 +73,7 @@ def _frames(
 ) -> Iterator[tuple[float, np.ndarray]]:
     """(seconds, small BGR frame) for each (reference) frame from `start` to `end`."""
     width, height = _small_size(info)
+    reformatter = VideoReformatter()  # one scaler for every frame: a new one per frame costs as much again
     container = av.open(info.path, metadata_errors="ignore")
     try:
         stream = container.streams.video[0]
@@ -88,7 +90,12 @@ def _frames(
                 continue
             if time >= end:
                 break
-            yield time, _small(frame, width, height)
+            yield (
+                time,
+                reformatter.reformat(
+                    frame, width, height, "bgr24", interpolation="FAST_BILINEAR"
+                ).to_ndarray(),
+            )
     except av.error.FFmpegError as error:
         raise CorruptVideoError(info.path, f"decoding for shot detection failed: {error}") from error
     finally:
@@ -100,7 +107,3 @@ def _small_size(info: VideoInfo) -> tuple[int, int]:
     width, height = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
     scale = min(1.0, DETECT_SIDE / max(width, height))
     return max(2, round(width * scale) // 2 * 2), max(2, round(height * scale) // 2 * 2)
-
-
-def _small(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
-    return frame.to_ndarray(width=width, height=height, format="bgr24", interpolation="FAST_BILINEAR")
