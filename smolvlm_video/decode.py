@@ -190,10 +190,15 @@ class Target:
 
 def plan_targets(exact: Sequence[float], keyframes: Sequence[float], snap_seconds: float) -> list[Target]:
     """The frames to pick: exact ones, or (snap_seconds > 0) moved onto keyframes, else free to move
-    onto a reference frame within their reach."""
+    onto a reference frame within their reach.
+
+    The first and the last frame move only onto a keyframe inside the span, never out of it: a window
+    that follows a shot must not show a frame of the shot before or after it.
+    """
     if not snap_seconds:
         return [Target(time) for time in exact]
     limits = reaches(exact, snap_seconds)
+    limits = [0.0 if i in (0, len(exact) - 1) else limit for i, limit in enumerate(limits)]
     snapped = snap_to_keyframes(exact, keyframes, snap_seconds)
     return [
         Target(new, 0.0, True) if new != old else Target(old, reach)

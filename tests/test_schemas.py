@@ -159,3 +159,15 @@ def test_schema_is_compact_and_stated_in_the_prompt():
     with pytest.raises(OptionsError) as error:
         JsonSchema("{}", "x.json").from_file("/nonexistent/x.json")
     assert error.value.option == "json_schema"
+
+
+@pytest.mark.slow
+def test_a_summary_follows_the_schema_too(tiny_checkpoint, clips, scene_file, tmp_path):
+    out = tmp_path / "captions.jsonl"
+    args = ["caption", str(clips / "long.mp4"), "-o", str(out), "--model", str(tiny_checkpoint), "--quiet"]
+    result = run(*args, "--json-schema", str(scene_file), "--max-new-tokens", "200", "--segment-seconds", "3",
+                 "--summarize")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (record,) = lines(out)
+    assert record["summarized"] and len(record["segments"]) == 3 and record["summary_error"] is None
+    jsonschema.validate(record["caption"], SCENE)  # one value for the whole clip, not the list
