@@ -74,9 +74,8 @@ class Answerer:
                 type(error).__name__,
                 error,
             )
-            return [
-                answer for pair in zip(chats, schemas, strict=True) for answer in self._attempt(*_one(pair))
-            ]
+            pairs = zip(chats, schemas, strict=True)
+            return [answer for chat, schema in pairs for answer in self._attempt([chat], [schema])]
 
     def _parsed(self, text: str, schema: JsonSchema | None) -> Answer:
         if schema is None:
@@ -85,10 +84,6 @@ class Answerer:
             return parse_answer(text, self.options.max_new_tokens)
         except TruncatedError as error:
             return error
-
-
-def _one(pair: tuple[Chat, JsonSchema | None]) -> tuple[list[Chat], list[JsonSchema | None]]:
-    return [pair[0]], [pair[1]]
 
 
 def _generation_error(error: Exception) -> GenerationError:
