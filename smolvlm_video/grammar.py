@@ -73,11 +73,12 @@ def grammar_processor(model: LoadedModel, schemas: Sequence[JsonSchema | None]) 
         return None
     import xgrammar
 
-    compiler = _compiler(model.processor.tokenizer, _vocab_size(model), _stop_ids(model))
+    vocab_size = _vocab_size(model)
+    compiler = _compiler(model.processor.tokenizer, vocab_size, _stop_ids(model))
     matchers = [
         xgrammar.GrammarMatcher(_compiled(compiler, schema.text)) if schema else None for schema in schemas
     ]
-    return GrammarProcessor(matchers, _vocab_size(model))
+    return GrammarProcessor(matchers, vocab_size)
 
 
 def _vocab_size(model: LoadedModel) -> int:
