@@ -246,20 +246,19 @@ def _decode_pyav(
 class _Picker:
     """Finds each target's frame with as little decoding as it can.
 
-    The decoder skips the non-reference frames (FFmpeg's skip_frame NONREF) that lie before a
-    target: no other frame is decoded from them, so skipping them changes no pixel of the frames
-    that are decoded. From the target on, every frame is decoded, so the target itself comes out
-    exactly. A target free to move (`reach`) also skips the non-reference frames within its reach
-    and takes the I or P frame nearest to it: it costs nothing more than the scan, where an exact
-    B frame needs its later reference decoded first, and the B frames around it besides.
-    A target on a keyframe is sought directly.
+    The decoder skips every non-reference frame (FFmpeg's skip_frame NONREF) except where an exact
+    target may lie: no other frame is decoded from them, so skipping them changes no pixel of the
+    frames that are decoded, and the exact targets come out as they are. A target free to move
+    (`reach`) takes the I or P frame nearest to it: it costs nothing more than the scan, where an
+    exact B frame needs its later reference decoded first. A target on a keyframe is sought directly.
     """
 
     def __init__(self, container: Any, stream: Any, keyframes: list[float], info: VideoInfo, origin: float):
         self.container, self.stream, self.keyframes, self.info = container, stream, keyframes, info
         self.origin = origin
         self.tolerance = 0.5 / info.fps  # half a frame: a frame's time may be off by rounding
-        self.skip_until = -math.inf  # non-reference packets with earlier times are not decoded
+        self.span = 0.9 / info.fps  # an exact target's frame comes before the next one: jitter, no more
+        self.exact: list[float] = []  # times of the exact targets, sorted: only there is every frame decoded
         self.frames = _Lookahead(iter(()))
         self.position: float | None = None  # time of the last frame picked
 
@@ -268,6 +267,7 @@ class _Picker:
 
         A lazy generator: the caller scales each frame before the next one is decoded.
         """
+        self.exact = sorted(target.time for target in targets if not target.reach and not target.keyframe)
         for target in targets:
             frame = self._pick(target)
             if frame is None:
@@ -279,7 +279,6 @@ class _Picker:
     def _pick(self, target: Target) -> av.VideoFrame | None:
         if target.keyframe:
             self._seek(_inside_gop(self.keyframes, target.time))
-            self.skip_until = -math.inf
             return self._first_from(-math.inf)
         # Seek to the target itself: a keyframe within its reach would have been snapped onto, and the
         # index may give a keyframe's decode time, a little before the frame, so a seek to the start of
@@ -287,12 +286,12 @@ class _Picker:
         if _should_seek(self.keyframes, self.position, target.time):
             self._seek(target.time)
         if target.reach:
-            self.skip_until = target.time + target.reach + self.tolerance
             frame = self._nearest(target)
             if frame is not None:
                 return frame
-            self._seek(target.time)  # no reference frame within reach: the exact frame after all
-        self.skip_until = target.time - self.tolerance
+            # No reference frame within reach: the exact frame after all.
+            bisect.insort(self.exact, target.time)
+            self._seek(target.time)
         return self._first_from(target.time - self.tolerance)
 
     def _seek(self, time: float) -> None:
@@ -300,12 +299,21 @@ class _Picker:
         self.frames = _Lookahead(self._decoded())
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
-        """The stream's frames from where it was sought, without the non-reference ones before skip_until."""
+        """The stream's frames from where it was sought, without the non-reference ones no target needs."""
         context, time_base = self.stream.codec_context, float(self.stream.time_base)
         for packet in self.container.demux(self.stream):
-            early = packet.pts is not None and packet.pts * time_base < self.skip_until
-            context.skip_frame = "NONREF" if early else "DEFAULT"
+            needed = packet.pts is None or self._near_exact(packet.pts * time_base)
+            context.skip_frame = "DEFAULT" if needed else "NONREF"
             yield from packet.decode()
+
+    def _near_exact(self, time: float) -> bool:
+        """Whether a frame at `time` may be an exact target's: half a frame before one to nearly a frame past.
+
+        Every exact target counts, not only the next: with frame threading and B-frames the decoder
+        takes packets a few frames ahead of the frame it gives back.
+        """
+        before = bisect.bisect_right(self.exact, time + self.tolerance) - 1
+        return before >= 0 and time <= self.exact[before] + self.span
 
     def _first_from(self, time: float) -> av.VideoFrame | None:
         while (frame := self.frames.pop()) is not None:
@@ -318,14 +326,19 @@ class _Picker:
         low, high = target.time - target.reach, target.time + target.reach
         best: av.VideoFrame | None = None
         while (frame := self.frames.peek()) is not None:
-            if frame.time is not None and frame.time > high:
-                break
+            if frame.time is not None and (frame.time > high or _nearer(best, frame, target.time)):
+                break  # past the reach, or farther than the best already found: no later frame is nearer
             self.frames.pop()
             if frame.time is None or frame.time < low or frame.pict_type == BIDIRECTIONAL:
-                continue  # a B frame just past the last target, decoded before skipping resumed
+                continue  # a B frame (a B-pyramid's reference, or next to an exact target) is never taken
             if best is None or abs(frame.time - target.time) < abs(best.time - target.time):
                 best = frame
         return best
+
+
+def _nearer(best: av.VideoFrame | None, frame: av.VideoFrame, time: float) -> bool:
+    """Whether `best` is nearer to `time` than `frame`, which comes after it."""
+    return best is not None and abs(best.time - time) <= frame.time - time
 
 
 class _Lookahead:

@@ -286,6 +286,19 @@ def test_exact_mode_equals_frames_decoded_one_by_one(make_video, name):
             assert np.array_equal(frame, reference[index][0]), f"frame {index} differs"
 
 
+def test_exact_mode_takes_consecutive_frames_exactly(make_video):
+    # A target on every frame: the decoder takes packets of later targets before it gives back the
+    # current one, and none of them may be skipped.
+    name = "x264-pyramid-normal"
+    path = make_video(f"{name}.mp4", size="160x120", rate=25, seconds=12, codec=X264_PYRAMIDS[name])
+    options = SamplingOptions(fps=25, max_frames=25, frame_side=64, start=4, end=5, snap_seconds=0)
+    reference = _every_frame(path, 64)
+    video = sample_video(path, options)
+    assert video.indices == tuple(range(100, 125))
+    for index, frame in zip(video.indices, video.frames, strict=True):
+        assert np.array_equal(frame, reference[index][0]), f"frame {index} differs"
+
+
 def test_default_mode_moves_targets_onto_reference_frames(make_video):
     # B-frames that no frame refers to: the sampler may move a target by a frame or two onto an I or P.
     codec = ("-c:v", "libx264", "-bf", "3", "-b-pyramid", "none", "-g", "250", "-pix_fmt", "yuv420p")
