@@ -1,10 +1,12 @@
 """Decode the planned frames of a video, and nothing more, at the model's frame size.
 
-Two backends. PyAV is the default (`auto`): frame threading, the container's keyframe index to
-decide when a seek pays off, and scaling right after each frame is decoded. It was as fast as or
-faster than decord on every clip of benchmarks/caption_throughput.py and benchmarks/sampling.py
-(360p to 1080p, 20% to 35% less CPU on 2-second keyframe intervals), keeps less memory (decord
-queues frames at the source resolution: about 480 MB at 1080p) and handles rotation. decord, where
+Two backends. PyAV is the default (`auto`): the container's keyframe index decides when a seek pays
+off, the keyframe intervals that hold frames to take are shared out to one single-threaded decoder per
+core (FFmpeg's frame threading where there is a single interval), and each frame is scaled right
+after it is decoded. It was as fast as or faster than decord on every clip of
+benchmarks/caption_throughput.py and benchmarks/sampling.py (360p to 1080p, 20% to 35% less CPU on
+2-second keyframe intervals), keeps less memory (decord queues frames at the source resolution: about
+480 MB at 1080p) and handles rotation. decord, where
 it is installed, is there on request (`backend="decord"`) for H.264/HEVC files it reads well; PyAV
 takes over whenever it fails.
 
@@ -19,8 +21,11 @@ import bisect
 import importlib.util
 import logging
 import math
+import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +35,7 @@ from av.video.frame import PictureType
 
 from .errors import CorruptVideoError, OptionsError
 from .probe import VideoInfo
+from .targets import Target, keyframe_groups, plan_targets
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +77,13 @@ def scaled_size(width: int, height: int, side: int) -> tuple[int, int]:
     return max(width, 1), max(height, 1)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def choose_backend(info: VideoInfo, backend: str = "auto") -> str:
     """The backend that `decode` will try first for this video."""
     if backend == "decord" and not decord_available():
@@ -92,9 +105,9 @@ def decode(
 ) -> DecodedFrames:
     """Decode the frames at `indices`, scaled so their longest edge is `side`, turned upright.
 
-    `threads` is the decoder's thread count, 0 for one per core: callers that decode several videos
-    at once give each decoder its share of the cores, which saves the threading overhead.
-    `snap_seconds` lets PyAV take a keyframe near a target instead (see `snap_to_keyframes`).
+    `threads` is how many cores the decoding may use, 0 for all: callers that decode several videos
+    at once give each its share of the cores, which saves the threading overhead.
+    `snap_seconds` lets PyAV take a keyframe near a target instead (see `targets.snap_to_keyframes`).
     """
     first = choose_backend(info, backend)
     started = time.perf_counter()
@@ -153,59 +166,6 @@ def _keyframe_times(stream: Any) -> list[float]:
     return sorted(entry.timestamp * time_base for entry in stream.index_entries if entry.is_keyframe)
 
 
-def snap_to_keyframes(targets: Sequence[float], keyframes: Sequence[float], limit: float) -> list[float]:
-    """Targets moved onto a nearby keyframe where one is close enough, in order and never two on one.
-
-    A keyframe decodes on its own; any other frame needs every frame since the keyframe before it,
-    up to a few seconds of video per sampled frame. A target moves at most `limit` seconds and at
-    most a third of the gap to each neighbour, so the frames stay spread evenly and distinct, and
-    never outside the span of the targets.
-    """
-    snapped = []
-    for target, reach in zip(targets, reaches(targets, limit), strict=True):
-        after = bisect.bisect_left(keyframes, target)  # keyframes[after - 1] < target <= keyframes[after]
-        around = keyframes[max(0, after - 1) : after + 1]
-        nearest = min(around, key=lambda key: abs(key - target), default=None)
-        inside = nearest is not None and targets[0] <= nearest <= targets[-1]  # the window keeps its span
-        snapped.append(nearest if inside and abs(nearest - target) <= reach else target)
-    return snapped
-
-
-def reaches(targets: Sequence[float], limit: float) -> list[float]:
-    """How far each target may move: `limit`, and at most a third of the gap to each neighbour."""
-    return [
-        min([limit, *(abs(target - targets[j]) / 3 for j in (i - 1, i + 1) if 0 <= j < len(targets))])
-        for i, target in enumerate(targets)
-    ]
-
-
-@dataclass(frozen=True)
-class Target:
-    """A frame to pick, in stream seconds."""
-
-    time: float
-    reach: float = 0.0  # it may move this far onto a reference frame; 0: the exact frame
-    keyframe: bool = False  # snapped onto a keyframe: seek straight to it
-
-
-def plan_targets(exact: Sequence[float], keyframes: Sequence[float], snap_seconds: float) -> list[Target]:
-    """The frames to pick: exact ones, or (snap_seconds > 0) moved onto keyframes, else free to move
-    onto a reference frame within their reach.
-
-    The first and the last frame move only onto a keyframe inside the span, never out of it: a window
-    that follows a shot must not show a frame of the shot before or after it.
-    """
-    if not snap_seconds:
-        return [Target(time) for time in exact]
-    limits = reaches(exact, snap_seconds)
-    limits = [0.0 if i in (0, len(exact) - 1) else limit for i, limit in enumerate(limits)]
-    snapped = snap_to_keyframes(exact, keyframes, snap_seconds)
-    return [
-        Target(new, 0.0, True) if new != old else Target(old, reach)
-        for old, new, reach in zip(exact, snapped, limits, strict=True)
-    ]
-
-
 def _should_seek(keyframes: list[float], position: float | None, target: float) -> bool:
     """Seek when a keyframe lies between where the decoder is and the target; else decode forward."""
     if position is None:
@@ -219,28 +179,103 @@ def _should_seek(keyframes: list[float], position: float | None, target: float) 
 def _decode_pyav(
     info: VideoInfo, indices: Sequence[int], side: int, threads: int, snap_seconds: float = 0.0
 ) -> tuple[np.ndarray, list[float], list[int]]:
-    width, height = _coded_size(info, side)
-    container = av.open(info.path, metadata_errors="ignore")
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "NONE" if threads == 1 else "AUTO"
-        stream.codec_context.thread_count = threads
-        origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        keyframes = _keyframe_times(stream)
-        targets = plan_targets([origin + i / info.fps for i in indices], keyframes, snap_seconds)
-        picker = _Picker(container, stream, keyframes, info, origin)
-        picked = [
-            (time, upright(_scaled(frame, width, height), info.rotation))
-            for time, frame in picker.pick(targets)
-        ]
-    except av.error.FFmpegError as error:
-        raise CorruptVideoError(info.path, f"decoding failed: {error}") from error
-    finally:
-        container.close()
-    times = [round(time - origin, 3) for time, _ in picked]
+    cores = threads or usable_cores()
+    size = _coded_size(info, side)
+    with _Lane(info, size) as first:
+        targets = plan_targets([first.origin + i / info.fps for i in indices], first.keyframes, snap_seconds)
+        groups = keyframe_groups(targets, first.keyframes)
+        lanes = min(cores, len(groups))
+        first.start(targets, threads=1 if lanes > 1 else cores)
+        picked = _pick_in_lanes(first, lanes, targets, groups)
+    if not picked:
+        raise CorruptVideoError(info.path, "no frame of the video stream could be decoded")
+    times = [round(time - first.origin, 3) for time, _ in picked]
     snapped = [round(time * info.fps) for time in times]  # the frame numbers actually taken
     exact = list(indices[: len(picked)])
     return np.stack([frame for _, frame in picked]), times, exact if not snap_seconds else snapped
+
+
+Picked = list[tuple[float, np.ndarray]]  # (stream time, frame at the frame side, upright) per target
+
+
+def _pick_in_lanes(first: _Lane, lanes: int, targets: list[Target], groups: list[list[Target]]) -> Picked:
+    """Every group's frames, the groups shared out to `lanes` decoders that each take the next one free.
+
+    Each lane has its own container and a one-thread decoder: groups of different keyframe intervals
+    decode in parallel, which keeps every core busy where one frame-threaded decoder waits on the chain
+    of reference frames. The frames come back in order, up to where the stream ended.
+    """
+    results: list[Picked | None] = [None] * len(groups)
+    queue, lock, failed = iter(range(len(groups))), threading.Lock(), threading.Event()
+
+    def work(lane: _Lane) -> None:
+        while not failed.is_set():
+            with lock:
+                index = next(queue, None)
+            if index is None:
+                return
+            try:
+                results[index] = lane.pick(groups[index])
+            except BaseException:
+                failed.set()
+                raise
+
+    def other_lane() -> None:
+        with _Lane(first.info, first.size) as lane:
+            lane.start(targets, threads=1)
+            work(lane)
+
+    if lanes == 1:
+        work(first)
+    else:
+        with ThreadPoolExecutor(lanes - 1, thread_name_prefix="smolvlm-lane") as pool:
+            others = [pool.submit(other_lane) for _ in range(lanes - 1)]
+            work(first)
+            for other in others:
+                other.result()
+    picked: Picked = []
+    for group, result in zip(groups, results, strict=True):
+        picked.extend(result or [])
+        if result is None or len(result) < len(group):
+            break  # the stream ended: later groups have nothing either
+    return picked
+
+
+class _Lane:
+    """One container and its decoder, picking the frames of the groups it is given."""
+
+    def __init__(self, info: VideoInfo, size: tuple[int, int]) -> None:
+        self.info, self.size = info, size
+        self.container = av.open(info.path, metadata_errors="ignore")
+        self.stream = self.container.streams.video[0]
+        stream = self.stream
+        self.origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        self.keyframes = _keyframe_times(stream)
+        self.picker: _Picker | None = None
+
+    def __enter__(self) -> _Lane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.container.close()
+
+    def start(self, targets: list[Target], threads: int) -> None:
+        """Set the decoder's threads (before its first packet) and the targets it may meet."""
+        self.stream.thread_type = "NONE" if threads == 1 else "AUTO"
+        self.stream.codec_context.thread_count = threads
+        self.picker = _Picker(self, targets)
+
+    def pick(self, group: list[Target]) -> Picked:
+        """The group's frames, scaled and upright; fewer only where the stream ends near its end."""
+        assert self.picker is not None, "start() the lane first"
+        width, height = self.size
+        try:
+            return [
+                (time, upright(_scaled(frame, width, height), self.info.rotation))
+                for time, frame in self.picker.pick(group)
+            ]
+        except av.error.FFmpegError as error:
+            raise CorruptVideoError(self.info.path, f"decoding failed: {error}") from error
 
 
 class _Picker:
@@ -253,12 +288,13 @@ class _Picker:
     exact B frame needs its later reference decoded first. A target on a keyframe is sought directly.
     """
 
-    def __init__(self, container: Any, stream: Any, keyframes: list[float], info: VideoInfo, origin: float):
-        self.container, self.stream, self.keyframes, self.info = container, stream, keyframes, info
-        self.origin = origin
-        self.tolerance = 0.5 / info.fps  # half a frame: a frame's time may be off by rounding
-        self.span = 0.9 / info.fps  # an exact target's frame comes before the next one: jitter, no more
-        self.exact: list[float] = []  # times of the exact targets, sorted: only there is every frame decoded
+    def __init__(self, lane: _Lane, targets: list[Target]) -> None:
+        self.container, self.stream, self.info = lane.container, lane.stream, lane.info
+        self.keyframes, self.origin = lane.keyframes, lane.origin
+        self.tolerance = 0.5 / self.info.fps  # half a frame: a frame's time may be off by rounding
+        self.span = 0.9 / self.info.fps  # an exact target's frame comes before the next one: jitter, no more
+        # Times of every exact target, sorted: only there is every frame decoded.
+        self.exact = sorted(target.time for target in targets if not target.reach and not target.keyframe)
         self.frames = _Lookahead(iter(()))
         self.position: float | None = None  # time of the last frame picked
 
@@ -267,11 +303,10 @@ class _Picker:
 
         A lazy generator: the caller scales each frame before the next one is decoded.
         """
-        self.exact = sorted(target.time for target in targets if not target.reach and not target.keyframe)
         for target in targets:
             frame = self._pick(target)
             if frame is None:
-                _check_ended_near(self.info, target.time - self.origin, self.position)
+                _check_ended_near(self.info, target.time - self.origin)
                 return
             self.position = float(frame.time)
             yield self.position, frame
@@ -371,8 +406,8 @@ def _scaled(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
     return frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
 
 
-def _check_ended_near(info: VideoInfo, target: float, position: float | None) -> None:
-    if position is None or target < info.duration - END_SLACK_SECONDS:
+def _check_ended_near(info: VideoInfo, target: float) -> None:
+    if target < info.duration - END_SLACK_SECONDS:
         raise CorruptVideoError(
             info.path, f"the video stream ends before {target:.1f} s of {info.duration:.1f} s (truncated?)"
         )

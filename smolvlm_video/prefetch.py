@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .decode import usable_cores
 from .errors import SmolVLMVideoError
 from .options import SamplingOptions
 from .probe import VideoInfo
@@ -181,10 +181,3 @@ def _done(window: DecodedWindow) -> Future[DecodedWindow]:
     future: Future[DecodedWindow] = Future()
     future.set_result(window)
     return future
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS tells it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1

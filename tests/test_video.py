@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -203,7 +204,7 @@ def test_video_module_imports_neither_torch_nor_transformers():
 
 
 def test_snap_to_keyframes_moves_little_keeps_order_and_span():
-    from smolvlm_video.decode import snap_to_keyframes
+    from smolvlm_video.targets import snap_to_keyframes
 
     keyframes = [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
     assert snap_to_keyframes([0.5, 5.2, 9.5], keyframes, 1.0) == [0.5, 6.0, 9.5]  # the ends stay inside
@@ -297,6 +298,40 @@ def test_exact_mode_takes_consecutive_frames_exactly(make_video):
     assert video.indices == tuple(range(100, 125))
     for index, frame in zip(video.indices, video.frames, strict=True):
         assert np.array_equal(frame, reference[index][0]), f"frame {index} differs"
+
+
+@pytest.mark.parametrize("snap_seconds", [0.0, 1.0])
+def test_keyframe_intervals_decode_in_parallel_lanes_alike(make_video, monkeypatch, snap_seconds):
+    # A keyframe a second: the intervals go to two decoders at once, and nothing about the frames changes.
+    path = make_video("gop1s.mp4", rate=25, seconds=20, codec=("-c:v", "libx264", "-g", "25", "-bf", "2"))
+    info = probe(path)
+    indices = sample_video(path, SamplingOptions(fps=2, frame_side=64, snap_seconds=0)).indices
+    threads_seen = set()
+    pick = decode_module._Lane.pick
+
+    def recording_pick(lane, group):
+        threads_seen.add(threading.current_thread().name.split("_")[0])
+        return pick(lane, group)
+
+    monkeypatch.setattr(decode_module._Lane, "pick", recording_pick)
+    one = decode_module.decode(info, indices, 64, "pyav", threads=1, snap_seconds=snap_seconds)
+    assert threads_seen == {"MainThread"}
+    two = decode_module.decode(info, indices, 64, "pyav", threads=2, snap_seconds=snap_seconds)
+    assert threads_seen == {"MainThread", "smolvlm-lane"}
+    assert len(one.frames) == len(indices) and one.timestamps == two.timestamps and one.indices == two.indices
+    assert np.array_equal(one.frames, two.frames)
+
+
+def test_keyframe_groups_split_where_a_keyframe_lies_between_targets():
+    from smolvlm_video.targets import Target, keyframe_groups
+
+    targets = [Target(time) for time in (0.5, 1.5, 2.0, 2.5, 7.0)]
+    assert [[t.time for t in group] for group in keyframe_groups(targets, [0.0, 2.0, 4.0])] == [
+        [0.5, 1.5],
+        [2.0, 2.5],
+        [7.0],
+    ]
+    assert keyframe_groups(targets, []) == [targets]  # no index: one decoder scans it all
 
 
 def test_default_mode_moves_targets_onto_reference_frames(make_video):
