@@ -24,11 +24,12 @@ Methods:
 - transformers load_video pyav / decord: transformers.video_utils.load_video(path, num_frames=64)
 - torchcodec exact: VideoDecoder(seek_mode="exact").get_frames_at(64 evenly spread indices)
 - decord get_batch: VideoReader(...).get_batch(64 evenly spread indices)
-- limit: the least decoding that yields the frames "ours default" takes: for each keyframe interval
-  holding a target, seek to its keyframe and decode up to its last target, skipping every
-  non-reference frame before it (FFmpeg's skip_frame, as ours does), with no scaling, no colour
-  conversion and no per-frame work in Python beyond the loop. Which frames to take is worked out
-  first, untimed, by running ours default.
+- limit: the least decoding that yields the frames "ours default" takes (`limit` below): for each
+  keyframe interval holding one, seek to its keyframe and decode up to its last, skipping every
+  non-reference frame but the frames taken (FFmpeg's skip_frame, as ours does), the intervals shared
+  out to one decoder per core as ours does, with no scaling, no colour conversion and no per-frame
+  work in Python beyond the loop. Which frames to take is worked out first, untimed, by running
+  ours default.
 
 Printed per clip: seconds, peak MB, imports MB and frames for each method; then ours default and
 ours exact against the best baseline, and ours default against the limit.
@@ -37,11 +38,15 @@ ours exact against the best baseline, and ours default against the limit.
 from __future__ import annotations
 
 import argparse
+import bisect
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 KINDS = {  # name: (size, codec arguments, container extension)
@@ -89,28 +94,61 @@ _TIMED = {  # method: (imports and set-up, timed work that sets n, the frames it
         "v = r.get_batch(indices).asnumpy(); n = len(v)\n",
     ),
     "limit": (
-        _OURS + "import av, bisect\nfrom smolvlm_video.decode import _inside_gop\n"
+        _OURS + "sys.path.insert(0, BENCHMARKS)\nimport sampling\n"
         f"taken = sample_video(PATH, SamplingOptions({_WHOLE})).timestamps\n",
-        "c = av.open(PATH); s = c.streams.video[0]; s.thread_type = 'AUTO'; tb = float(s.time_base)\n"
-        "origin = float(s.start_time * s.time_base) if s.start_time is not None else 0.0\n"
-        "keys = sorted(e.timestamp * tb for e in s.index_entries if e.is_keyframe) or [origin]\n"
-        "last = {}\n"
-        "for t in taken:\n"
-        "    key = keys[max(0, bisect.bisect_right(keys, origin + t + 1e-3) - 1)]\n"
-        "    last[key] = max(last.get(key, 0.0), origin + t)\n"
-        "n = 0\n"
-        "for key, goal in sorted(last.items()):\n"
-        "    c.seek(int(_inside_gop(keys, key) / tb), stream=s, backward=True)\n"
-        "    done = False\n"
-        "    for packet in c.demux(s):\n"
-        "        early = packet.pts is not None and packet.pts * tb < goal - 1e-3\n"
-        "        s.codec_context.skip_frame = 'NONREF' if early else 'DEFAULT'\n"
-        "        if any(f.time is not None and f.time >= goal - 1e-3 for f in packet.decode()):\n"
-        "            break\n"
-        "    n += 1\n"
-        "n = len(taken) if n == len(last) else -1\n",
+        "n = sampling.limit(PATH, taken)\n",
     ),
 }
+
+
+def limit(path: str, taken: Sequence[float]) -> int:
+    """Decode only what the frames at `taken` (seconds from the stream's start) depend on; the frames reached.
+
+    For each keyframe interval holding a frame taken: seek to its keyframe and decode up to its last
+    frame taken, every non-reference frame skipped but the frames taken. The intervals go to one
+    single-threaded decoder per core, each taking the next one free (FFmpeg's frame threading where
+    there is one interval), as ours does; nothing is scaled or converted.
+    """
+    import av
+
+    from smolvlm_video.decode import _inside_gop, usable_cores
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        time_base = float(stream.time_base)
+        origin = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
+        keys = sorted(e.timestamp * time_base for e in stream.index_entries if e.is_keyframe) or [origin]
+    wanted = sorted(origin + t for t in taken)
+    goals: dict[float, float] = {}  # keyframe -> the last frame taken in its interval
+    for time in wanted:
+        key = keys[max(0, bisect.bisect_right(keys, time + 1e-3) - 1)]
+        goals[key] = max(goals.get(key, 0.0), time)
+    intervals = iter(sorted(goals.items()))
+    lanes, lock = min(usable_cores(), len(goals)), threading.Lock()
+
+    def lane() -> int:
+        reached = 0
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type, stream.codec_context.thread_count = ("NONE", 1) if lanes > 1 else ("AUTO", 0)
+            while True:
+                with lock:
+                    key, goal = next(intervals, (None, None))
+                if key is None:
+                    return reached
+                container.seek(int(_inside_gop(keys, key) / time_base), stream=stream, backward=True)
+                for packet in container.demux(stream):
+                    time = None if packet.pts is None else packet.pts * time_base
+                    near = bisect.bisect_left(wanted, (time or 0.0) - 1e-3)
+                    taken_here = time is None or (near < len(wanted) and abs(wanted[near] - time) < 1e-3)
+                    stream.codec_context.skip_frame = "DEFAULT" if taken_here else "NONREF"
+                    if any(f.time is not None and f.time >= goal - 1e-3 for f in packet.decode()):
+                        reached += 1
+                        break
+
+    with ThreadPoolExecutor(lanes) as pool:
+        reached = sum(pool.map(lambda _: lane(), range(lanes)))
+    return len(taken) if reached == len(goals) else -1
 
 
 def make_clip(folder: Path, kind: str, seconds: int) -> Path:
@@ -129,7 +167,7 @@ def make_clip(folder: Path, kind: str, seconds: int) -> Path:
 def run_once(method: str, path: Path, work: bool = True) -> tuple[float, float, int]:
     """(seconds, peak RSS in MB, frames) of one method in a fresh process."""
     imports, body = _TIMED[method]
-    code = _SETUP + f"PATH = {str(path)!r}\n" + imports
+    code = _SETUP + f"PATH = {str(path)!r}\nBENCHMARKS = {str(Path(__file__).parent)!r}\n" + imports
     code += "_started = time.perf_counter()\n" + (body if work else "n = 0\n")
     code += "print(time.perf_counter() - _started, n)\n"
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
