@@ -111,13 +111,13 @@ def limit(path: str, taken: Sequence[float]) -> int:
     """
     import av
 
-    from smolvlm_video.decode import _inside_gop, usable_cores
+    from smolvlm_video.decode import _inside_gop, keyframe_times, usable_cores
 
     with av.open(path) as container:
         stream = container.streams.video[0]
         time_base = float(stream.time_base)
         origin = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
-        keys = sorted(e.timestamp * time_base for e in stream.index_entries if e.is_keyframe) or [origin]
+        keys = keyframe_times(container, stream) or [origin]
     wanted = sorted(origin + t for t in taken)
     goals: dict[float, float] = {}  # keyframe -> the last frame taken in its interval
     for time in wanted:

@@ -160,10 +160,24 @@ def _decode_decord(
     return batch, [round(float(t), 3) for t in times]
 
 
-def _keyframe_times(stream: Any) -> list[float]:
-    """Times (seconds) of the keyframes in the container's index; empty when it has none."""
+def keyframe_times(container: Any, stream: Any) -> list[float]:
+    """Presentation times (seconds) of the keyframes in the container's index; empty when it has none.
+
+    Matroska and WebM read their index (cues) on the first seek, so this seeks to the start first.
+    MP4 indexes decode times, which run ahead of presentation by the B-frame delay, so each is moved
+    by the first packet's delay: a frame shown just before a keyframe belongs to the interval before
+    it, and a seek to it lands there. Reads the first packet: seek before decoding.
+    """
+    try:
+        container.seek(0, stream=stream, backward=True)
+    except av.error.FFmpegError as error:  # a stream that cannot seek: the index as it is, if any
+        logger.debug("cannot seek %s to read its index: %s", container.name, error)
     time_base = float(stream.time_base)
-    return sorted(entry.timestamp * time_base for entry in stream.index_entries if entry.is_keyframe)
+    times = sorted(entry.timestamp * time_base for entry in stream.index_entries if entry.is_keyframe)
+    first = next(container.demux(stream), None) if times else None
+    known = first is not None and first.is_keyframe and first.pts is not None and first.dts is not None
+    delay = float((first.pts - first.dts) * time_base) if known else 0.0
+    return [time + delay for time in times]
 
 
 def _should_seek(keyframes: list[float], position: float | None, target: float) -> bool:
@@ -250,7 +264,7 @@ class _Lane:
         self.stream = self.container.streams.video[0]
         stream = self.stream
         self.origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        self.keyframes = _keyframe_times(stream)
+        self.keyframes = keyframe_times(self.container, stream)
         self.picker: _Picker | None = None
 
     def __enter__(self) -> _Lane:

@@ -322,6 +322,22 @@ def test_keyframe_intervals_decode_in_parallel_lanes_alike(make_video, monkeypat
     assert np.array_equal(one.frames, two.frames)
 
 
+@pytest.mark.parametrize("name", ["keyframes-b2.mp4", "keyframes-b2.mkv"])
+def test_keyframe_times_are_presentation_times(make_video, name):
+    # MP4 indexes decode times, 2 frames ahead of presentation here (2 B-frames); Matroska's cues are
+    # presentation times. A target shown just before a keyframe must count in the interval before it.
+    import av
+
+    path = make_video(name, rate=25, seconds=5, codec=("-c:v", "libx264", "-g", "25", "-bf", "2"))
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        shown = [round(frame.time, 3) for frame in container.decode(stream) if frame.key_frame]
+    with av.open(str(path)) as container:
+        indexed = decode_module.keyframe_times(container, container.streams.video[0])
+    indexed = [round(time, 3) for time in indexed]
+    assert indexed == shown == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
 def test_keyframe_groups_split_where_a_keyframe_lies_between_targets():
     from smolvlm_video.targets import Target, keyframe_groups
 
