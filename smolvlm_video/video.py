@@ -74,7 +74,7 @@ def video_shots(info: VideoInfo, options: SamplingOptions) -> list[Shot] | None:
 def decode_plan(
     info: VideoInfo, frame_plan: FramePlan, options: SamplingOptions, threads: int = 0
 ) -> SampledVideo:
-    """Decode the frames of one planned window with `threads` decoder threads (0: one per core)."""
+    """Decode the frames of one planned window on `threads` cores (0: all of them)."""
     decoded = decode(info, frame_plan.indices, options.side, options.backend, threads, options.snap_seconds)
     return SampledVideo(
         info=info,
@@ -92,7 +92,7 @@ def sample_windows(
 ) -> Iterator[SampledVideo]:
     """Every window of the video (or of options.start to options.end), decoded one at a time as consumed.
 
-    `threads`: decoder threads, 0 for one per core; give less when decoding several videos at once.
+    `threads`: the cores decoding may use, 0 for all; give less when decoding several videos at once.
     """
     options = options or SamplingOptions()
     info, plans = plan_video(video, options)
