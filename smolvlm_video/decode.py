@@ -6,9 +6,8 @@ core (FFmpeg's frame threading where there is a single interval), and each frame
 after it is decoded. It was as fast as or faster than decord on every clip of
 benchmarks/caption_throughput.py and benchmarks/sampling.py (360p to 1080p, 20% to 35% less CPU on
 2-second keyframe intervals), keeps less memory (decord queues frames at the source resolution: about
-480 MB at 1080p) and handles rotation. decord, where
-it is installed, is there on request (`backend="decord"`) for H.264/HEVC files it reads well; PyAV
-takes over whenever it fails.
+480 MB at 1080p) and handles rotation. decord, where it is installed, is there on request
+(`backend="decord"`) for H.264/HEVC files it reads well; PyAV takes over whenever it fails.
 
 Either way only the sampled frames are kept, each already at the frame side, so memory stays near
 max_frames x frame side x frame side x 3 bytes whatever the source resolution or length.
@@ -261,10 +260,14 @@ class _Lane:
     def __init__(self, info: VideoInfo, size: tuple[int, int]) -> None:
         self.info, self.size = info, size
         self.container = av.open(info.path, metadata_errors="ignore")
-        self.stream = self.container.streams.video[0]
-        stream = self.stream
-        self.origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        self.keyframes = keyframe_times(self.container, stream)
+        try:
+            self.stream = stream = self.container.streams.video[0]
+            start = stream.start_time
+            self.origin = float(start * stream.time_base) if start is not None else 0.0
+            self.keyframes = keyframe_times(self.container, stream)
+        except av.error.FFmpegError as error:
+            self.container.close()
+            raise CorruptVideoError(info.path, f"reading the video stream failed: {error}") from error
         self.picker: _Picker | None = None
 
     def __enter__(self) -> _Lane:
@@ -329,9 +332,8 @@ class _Picker:
         if target.keyframe:
             self._seek(_inside_gop(self.keyframes, target.time))
             return self._first_from(-math.inf)
-        # Seek to the target itself: a keyframe within its reach would have been snapped onto, and the
-        # index may give a keyframe's decode time, a little before the frame, so a seek to the start of
-        # the reach could land a whole keyframe interval early.
+        # Seek to the target itself, not to the start of its reach: a keyframe within its reach would
+        # have been snapped onto.
         if _should_seek(self.keyframes, self.position, target.time):
             self._seek(target.time)
         if target.reach:
