@@ -1,7 +1,8 @@
-"""The benchmarks that need hardware this machine may lack say so in one line."""
+"""Benchmarks that need hardware this machine may lack say so in one line; their yardsticks hold."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +22,17 @@ def test_gpu_benchmark_without_cuda_exits_with_one_line(tmp_path):
         "benchmarks/gpu.py needs a CUDA GPU, and torch sees none here (--device cpu checks the script)."
     ]
     assert not list(tmp_path.iterdir())  # nothing was built before the check
+
+
+@pytest.mark.parametrize("name", ["limit-b2.mp4", "limit-b2.mkv"])
+def test_sampling_limit_reaches_every_frame_taken(make_video, name):
+    # The limit decodes only up to each keyframe interval's last frame taken; it must still get there.
+    from smolvlm_video import SamplingOptions, sample_video
+
+    spec = importlib.util.spec_from_file_location("sampling_benchmark", ROOT / "benchmarks" / "sampling.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    path = make_video(name, rate=25, seconds=12, codec=("-c:v", "libx264", "-g", "50", "-bf", "3"))
+    taken = sample_video(path, SamplingOptions(fps=2, frame_side=64)).timestamps
+    assert benchmark.limit(str(path), taken) == len(taken) == 24
+    assert benchmark.limit(str(path), [*taken, 60.0]) == -1  # a frame past the end is never reached
