@@ -31,6 +31,7 @@ from typing import Any
 import av
 import numpy as np
 from av.video.frame import PictureType
+from av.video.reformatter import VideoReformatter
 
 from .errors import CorruptVideoError, OptionsError
 from .probe import VideoInfo
@@ -179,14 +180,18 @@ def keyframe_times(container: Any, stream: Any) -> list[float]:
     return [time + delay for time in times]
 
 
-def _should_seek(keyframes: list[float], position: float | None, target: float) -> bool:
-    """Seek when a keyframe lies between where the decoder is and the target; else decode forward."""
+def _should_seek(keyframes: list[float], position: float | None, target: float, tolerance: float) -> bool:
+    """Seek when a keyframe lies between where the decoder is and the target; else decode forward.
+
+    A keyframe within `tolerance` of the position is the frame just taken: its index time and the
+    frame's own may differ by rounding.
+    """
     if position is None:
         return True
     if not keyframes:
         return target - position > NO_INDEX_SEEK_SECONDS
     last_key = bisect.bisect_right(keyframes, target) - 1
-    return last_key >= 0 and keyframes[last_key] > position
+    return last_key >= 0 and keyframes[last_key] > position + tolerance
 
 
 def _decode_pyav(
@@ -269,6 +274,7 @@ class _Lane:
             self.container.close()
             raise CorruptVideoError(info.path, f"reading the video stream failed: {error}") from error
         self.picker: _Picker | None = None
+        self.scaler = VideoReformatter()  # a lane's frames are all scaled on its one thread
 
     def __enter__(self) -> _Lane:
         return self
@@ -288,7 +294,7 @@ class _Lane:
         width, height = self.size
         try:
             return [
-                (time, upright(_scaled(frame, width, height), self.info.rotation))
+                (time, upright(_scaled(frame, width, height, self.scaler), self.info.rotation))
                 for time, frame in self.picker.pick(group)
             ]
         except av.error.FFmpegError as error:
@@ -334,7 +340,7 @@ class _Picker:
             return self._first_from(-math.inf)
         # Seek to the target itself, not to the start of its reach: a keyframe within its reach would
         # have been snapped onto.
-        if _should_seek(self.keyframes, self.position, target.time):
+        if _should_seek(self.keyframes, self.position, target.time, self.tolerance):
             self._seek(target.time)
         if target.reach:
             frame = self._nearest(target)
@@ -418,8 +424,15 @@ def _inside_gop(keyframes: list[float], keyframe: float) -> float:
     return (keyframe + next_key) / 2
 
 
-def _scaled(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
-    return frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+def _scaled(
+    frame: av.VideoFrame, width: int, height: int, scaler: VideoReformatter | None = None
+) -> np.ndarray:
+    """The frame as RGB at (width, height), area-averaged. Give each thread one `scaler` for all its
+    frames: a new one per frame spends as long again setting itself up."""
+    scaled = (scaler or VideoReformatter()).reformat(
+        frame, width=width, height=height, format="rgb24", interpolation="AREA"
+    )
+    return scaled.to_ndarray()
 
 
 def _check_ended_near(info: VideoInfo, target: float) -> None:

@@ -338,6 +338,14 @@ def test_keyframe_times_are_presentation_times(make_video, name):
     assert indexed == shown == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
+def test_no_seek_back_onto_the_keyframe_just_taken():
+    # The index says 4.2666667 s, the frame taken says 4.2666666 s: the same keyframe, decode forward.
+    keyframes = [0.0, 4.2666667, 8.5333333]
+    assert not decode_module._should_seek(keyframes, 4.2666666, 4.7, tolerance=1 / 60)
+    assert decode_module._should_seek(keyframes, 4.1, 4.7, tolerance=1 / 60)  # a keyframe between: seek
+    assert decode_module._should_seek(keyframes, 4.3, 8.6, tolerance=1 / 60)
+
+
 def test_keyframe_groups_split_where_a_keyframe_lies_between_targets():
     from smolvlm_video.targets import Target, keyframe_groups
 
