@@ -35,4 +35,6 @@ def test_sampling_limit_reaches_every_frame_taken(make_video, name):
     path = make_video(name, rate=25, seconds=12, codec=("-c:v", "libx264", "-g", "50", "-bf", "3"))
     taken = sample_video(path, SamplingOptions(fps=2, frame_side=64)).timestamps
     assert benchmark.limit(str(path), taken) == len(taken) == 24
+    whole = benchmark.frames_taken(str(path))  # the benchmark's own sampling: 64 frames over the whole clip
+    assert len(whole) == 64 and benchmark.limit(str(path), whole) == 64
     assert benchmark.limit(str(path), [*taken, 60.0]) == -1  # a frame past the end is never reached
