@@ -95,7 +95,8 @@ _TIMED = {  # method: (imports and set-up, timed work that sets n, the frames it
         "v = r.get_batch(indices).asnumpy(); n = len(v)\n",
     ),
     "limit": (
-        "sys.path.insert(0, BENCHMARKS)\nimport sampling\ntaken = sampling.frames_taken(PATH)\n",
+        "sys.path.insert(0, BENCHMARKS)\nimport av, sampling, smolvlm_video.decode\n"
+        "taken = sampling.frames_taken(PATH)\n",
         "n = sampling.limit(PATH, taken)\n",
     ),
 }
