@@ -239,7 +239,7 @@ def _pick_in_lanes(first: _Lane, lanes: int, targets: list[Target], groups: list
                 raise
 
     def other_lane() -> None:
-        with _Lane(first.info, first.size) as lane:
+        with _Lane(first.info, first.size, first) as lane:
             lane.start(targets, threads=1)
             work(lane)
 
@@ -262,14 +262,15 @@ def _pick_in_lanes(first: _Lane, lanes: int, targets: list[Target], groups: list
 class _Lane:
     """One container and its decoder, picking the frames of the groups it is given."""
 
-    def __init__(self, info: VideoInfo, size: tuple[int, int]) -> None:
+    def __init__(self, info: VideoInfo, size: tuple[int, int], first: _Lane | None = None) -> None:
+        """Open the video; a lane after the `first` takes its origin and keyframes instead of reading them."""
         self.info, self.size = info, size
         self.container = av.open(info.path, metadata_errors="ignore")
         try:
             self.stream = stream = self.container.streams.video[0]
             start = stream.start_time
             self.origin = float(start * stream.time_base) if start is not None else 0.0
-            self.keyframes = keyframe_times(self.container, stream)
+            self.keyframes = first.keyframes if first else keyframe_times(self.container, stream)
         except av.error.FFmpegError as error:
             self.container.close()
             raise CorruptVideoError(info.path, f"reading the video stream failed: {error}") from error
