@@ -121,12 +121,12 @@ def limit(path: str, taken: Sequence[float]) -> int:
     """
     import av
 
-    from smolvlm_video.decode import _inside_gop, keyframe_times, usable_cores
+    from smolvlm_video.decode import _inside_gop, keyframe_times, stream_origin, usable_cores
 
     with av.open(path) as container:
         stream = container.streams.video[0]
         time_base = float(stream.time_base)
-        origin = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
+        origin = stream_origin(stream)
         keys = keyframe_times(container, stream) or [origin]
     wanted = sorted(origin + t for t in taken)
     goals: dict[float, float] = {}  # keyframe -> the last frame taken in its interval

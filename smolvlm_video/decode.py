@@ -160,6 +160,12 @@ def _decode_decord(
     return batch, [round(float(t), 3) for t in times]
 
 
+def stream_origin(stream: Any) -> float:
+    """The stream's first presentation time in seconds (0 when the container gives none): frame times
+    count from it."""
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
 def keyframe_times(container: Any, stream: Any) -> list[float]:
     """Presentation times (seconds) of the keyframes in the container's index; empty when it has none.
 
@@ -263,13 +269,12 @@ class _Lane:
     """One container and its decoder, picking the frames of the groups it is given."""
 
     def __init__(self, info: VideoInfo, size: tuple[int, int], first: _Lane | None = None) -> None:
-        """Open the video; a lane after the `first` takes its origin and keyframes instead of reading them."""
+        """Open the video; a lane after the `first` takes its keyframes instead of reading them again."""
         self.info, self.size = info, size
         self.container = av.open(info.path, metadata_errors="ignore")
         try:
             self.stream = stream = self.container.streams.video[0]
-            start = stream.start_time
-            self.origin = float(start * stream.time_base) if start is not None else 0.0
+            self.origin = stream_origin(stream)
             self.keyframes = first.keyframes if first else keyframe_times(self.container, stream)
         except av.error.FFmpegError as error:
             self.container.close()

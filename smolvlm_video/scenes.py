@@ -24,6 +24,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from .decode import stream_origin
 from .errors import CorruptVideoError
 from .probe import VideoInfo
 
@@ -79,7 +80,7 @@ def _frames(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.skip_frame = "NONREF" if skip_nonref else "DEFAULT"
-        origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        origin = stream_origin(stream)
         if start > 0:
             container.seek(round((origin + start) / stream.time_base), stream=stream, backward=True)
         for frame in container.decode(stream):
