@@ -3,13 +3,12 @@
 The container's own header (read with PyAV, which also decodes the first frame to prove the file
 is a decodable video and to read its rotation) answers most files in a few milliseconds. Where that
 header is missing or wrong (no frame count, as in WebM and MKV; a frame rate of 0 or 90000; a
-variable frame rate), ffprobe counts the packets instead, through ffmpeg-python.
+variable frame rate), the stream's packets are counted instead: demuxed with PyAV in this process,
+never decoded, and no ffprobe to start.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
@@ -17,11 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import av
-import ffmpeg
 
 from .errors import CorruptVideoError, EmptyVideoError, NotAVideoError, VideoNotFoundError
-
-logger = logging.getLogger(__name__)
 
 # Frame rates outside this range are container time bases or junk, not frame rates.
 PLAUSIBLE_FPS = (0.01, 1000.0)
@@ -45,7 +41,7 @@ class VideoInfo:
     codec: str  # e.g. "h264", "vp9"
     container: str  # libavformat demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
     variable_frame_rate: bool
-    metadata_source: str  # "container", or "ffprobe" where the header was missing or wrong
+    metadata_source: str  # "container", or "packets" where the header was missing or wrong
 
     def to_dict(self) -> dict[str, Any]:
         """The facts as plain JSON-ready values."""
@@ -171,37 +167,36 @@ def _header_untrustworthy(info: VideoInfo) -> bool:
 
 
 def _with_packet_count(info: VideoInfo) -> VideoInfo:
-    """Fix frame count, duration and fps from ffprobe's packet count, or estimate them without it."""
+    """Fix frame count, duration and fps by counting the video stream's packets, one per frame."""
+    container = _open(info.path)
     try:
-        report = ffmpeg.probe(info.path, select_streams="v:0", count_packets=None)
-    except FileNotFoundError:
-        logger.warning("ffprobe is not installed; estimating the frame count of %s", info.path)
-        return _estimated(info)
-    except ffmpeg.Error as error:
-        cause = error.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["unknown error"]
-        raise CorruptVideoError(info.path, f"ffprobe cannot read the video: {cause[0]}") from error
-    stream = (report.get("streams") or [{}])[0]
-    packets = int(stream.get("nb_read_packets") or 0)
-    duration = _float(stream.get("duration")) or _float(report.get("format", {}).get("duration"))
-    duration = duration or info.duration
-    fps = packets / duration if packets and duration else info.fps
-    return replace(info, frame_count=packets, duration=duration, fps=fps, metadata_source="ffprobe")
+        stream = container.streams.video[0]
+        packets, last_end = _count_packets(container, stream)
+    except av.error.FFmpegError as error:
+        raise CorruptVideoError(info.path, f"its packets cannot be read: {error}") from error
+    finally:
+        container.close()
+    duration = info.duration or (last_end - _start_time(stream) if last_end is not None else 0.0)
+    fps = packets / duration if packets and duration > 0 else info.fps
+    return replace(info, frame_count=packets, duration=duration, fps=fps, metadata_source="packets")
 
 
-def _float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and number > 0 else None
+def _count_packets(container: Any, stream: Any) -> tuple[int, float | None]:
+    """How many packets the stream holds, and where the last one ends (seconds); a truncated file
+    counts up to where it breaks off, as ffprobe does."""
+    count, last_end = 0, None
+    for packet in container.demux(stream):
+        if not packet.size:
+            continue  # the demuxer's end-of-stream marker
+        count += 1
+        if packet.pts is not None:
+            end = float((packet.pts + (packet.duration or 0)) * stream.time_base)
+            last_end = end if last_end is None else max(last_end, end)
+    return count, last_end
 
 
-def _estimated(info: VideoInfo) -> VideoInfo:
-    if info.frame_count <= 0 and info.duration > 0 and _plausible_fps(info.fps):
-        return replace(info, frame_count=max(1, round(info.duration * info.fps)))
-    if info.duration <= 0 and info.frame_count > 0 and _plausible_fps(info.fps):
-        return replace(info, duration=info.frame_count / info.fps)
-    return info
+def _start_time(stream: Any) -> float:
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
 
 
 def _checked(info: VideoInfo) -> VideoInfo:
@@ -210,7 +205,7 @@ def _checked(info: VideoInfo) -> VideoInfo:
     if not info.duration > 0 or not _plausible_fps(info.fps):
         raise CorruptVideoError(
             info.path,
-            "its length or frame rate cannot be read; install ffmpeg (ffprobe) to let smolvlm-video count "
-            "the frames, or re-encode the file (ffmpeg -i in -c:v libx264 out.mp4)",
+            "its length or frame rate cannot be read, not even by counting its packets; re-encode the file "
+            "(ffmpeg -i in -c:v libx264 out.mp4)",
         )
     return info

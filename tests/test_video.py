@@ -76,7 +76,7 @@ def test_variable_frame_rate(media_dir):
     graph = "testsrc2=s=160x120:r=10:d=2[a];testsrc2=s=160x120:r=30:d=2[b];[a][b]concat=n=2:v=1[v]"
     ffmpeg("-filter_complex", graph, "-map", "[v]", "-vsync", "vfr", *H264, str(path))
     info = probe(path)
-    assert info.variable_frame_rate and info.metadata_source == "ffprobe"
+    assert info.variable_frame_rate and info.metadata_source == "packets"
     assert info.frame_count == 80
     video = sample_video(path, SamplingOptions(fps=2))
     assert video.frame_count == 8
@@ -101,12 +101,26 @@ def test_other_containers_and_codecs(make_video, name, codec):
     assert video.frames.shape == (3, 48, 64, 3)
 
 
-def test_header_without_frame_count_or_fps_is_fixed_by_ffprobe(make_video):
+def test_header_without_frame_count_or_fps_is_fixed_by_counting_packets(make_video):
     info = probe(make_video("h264.mkv"))
+    assert info.metadata_source == "packets"  # Matroska has no frame count in its header
     broken = dataclasses.replace(info, frame_count=0, fps=0.0)
     assert _header_untrustworthy(broken)
     fixed = _with_packet_count(broken)
-    assert (fixed.frame_count, fixed.fps, fixed.metadata_source) == (75, pytest.approx(25), "ffprobe")
+    assert (fixed.frame_count, fixed.fps, fixed.metadata_source) == (75, pytest.approx(25), "packets")
+    no_length = _with_packet_count(dataclasses.replace(broken, duration=0.0))  # from the last packet's end
+    assert (no_length.duration, no_length.fps) == (pytest.approx(3.0), pytest.approx(25))
+
+
+def test_truncated_webm_counts_its_packets_and_sampling_names_the_cut(make_video, media_dir):
+    whole = make_video("cut.webm", seconds=4, codec=("-c:v", "libvpx-vp9", "-deadline", "realtime"))
+    cut = media_dir / "cut-half.webm"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    info = probe(cut)
+    assert info.duration == pytest.approx(4) and 0 < info.frame_count < 100  # the header's length only
+    with pytest.raises(CorruptVideoError, match="truncated") as raised:
+        sample_video(cut, SamplingOptions(max_frames=8))
+    assert str(cut) in str(raised.value)
 
 
 def test_long_video_is_sampled_window_by_window(make_video):
