@@ -121,7 +121,9 @@ def limit(path: str, taken: Sequence[float]) -> int:
     """
     import av
 
-    from smolvlm_video.decode import _inside_gop, keyframe_times, stream_origin, usable_cores
+    from smolvlm_video.decode import usable_cores
+    from smolvlm_video.probe import stream_origin
+    from smolvlm_video.pyav_decoder import _inside_gop, keyframe_times
 
     with av.open(path) as container:
         stream = container.streams.video[0]

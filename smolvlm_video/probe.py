@@ -63,6 +63,12 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     return _checked(info)
 
 
+def stream_origin(stream: Any) -> float:
+    """The stream's first presentation time in seconds (0 when the container gives none): frame times
+    count from it."""
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
 def _check_file(path: str | os.PathLike[str]) -> str:
     file = Path(path)
     if not file.exists():
@@ -176,7 +182,7 @@ def _with_packet_count(info: VideoInfo) -> VideoInfo:
         raise CorruptVideoError(info.path, f"its packets cannot be read: {error}") from error
     finally:
         container.close()
-    duration = info.duration or (last_end - _start_time(stream) if last_end is not None else 0.0)
+    duration = info.duration or (last_end - stream_origin(stream) if last_end is not None else 0.0)
     fps = packets / duration if packets and duration > 0 else info.fps
     return replace(info, frame_count=packets, duration=duration, fps=fps, metadata_source="packets")
 
@@ -193,10 +199,6 @@ def _count_packets(container: Any, stream: Any) -> tuple[int, float | None]:
             end = float((packet.pts + (packet.duration or 0)) * stream.time_base)
             last_end = end if last_end is None else max(last_end, end)
     return count, last_end
-
-
-def _start_time(stream: Any) -> float:
-    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
 
 
 def _checked(info: VideoInfo) -> VideoInfo:

@@ -24,9 +24,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from .decode import stream_origin
 from .errors import CorruptVideoError
-from .probe import VideoInfo
+from .probe import VideoInfo, stream_origin
 
 DETECT_SIDE = 256  # longest edge in pixels of the frames the detector compares
 THRESHOLD = 27.0  # ContentDetector's default: the frame-to-frame change score that makes a cut

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import H264, ffmpeg, requires_ffmpeg
 
-from smolvlm_video import SamplingOptions, probe, sample_video, sample_windows
+from smolvlm_video import SamplingOptions, probe, pyav_decoder, sample_video, sample_windows
 from smolvlm_video import decode as decode_module
 from smolvlm_video.errors import (
     CorruptVideoError,
@@ -283,7 +283,7 @@ def _every_frame(path: Path, side: int) -> dict[int, tuple[np.ndarray, str]]:
         for frame in container.decode(stream):
             number = round((frame.time - origin) * info.fps)
             kind = PictureType(frame.pict_type).name
-            frames[number] = (decode_module._scaled(frame, width, height), kind)
+            frames[number] = (pyav_decoder._scaled(frame, width, height), kind)
     return frames
 
 
@@ -321,13 +321,13 @@ def test_keyframe_intervals_decode_in_parallel_lanes_alike(make_video, monkeypat
     info = probe(path)
     indices = sample_video(path, SamplingOptions(fps=2, frame_side=64, snap_seconds=0)).indices
     threads_seen = set()
-    pick = decode_module._Lane.pick
+    pick = pyav_decoder._Lane.pick
 
     def recording_pick(lane, group):
         threads_seen.add(threading.current_thread().name.split("_")[0])
         return pick(lane, group)
 
-    monkeypatch.setattr(decode_module._Lane, "pick", recording_pick)
+    monkeypatch.setattr(pyav_decoder._Lane, "pick", recording_pick)
     one = decode_module.decode(info, indices, 64, "pyav", threads=1, snap_seconds=snap_seconds)
     assert threads_seen == {"MainThread"}
     two = decode_module.decode(info, indices, 64, "pyav", threads=2, snap_seconds=snap_seconds)
@@ -347,7 +347,7 @@ def test_keyframe_times_are_presentation_times(make_video, name):
         stream = container.streams.video[0]
         shown = [round(frame.time, 3) for frame in container.decode(stream) if frame.key_frame]
     with av.open(str(path)) as container:
-        indexed = decode_module.keyframe_times(container, container.streams.video[0])
+        indexed = pyav_decoder.keyframe_times(container, container.streams.video[0])
     indexed = [round(time, 3) for time in indexed]
     assert indexed == shown == [0.0, 1.0, 2.0, 3.0, 4.0]
 
@@ -355,9 +355,9 @@ def test_keyframe_times_are_presentation_times(make_video, name):
 def test_no_seek_back_onto_the_keyframe_just_taken():
     # The index says 4.2666667 s, the frame taken says 4.2666666 s: the same keyframe, decode forward.
     keyframes = [0.0, 4.2666667, 8.5333333]
-    assert not decode_module._should_seek(keyframes, 4.2666666, 4.7, tolerance=1 / 60)
-    assert decode_module._should_seek(keyframes, 4.1, 4.7, tolerance=1 / 60)  # a keyframe between: seek
-    assert decode_module._should_seek(keyframes, 4.3, 8.6, tolerance=1 / 60)
+    assert not pyav_decoder._should_seek(keyframes, 4.2666666, 4.7, tolerance=1 / 60)
+    assert pyav_decoder._should_seek(keyframes, 4.1, 4.7, tolerance=1 / 60)  # a keyframe between: seek
+    assert pyav_decoder._should_seek(keyframes, 4.3, 8.6, tolerance=1 / 60)
 
 
 def test_keyframe_groups_split_where_a_keyframe_lies_between_targets():
