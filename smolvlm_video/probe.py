@@ -177,12 +177,13 @@ def _with_packet_count(info: VideoInfo) -> VideoInfo:
     container = _open(info.path)
     try:
         stream = container.streams.video[0]
-        packets, last_end = _count_packets(container, stream)
+        packets, end = _count_packets(container, stream)
+        length = end - stream_origin(stream) if end is not None else 0.0
     except av.error.FFmpegError as error:
         raise CorruptVideoError(info.path, f"its packets cannot be read: {error}") from error
     finally:
         container.close()
-    duration = info.duration or (last_end - stream_origin(stream) if last_end is not None else 0.0)
+    duration = info.duration or length
     fps = packets / duration if packets and duration > 0 else info.fps
     return replace(info, frame_count=packets, duration=duration, fps=fps, metadata_source="packets")
 
@@ -196,9 +197,9 @@ def _count_packets(container: Any, stream: Any) -> tuple[int, float | None]:
             continue  # the demuxer's end-of-stream marker
         count += 1
         if packet.pts is not None:
-            end = float((packet.pts + (packet.duration or 0)) * stream.time_base)
+            end = packet.pts + (packet.duration or 0)
             last_end = end if last_end is None else max(last_end, end)
-    return count, last_end
+    return count, None if last_end is None else float(last_end * stream.time_base)
 
 
 def _checked(info: VideoInfo) -> VideoInfo:
