@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .clips import DEFAULT_PROMPT
 from .errors import GenerationError, OptionsError
 from .options import GenerationOptions, ModelOptions, SamplingOptions
-from .prefetch import DEFAULT_WORKERS, DecodedWindow, PlannedClip, prefetch_windows
+from .prefetch import DEFAULT_WORKERS, DecodedWindow, PlannedClip, Prepare, prefetch_windows
 from .prompts import chat, clock
 from .records import CaptionRecord, Segment, error_record
 from .registry import resolve_model_id
@@ -32,9 +32,7 @@ from .schemas import JsonSchema, check_generation
 
 if TYPE_CHECKING:
     from .batching import Answerer
-    from .inputs import PreparedVideo
     from .model import LoadedModel
-    from .video import SampledVideo
 
 
 @dataclass(frozen=True)
@@ -224,17 +222,18 @@ def caption_clips(
     yield from finished_records(answerer, job, open_clips)
 
 
-def preparer(model: LoadedModel) -> Callable[[SampledVideo], PreparedVideo] | None:
-    """On CUDA, what makes a window's pixels on the decoding threads, in pinned memory; elsewhere None.
+def preparer(model: LoadedModel) -> Prepare | None:
+    """What makes a window's pixels on the decoding threads, where the model prepares ahead; else None.
 
-    Off the GPU the model's own thread prepares each batch: the cores are the decoders' and the
-    model's already, and pixels in float32 ahead of time would hold 4x the frames' memory.
+    `model.prepare_ahead` is the device's choice (`smolvlm_video.devices`): on CUDA, in pinned memory, so
+    preprocessing overlaps generation. The prompt is the same either way: the video keeps its place.
     """
-    if model.device.type != "cuda":
+    if not model.prepare_ahead:
         return None
     from .inputs import prepare_video
 
-    return functools.partial(prepare_video, model.processor, dtype=model.dtype, pin=True)
+    pin = model.device.type == "cuda"  # pinned memory only helps a copy to a GPU
+    return functools.partial(prepare_video, model.processor, dtype=model.dtype, pin=pin)
 
 
 def answer_windows(
@@ -245,7 +244,7 @@ def answer_windows(
     if not live:
         return
     chats = [
-        chat(job.question(name), window.prepared or window.video, system=job.system)  # type: ignore[arg-type]
+        chat(job.question(name), window.video, system=job.system)  # type: ignore[arg-type]
         for _, window in live
         for name in job.prompts
     ]

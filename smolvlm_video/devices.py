@@ -13,6 +13,10 @@
   runs best; on the CPU and MPS, one chat's frames per call, since on the CPU a bigger call is slower
   per frame (measured: see `smolvlm_video.generate`). `benchmarks/gpu.py --vision batched,per-chat`
   measures both on a GPU.
+- Pixels made ahead: on CUDA, a batch engine's decoding threads also make each window's pixels, in
+  pinned memory, so preprocessing overlaps generation and the copy to the GPU does not block. Elsewhere
+  the model's thread makes them when it answers: the CPU's cores already decode and generate, and
+  float32 pixels made ahead hold 4x the frames' memory. The prompt is the same either way.
 
 Anything but "auto" is taken as asked.
 """
@@ -47,6 +51,7 @@ class DeviceChoice:
     dtype: torch.dtype
     attention: str
     vision: str  # "batched" or "per-chat" (see `smolvlm_video.generate`)
+    prepare_ahead: bool  # a batch engine's decoding threads make each window's pixels (see above)
     why: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,6 +60,7 @@ class DeviceChoice:
             "dtype": str(self.dtype).removeprefix("torch."),
             "attention": self.attention,
             "vision": self.vision,
+            "prepare_ahead": self.prepare_ahead,
             "why": list(self.why),
         }
 
@@ -68,8 +74,9 @@ def choose(
     torch_dtype, dtype_why = pick_dtype(dtype, target)
     attention, attention_why = pick_attention(attention, target, torch_dtype)
     vision, vision_why = pick_vision(vision, target)
-    why = (device_why, dtype_why, attention_why, vision_why)
-    return DeviceChoice(target, torch_dtype, attention, vision, why)
+    prepare_ahead, prepare_why = pick_prepare_ahead(target)
+    why = (device_why, dtype_why, attention_why, vision_why, prepare_why)
+    return DeviceChoice(target, torch_dtype, attention, vision, prepare_ahead, why)
 
 
 def pick_device(device: str = "auto") -> tuple[torch.device, str]:
@@ -134,6 +141,13 @@ def pick_vision(vision: str, device: torch.device) -> tuple[str, str]:
     if device.type == "cuda":
         return "batched", "vision batched: one vision encoder call a batch keeps a GPU busy"
     return "per-chat", f"vision per-chat: on {device.type}, bigger vision calls are slower per frame"
+
+
+def pick_prepare_ahead(device: torch.device) -> tuple[bool, str]:
+    """Whether decoding threads make the pixels ahead (see the module's docstring), and why."""
+    if device.type == "cuda":
+        return True, "pixels made ahead: on the decoding threads, pinned, copied to the GPU without blocking"
+    return False, f"pixels made when answered: on {device.type}, the cores already decode and generate"
 
 
 def cpu_flags() -> set[str]:

@@ -8,15 +8,17 @@ timestamps even in a batch of videos of different lengths. Frames we sampled go 
 A video's pixels can also be made ahead of time, off the thread that runs the model
 (`prepare_video`): in the model's dtype and, for a GPU, in pinned memory, so the copy to the GPU
 runs without blocking and the next batch's preprocessing overlaps the current batch's generation.
+The video keeps its place in the chat either way, so its prompt text comes from the same code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
+from PIL import Image
 from transformers import BatchFeature
 
 from .prompts import (
@@ -28,48 +30,55 @@ from .prompts import (
     render_chat,
     video_tokens,
 )
-from .video import SampledVideo
+from .video import ModelPixels, SampledVideo
+
+Medium = Image.Image | SampledVideo
+
+
+def video_pixels(processor: Any, video: SampledVideo) -> ModelPixels:
+    """The processor's pixels (batch 1) for a video's frames, in float32."""
+    out = processor.video_processor(videos=[video.frames], do_sample_frames=False, return_tensors="pt")
+    return ModelPixels(out["pixel_values"], out["pixel_attention_mask"])
+
+
+def prepare_video(
+    processor: Any, video: SampledVideo, dtype: torch.dtype | None = None, pin: bool = False
+) -> SampledVideo:
+    """The video with its pixels made now: in `dtype` (None: the processor's float32), pinned if `pin`.
+
+    Pin only where CUDA is: pinned memory is what lets the copy to the GPU run without blocking.
+    """
+    pixels = video_pixels(processor, video)
+    values, mask = pixels.values.to(dtype) if dtype else pixels.values, pixels.mask
+    if pin:
+        values, mask = values.pin_memory(), mask.pin_memory()
+    return replace(video, pixels=ModelPixels(values, mask))
 
 
 @dataclass(frozen=True)
-class PreparedVideo:
-    """A sampled video with the model's pixel tensors already made: put it in a chat in its place."""
+class EncodedMedium:
+    """One medium of a chat as the model takes it: the text that stands for it, and its pixels."""
 
-    video: SampledVideo
-    pixel_values: torch.Tensor  # (1, frames, 3, side, side) in the model's dtype
-    pixel_attention_mask: torch.Tensor  # (1, frames, side, side)
-
-
-def video_pixels(processor: Any, video: SampledVideo) -> dict[str, torch.Tensor]:
-    """The processor's pixel tensors (batch 1) for a video's frames."""
-    out = processor.video_processor(videos=[video.frames], do_sample_frames=False, return_tensors="pt")
-    return {"pixel_values": out["pixel_values"], "pixel_attention_mask": out["pixel_attention_mask"]}
+    text: str
+    pixels: ModelPixels
 
 
-def prepare_video(processor: Any, video: SampledVideo, dtype: torch.dtype, pin: bool) -> PreparedVideo:
-    """A video's pixels made now, in `dtype`, in pinned memory if `pin` (only where CUDA is)."""
-    pixels = video_pixels(processor, video)
-    values, mask = pixels["pixel_values"].to(dtype), pixels["pixel_attention_mask"]
-    if pin:
-        values, mask = values.pin_memory(), mask.pin_memory()
-    return PreparedVideo(video, values, mask)
+def encode_medium(processor: Any, item: Medium, strings: PromptStrings = TRAINED_STRINGS) -> EncodedMedium:
+    """The prompt text and pixels (batch 1) of one image or sampled video of a chat.
 
-
-def _encode_media(processor: Any, item: Any, strings: PromptStrings) -> tuple[str, dict[str, torch.Tensor]]:
-    """The prompt text and pixel tensors (batch 1) of one image or video."""
+    A video's text is the same whether its pixels were made ahead or are made here.
+    """
     seq_len = processor.image_seq_len
-    if isinstance(item, PreparedVideo):
-        text = video_tokens(item.video.timestamps, item.video.info.duration, seq_len, strings)
-        return text, {"pixel_values": item.pixel_values, "pixel_attention_mask": item.pixel_attention_mask}
     if isinstance(item, SampledVideo):
-        out = video_pixels(processor, item)
         text = video_tokens(item.timestamps, item.info.duration, seq_len, strings)
-    else:
+        return EncodedMedium(text, item.pixels or video_pixels(processor, item))
+    if isinstance(item, Image.Image):
         out = processor.image_processor(
             [[item.convert("RGB")]], return_row_col_info=True, return_tensors="pt"
         )
         text = image_tokens(out["rows"][0][0], out["cols"][0][0], seq_len)
-    return text, {"pixel_values": out["pixel_values"], "pixel_attention_mask": out["pixel_attention_mask"]}
+        return EncodedMedium(text, ModelPixels(out["pixel_values"], out["pixel_attention_mask"]))
+    raise TypeError(f"A chat's media are PIL images and SampledVideo, not {type(item).__name__}.")
 
 
 def _stack_padded(rows: list[list[torch.Tensor]], template: torch.Tensor) -> torch.Tensor:
@@ -95,10 +104,10 @@ def build_inputs(
     """
     texts, pixels, masks = [], [], []
     for messages in chats:
-        encoded = [_encode_media(processor, item, strings) for item in chat_media(messages)]
-        texts.append(render_chat(messages, [text for text, _ in encoded]))
-        pixels.append([_to(tensors["pixel_values"], device) for _, tensors in encoded])
-        masks.append([_to(tensors["pixel_attention_mask"], device) for _, tensors in encoded])
+        encoded = [encode_medium(processor, item, strings) for item in chat_media(messages)]
+        texts.append(render_chat(messages, [medium.text for medium in encoded]))
+        pixels.append([_to(medium.pixels.values, device) for medium in encoded])
+        masks.append([_to(medium.pixels.mask, device) for medium in encoded])
     batch = processor.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt")
     data = {name: _to(tensor, device) for name, tensor in batch.items()}
     if any(pixels):

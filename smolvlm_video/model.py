@@ -45,7 +45,10 @@ class LoadedModel:
     # "batched": one vision encoder call for all of a batch's frames; "per-chat": one call per chat.
     # Set on load for the device (see `smolvlm_video.devices`); change it at any time.
     vision: str = "per-chat"
-    why: tuple[str, ...] = ()  # why this device, dtype and attention (DeviceChoice.why)
+    # Whether a batch engine's decoding threads make each window's pixels ahead (`smolvlm_video.devices`).
+    # Set on load for the device; change it at any time: the prompt and the answer stay the same.
+    prepare_ahead: bool = False
+    why: tuple[str, ...] = ()  # why this device, dtype, attention, vision and preparation (DeviceChoice.why)
 
     @property
     def frame_side(self) -> int:
@@ -127,5 +130,6 @@ def load_model(
         choice.dtype,
         choice.attention,
         choice.vision,
+        choice.prepare_ahead,
         choice.why,
     )

@@ -58,12 +58,11 @@ class DecodedWindow:
 
     clip: PlannedClip
     position: int  # which of the clip's windows, from 0
-    video: SampledVideo | None = None
+    video: SampledVideo | None = None  # with its pixels made, where `prepare` was given and succeeded
     error: BaseException | None = None
-    prepared: object | None = None  # what `prepare` made of the video, if it was given one and succeeded
 
 
-Prepare = Callable[[SampledVideo], object]
+Prepare = Callable[[SampledVideo], SampledVideo]  # the video with its pixels made (inputs.prepare_video)
 
 
 def plan_clip(path: str, sampling: SamplingOptions) -> PlannedClip:
@@ -82,22 +81,21 @@ def decode_window(
 ) -> DecodedWindow:
     """Decode one planned window of a clip and prepare it if asked; a decoding failure is carried, not raised.
 
-    A failed `prepare` is logged and leaves `prepared` empty: the model's own path prepares the window
-    again when it answers it, and reports the failure for this clip alone if it fails there too.
+    A failed `prepare` is logged and leaves the video without pixels: the model's own path makes them
+    when it answers the window, and reports the failure for this clip alone if it fails there too.
     """
     assert clip.info is not None, "only a planned clip has windows"
     try:
         video = decode_plan(clip.info, clip.plans[position], sampling, threads)
     except (SmolVLMVideoError, OSError) as error:
         return DecodedWindow(clip, position, error=error)
-    prepared = None
     if prepare is not None:
         try:
-            prepared = prepare(video)
+            video = prepare(video)
         except Exception as error:  # a clip's own problem: logged here, reported when it is answered
             logger.warning("Could not prepare window %d of %s ahead: %s: %s", position, clip.path,
                            type(error).__name__, error)  # fmt: skip
-    return DecodedWindow(clip, position, video, prepared=prepared)
+    return DecodedWindow(clip, position, video)
 
 
 def clip_windows(clip: PlannedClip, sampling: SamplingOptions, threads: int = 1) -> Iterator[DecodedWindow]:

@@ -22,10 +22,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 from num2words import num2words
+from PIL.Image import Image
 
 if TYPE_CHECKING:
-    from PIL.Image import Image
-
     from .video import SampledVideo
 
 # The strings of transformers' models/smolvlm/processing_smolvlm.py, which the checkpoints were trained with.
@@ -140,12 +139,8 @@ def render_chat(
     media: Iterator[str] = iter(media_text)
     turns = []
     for message in messages:
-        first = message.content[0] if message.content else ""
-        separator = ": " if isinstance(first, str) or _is_video(first) else ":"
+        # The template's own rule: "Role:" before an image, "Role: " before text or a video.
+        separator = ":" if message.content and isinstance(message.content[0], Image) else ": "
         parts = (part if isinstance(part, str) else next(media) for part in message.content)
         turns.append(f"{message.role.capitalize()}{separator}{''.join(parts)}{END_OF_UTTERANCE}\n")
     return CHAT_START + "".join(turns) + (GENERATION_PROMPT if add_generation_prompt else "")
-
-
-def _is_video(part: object) -> bool:
-    return hasattr(part, "timestamps") and hasattr(part, "frames")

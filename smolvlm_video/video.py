@@ -23,9 +23,19 @@ from .probe import VideoInfo, probe
 from .sampling import FramePlan, Window, plan
 
 if TYPE_CHECKING:
+    import torch
+
     from .scenes import Shot
 
 VideoSource = str | os.PathLike[str] | VideoInfo
+
+
+@dataclass(frozen=True)
+class ModelPixels:
+    """A medium's pixels as the model's processor makes them (batch 1): resized, normalised, padded."""
+
+    values: torch.Tensor  # (1, images, 3, side, side)
+    mask: torch.Tensor  # (1, images, side, side): which pixels are the image's, not padding
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,9 @@ class SampledVideo:
     indices: tuple[int, ...]  # frame numbers in the video stream
     backend: str  # the decoder that produced the frames
     decode_seconds: float
+    # The processor's pixels for these frames, where they were made ahead (`inputs.prepare_video`);
+    # None: they are made when the video is put into the model's inputs. Either way the same prompt.
+    pixels: ModelPixels | None = None
 
     @property
     def path(self) -> str:

@@ -58,7 +58,8 @@ def test_cuda_cards_get_their_precision_and_attention(fake_cuda, name, capabilit
     assert choice.device.type == "cuda" and choice.dtype == dtype
     native = capability >= (8, 0)
     assert choice.attention == ("flash_attention_2" if native and flash_attn else "sdpa")
-    device_why, dtype_why, attention_why, vision_why = choice.why
+    device_why, dtype_why, attention_why, vision_why, prepare_why = choice.why
+    assert choice.prepare_ahead and "pinned" in prepare_why
     assert name in device_why and f"{capability[0]}.{capability[1]}" in dtype_why
     assert choice.attention in attention_why
     assert choice.vision == "batched" and "batched" in vision_why
@@ -70,7 +71,7 @@ def test_asked_values_win_over_auto(fake_cuda):
     fake_cuda("Tesla T4", (7, 5), flash_attn=True)
     choice = devices.choose("cuda", "bfloat16", "eager", "per-chat")
     assert (choice.dtype, choice.attention, choice.vision) == (torch.bfloat16, "eager", "per-chat")
-    assert all("as asked" in why for why in choice.why)
+    assert all("as asked" in why for why in choice.why[:4])  # pixels made ahead is the device's alone
 
 
 def test_cpu_without_native_bfloat16_stays_float32(cpu_only, monkeypatch):
@@ -78,6 +79,7 @@ def test_cpu_without_native_bfloat16_stays_float32(cpu_only, monkeypatch):
     monkeypatch.setattr(devices, "_matmul_seconds", lambda dtype: pytest.fail("no probe without the flags"))
     choice = devices.choose()
     assert (choice.device.type, choice.dtype, choice.attention) == ("cpu", torch.float32, "sdpa")
+    assert not choice.prepare_ahead and "when answered" in choice.why[4]
     assert choice.vision == "per-chat"
     assert "no native bfloat16" in choice.why[1]
 

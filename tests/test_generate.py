@@ -32,7 +32,8 @@ def test_loads_through_the_user_path(tiny_model):
     assert tiny_model.frame_side == 64 and tiny_model.tokens_per_frame == 4
     assert str(tiny_model.device) == "cpu" and tiny_model.dtype.is_floating_point
     assert tiny_model.attention == "sdpa" and tiny_model.vision == "per-chat"  # the CPU's choices
-    assert len(tiny_model.why) == 4  # device, dtype, attention, vision: and why
+    assert not tiny_model.prepare_ahead  # the CPU's choice; tests/test_parity.py forces it
+    assert len(tiny_model.why) == 5  # device, dtype, attention, vision, pixels made ahead: and why
 
 
 def test_generate_one(tiny_model, videos):

@@ -1,4 +1,7 @@
-"""Our prompt templating against transformers' SmolVLMProcessor: same frames and text, same ids and pixels."""
+"""Our prompt templating against transformers' SmolVLMProcessor: same frames and text, same ids and pixels.
+
+Generation on every path is checked against transformers' own in test_parity.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import pytest
 import torch
 from conftest import requires_ffmpeg
 from PIL import Image
-from transformers.video_utils import VideoMetadata
+from reference import processor_inputs
 
 from smolvlm_video import SamplingOptions, sample_video
 from smolvlm_video.inputs import build_inputs
@@ -21,24 +24,8 @@ def _image(width: int, height: int, seed: int) -> Image.Image:
     return Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
 
 
-def _reference(processor, conversation, images=None, videos=None):
-    text = processor.apply_chat_template(conversation, add_generation_prompt=True)
-    kwargs = {}
-    if videos:
-        kwargs["video_metadata"] = [
-            VideoMetadata(
-                total_num_frames=v.info.frame_count,
-                fps=v.info.fps,
-                duration=v.info.duration,
-                frames_indices=list(v.indices),
-            )
-            for v in videos
-        ]
-        kwargs.update(videos=[v.frames for v in videos], do_sample_frames=False)
-    return processor(text=text, images=images, return_tensors="pt", **kwargs)
-
-
-def _assert_same(ours, reference):
+def _assert_same(messages, processor):
+    ours, reference = build_inputs(processor, [messages]), processor_inputs(processor, messages)
     assert ours["input_ids"].tolist() == reference["input_ids"].tolist()
     for key in ("pixel_values", "pixel_attention_mask"):
         if key in reference:
@@ -50,22 +37,11 @@ def _video(path, tiny_model, max_frames):
 
 
 def test_one_image(tiny_model):
-    image = _image(150, 100, 0)
-    ours = build_inputs(tiny_model.processor, [chat("What is this?", image)])
-    conversation = [
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is this?"}]}
-    ]
-    _assert_same(ours, _reference(tiny_model.processor, conversation, images=[[image]]))
+    _assert_same(chat("What is this?", _image(150, 100, 0)), tiny_model.processor)
 
 
 def test_two_images(tiny_model):
-    first, second = _image(150, 100, 1), _image(120, 300, 2)
-    ours = build_inputs(tiny_model.processor, [chat("Compare them.", first, second)])
-    content = [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "Compare them."}]
-    reference = _reference(
-        tiny_model.processor, [{"role": "user", "content": content}], images=[[first, second]]
-    )
-    _assert_same(ours, reference)
+    _assert_same(chat("Compare them.", _image(150, 100, 1), _image(120, 300, 2)), tiny_model.processor)
 
 
 @requires_ffmpeg
@@ -75,11 +51,7 @@ def test_video(make_video, tiny_model, seconds, max_frames):
         make_video(f"parity{seconds}.mp4", size="64x48", rate=5, seconds=seconds), tiny_model, max_frames
     )
     assert video.frame_count == min(seconds, 64)
-    ours = build_inputs(tiny_model.processor, [chat("Describe this video.", video)])
-    conversation = [
-        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Describe this video."}]}
-    ]
-    _assert_same(ours, _reference(tiny_model.processor, conversation, videos=[video]))
+    _assert_same(chat("Describe this video.", video), tiny_model.processor)
 
 
 @requires_ffmpeg
@@ -91,14 +63,19 @@ def test_two_turn_chat_with_system_message(clip, tiny_model):
         Message.assistant("A test pattern."),
         Message.user("What colours?"),
     ]
-    ours = build_inputs(tiny_model.processor, [messages])
-    conversation = [
-        {"role": "system", "content": [{"type": "text", "text": "You watch videos."}]},
-        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What is shown?"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "A test pattern."}]},
-        {"role": "user", "content": [{"type": "text", "text": "What colours?"}]},
-    ]
-    _assert_same(ours, _reference(tiny_model.processor, conversation, videos=[video]))
+    _assert_same(messages, tiny_model.processor)
+
+
+def test_an_image_first_takes_no_space_and_anything_else_does(tiny_model):
+    """The template's rule: "User:" before an image, "User: " before text or a video."""
+    image = _image(30, 20, 3)
+    assert render_chat([Message.user(image, "Hi")], ["<img>"]).startswith("<|im_start|>User:<img>Hi")
+    assert render_chat([Message.user("Hi", image)], ["<img>"]).startswith("<|im_start|>User: Hi<img>")
+
+
+def test_a_part_that_is_no_medium_is_refused(tiny_model):
+    with pytest.raises(TypeError, match="PIL images and SampledVideo, not dict"):
+        build_inputs(tiny_model.processor, [[Message.user({"frames": []}, "Hi")]])  # type: ignore[arg-type]
 
 
 def test_text_only_chat():

@@ -138,7 +138,7 @@ def test_windows_prepared_on_the_decoding_threads_give_the_same_records(
     plain = captions("plain.jsonl")
     assert set(made_on) == {"MainThread"}
 
-    def prepare(video: Any) -> inputs.PreparedVideo:
+    def prepare(video: Any) -> Any:
         if video.frame_count == 6:
             raise ValueError("frames the processor refuses")
         return inputs.prepare_video(tiny_model.processor, video, tiny_model.dtype, pin=False)
