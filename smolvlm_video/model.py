@@ -20,6 +20,10 @@ from .registry import DEFAULT_MODEL, MODELS, resolve_model_id
 
 logger = logging.getLogger(__name__)
 
+# How long the Hub may take to answer one small request before it counts as unreachable. A working
+# connection answers in well under a second; HF_HUB_ETAG_TIMEOUT gives a slow one longer.
+HUB_PROBE_SECONDS = 3.0
+
 __all__ = [
     "DEFAULT_MODEL",
     "MODELS",
@@ -60,15 +64,54 @@ class LoadedModel:
         return int(self.processor.image_seq_len)
 
 
-def _load_error(model_id: str, error: Exception) -> ModelLoadError:
+def _load_error(model_id: str, error: Exception, unreachable: str | None = None) -> ModelLoadError:
     if os.path.isdir(model_id):
         return ModelLoadError(f"The folder {model_id} is not a loadable SmolVLM checkpoint: {error}")
+    reason = "the Hugging Face Hub could not be reached or lacks it"
+    if unreachable:
+        reason = (
+            f"the Hugging Face Hub could not be reached ({unreachable}; on a slow connection, set "
+            f"HF_HUB_ETAG_TIMEOUT to wait longer than {HUB_PROBE_SECONDS:g} s)"
+        )
     return ModelLoadError(
-        f"Could not load the model {model_id!r}: the Hugging Face Hub could not be reached or the model "
-        "is not "
-        f"in the local cache ({type(error).__name__}). Connect to the internet once to download it, or pass "
-        "the path of a local checkpoint folder as the model (e.g. --model ./SmolVLM2-256M-Video-Instruct)."
+        f"Could not load the model {model_id!r}: {reason}, and it is not in the local cache "
+        f"({type(error).__name__}). Connect to the internet once to download it, or pass the path of a local "
+        "checkpoint folder as the model (e.g. --model ./SmolVLM2-256M-Video-Instruct)."
     )
+
+
+def hub_unreachable(model_id: str, revision: str | None = None) -> str | None:
+    """Why the Hub cannot serve this model right now, from one request without retries; None if it can.
+
+    Any HTTP answer counts as reachable (a missing, gated or private model is for from_pretrained to
+    report, with the user's token). None too for a local folder and under HF_HUB_OFFLINE, where nothing is
+    asked of the Hub. The request waits HUB_PROBE_SECONDS, or HF_HUB_ETAG_TIMEOUT where that is set.
+    """
+    from huggingface_hub import constants, hf_hub_url
+    from huggingface_hub.utils import get_session
+
+    if os.path.isdir(model_id) or constants.HF_HUB_OFFLINE:
+        return None
+    timeout = float(os.environ.get("HF_HUB_ETAG_TIMEOUT", HUB_PROBE_SECONDS))
+    url = hf_hub_url(model_id, "config.json", revision=revision)
+    try:
+        get_session().head(url, timeout=timeout, follow_redirects=False)
+    except Exception as error:  # no answer at all (refused, timed out, no route): the reason goes on
+        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return None
+
+
+def _pretrained_kwargs(model_id: str, revision: str | None) -> tuple[dict[str, Any], str | None]:
+    """from_pretrained's source arguments: the local cache alone when the Hub does not answer, and why.
+
+    Without this, each of the checkpoint's files is asked of an unreachable Hub five times with backoff
+    (minutes) before the cache is tried.
+    """
+    unreachable = hub_unreachable(model_id, revision)
+    if unreachable:
+        logger.warning("The Hugging Face Hub did not answer (%s); loading %s from the local cache only.",
+                       unreachable, model_id)  # fmt: skip
+    return {"revision": revision, "local_files_only": bool(unreachable)}, unreachable
 
 
 def processor_frame_side(processor: Any) -> int:
@@ -81,10 +124,11 @@ def load_frame_side(name: str = DEFAULT_MODEL, revision: str | None = None) -> i
     from transformers import AutoProcessor
 
     model_id = resolve_model_id(name)
+    source, unreachable = _pretrained_kwargs(model_id, revision)
     try:
-        return processor_frame_side(AutoProcessor.from_pretrained(model_id, revision=revision))
+        return processor_frame_side(AutoProcessor.from_pretrained(model_id, **source))
     except (OSError, ValueError) as error:
-        raise _load_error(model_id, error) from error
+        raise _load_error(model_id, error, unreachable) from error
 
 
 def load_model(
@@ -107,17 +151,18 @@ def load_model(
 
     model_id = resolve_model_id(name)
     choice = choose(device, dtype, attn_implementation or "auto", vision)
+    source, unreachable = _pretrained_kwargs(model_id, revision)
     try:
-        processor = AutoProcessor.from_pretrained(model_id, revision=revision)
+        processor = AutoProcessor.from_pretrained(model_id, **source)
         model = AutoModelForImageTextToText.from_pretrained(
             model_id,
-            revision=revision,
             dtype=choice.dtype,
             attn_implementation=choice.attention,
             device_map=device_map,
+            **source,
         )
     except (OSError, ValueError) as error:
-        raise _load_error(model_id, error) from error
+        raise _load_error(model_id, error, unreachable) from error
     if device_map is None:
         model = model.to(choice.device)
     model.eval()

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,24 +107,52 @@ def test_registry():
     assert resolve_model_id("someone/model") == "someone/model"
 
 
-def test_offline_without_cache_gives_an_actionable_error(tmp_path):
-    import os
-    import subprocess
-    import sys
+@contextlib.contextmanager
+def hub_endpoint(kind: str) -> Iterator[dict[str, str]]:
+    """Environment for a Hub that is off (HF_HUB_OFFLINE), refuses connections, or never answers."""
+    if kind == "offline":
+        yield {"HF_HUB_OFFLINE": "1"}
+        return
+    with socket.socket() as server:  # bound, not listening: refused; listening, never accepting: silent
+        server.bind(("127.0.0.1", 0))
+        if kind == "silent":
+            server.listen(16)
+        yield {"HF_ENDPOINT": f"http://127.0.0.1:{server.getsockname()[1]}", "HF_HUB_OFFLINE": "0"}
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
-    code = (
-        "from smolvlm_video.model import load_model\n"
-        "from smolvlm_video.errors import ModelLoadError\n"
-        "try:\n    load_model('256M', device='cpu')\nexcept ModelLoadError as e:\n    print(e)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
+
+@pytest.mark.parametrize("kind", ["offline", "refusing", "silent"])
+def test_without_the_hub_or_the_cache_the_cli_fails_fast_and_clearly(tmp_path, kind):
+    image = Path(__file__).resolve().parent.parent / "examples" / "images" / "testcard.png"
+    command = [sys.executable, "-m", "smolvlm_video", "ask", str(image), "What is this?", "--device", "cpu"]
+    with hub_endpoint(kind) as hub:
+        env = {**os.environ, "HF_HOME": str(tmp_path / "empty-cache"), **hub}
+        env.pop("HF_HUB_ETAG_TIMEOUT", None)
+        started = time.monotonic()
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        seconds = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    assert "HuggingFaceTB/SmolVLM2-256M-Video-Instruct" in result.stderr
+    assert "could not be reached" in result.stderr and "local checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr and "Retrying" not in result.stderr
+    assert seconds < 20, f"{seconds:.1f} s"
+
+
+def test_an_unreachable_hub_loads_a_cached_model_from_the_cache(tiny_checkpoint, tmp_path):
+    """The Hub cache's own layout (models--org--name/snapshots/REV, refs/main), filled with the tiny model."""
+    repo = tmp_path / "hub" / "models--someone--tiny-smolvlm"
+    shutil.copytree(tiny_checkpoint, repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    code = "from smolvlm_video.model import load_model; print(load_model('someone/tiny-smolvlm').frame_side)"
+    with hub_endpoint("refusing") as hub:
+        env = {**os.environ, "HF_HOME": str(tmp_path), **hub}
+        started = time.monotonic()
+        command = [sys.executable, "-c", code]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        seconds = time.monotonic() - started
     assert result.returncode == 0, result.stderr
-    assert "HuggingFaceTB/SmolVLM2-256M-Video-Instruct" in result.stdout
-    assert "could not be reached" in result.stdout and "local checkpoint" in result.stdout
-    assert "Traceback" not in result.stderr
+    assert result.stdout.strip() == "64" and "from the local cache only" in result.stderr
+    assert "Retrying" not in result.stderr and seconds < 20, f"{seconds:.1f} s"
 
 
 def test_folder_that_is_not_a_checkpoint(tmp_path):
