@@ -96,6 +96,12 @@ class GenerationError(SmolVLMVideoError):
     code = "generation"
 
 
+class PromptTooLongError(GenerationError):
+    """A chat's prompt and answer cannot fit the model's context: refused before generating."""
+
+    code = "prompt_too_long"
+
+
 class OutOfMemoryError(GenerationError):
     """The device, or the CPU's allocator, ran out of memory while generating."""
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+from .context import check_fits
 from .errors import GenerationError, OutOfMemoryError
 from .inputs import build_inputs
 from .model import LoadedModel
@@ -103,11 +104,13 @@ def generate(
     """Answer a batch of chats in one generate call; returns one stripped answer per chat.
 
     `schemas`, one per chat where given: that chat's answer is constrained to JSON following it
-    (None: free text). Parse such answers with `schemas.parse_answer`.
+    (None: free text). Parse such answers with `schemas.parse_answer`. A chat whose prompt and answer
+    cannot fit the model's context raises PromptTooLongError before anything is generated.
     """
     options = options or GenerationOptions()
     try:
         inputs = _inputs(model, chats, strings)
+        check_fits(model, inputs, chats, strings, schemas, options.max_new_tokens)
         prompt_length = inputs["input_ids"].shape[1]
         kwargs = _generate_kwargs(model, options, schemas)
         with torch.inference_mode():
@@ -152,6 +155,7 @@ def stream(
     options = options or GenerationOptions()
     cancel = cancel or threading.Event()
     inputs = _inputs(model, [messages], strings)
+    check_fits(model, inputs, [messages], strings, [schema], options.max_new_tokens)
     kwargs = _generate_kwargs(model, options, [schema])
     streamer = TextIteratorStreamer(
         model.processor.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=STREAM_POLL_SECONDS

@@ -63,6 +63,11 @@ class LoadedModel:
     def tokens_per_frame(self) -> int:
         return int(self.processor.image_seq_len)
 
+    @property
+    def context_length(self) -> int:
+        """The most tokens the language model takes, prompt and answer together (its position range)."""
+        return int(self.model.config.text_config.max_position_embeddings)
+
 
 def _load_error(model_id: str, error: Exception, unreachable: str | None = None) -> ModelLoadError:
     if os.path.isdir(model_id):
