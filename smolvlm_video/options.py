@@ -165,8 +165,15 @@ class GenerationOptions:
         return {**kwargs, **self.extra}
 
     def to_dict(self) -> dict[str, Any]:
-        """The options as plain JSON-ready values."""
-        return asdict(self)
+        """The options as plain JSON-ready values, as a record states them.
+
+        Greedy decoding uses no temperature or top_p, so they are None there: a record says only
+        what took effect.
+        """
+        values = asdict(self)
+        if not self.do_sample:
+            values.update(temperature=None, top_p=None)
+        return values
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,9 @@ def test_mixed_folder_gives_one_typed_record_per_clip(tiny_checkpoint, folder, t
     assert records["vidéo b.mp4"]["segments"][0]["frame_count"] == 3
     assert records["broken.mp4"]["error"]["type"] == "not_a_video"
     assert records["empty.mov"]["error"]["type"] == "empty"
+    for record in records.values():  # greedy: no temperature or top_p took effect
+        assert not record["generation"]["do_sample"]
+        assert record["generation"]["temperature"] is None and record["generation"]["top_p"] is None
 
     rerun = caption(tiny_checkpoint, str(folder), "-o", str(out), "--no-retry-errors")
     assert rerun.exit_code == 0 and len(lines(out)) == 4  # everything skipped, nothing duplicated

@@ -104,6 +104,16 @@ def test_generation_options():
     }
     sampled = GenerationOptions.from_temperature(0.5).generate_kwargs()
     assert sampled["do_sample"] and sampled["temperature"] == 0.5
+
+
+def test_options_state_only_the_generation_settings_that_take_effect():
+    greedy = GenerationOptions(temperature=0.3, top_p=0.5).to_dict()
+    assert not greedy["do_sample"] and greedy["temperature"] is None and greedy["top_p"] is None
+    sampled = GenerationOptions.from_temperature(0.5, top_p=0.8).to_dict()
+    assert (sampled["do_sample"], sampled["temperature"], sampled["top_p"]) == (True, 0.5, 0.8)
+
+
+def test_bad_generation_options():
     with pytest.raises(OptionsError):
         GenerationOptions(max_new_tokens=0)
     with pytest.raises(OptionsError):
