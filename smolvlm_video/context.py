@@ -70,14 +70,14 @@ def prompt_parts(
     length: int,
 ) -> dict[str, int]:
     """How many of a chat's `length` prompt tokens its media, its JSON schema and its text take."""
-    from .inputs import encode_medium
+    from .inputs import medium_text
 
     processor = model.processor
 
     def tokens(text: str) -> int:
         return len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    media = sum(tokens(encode_medium(processor, item, strings).text) for item in chat_media(messages))
+    media = sum(tokens(medium_text(processor, item, strings)) for item in chat_media(messages))
     schema_tokens = tokens(schema.prompt("")) if schema else 0
     return {
         "the frames and images": media,

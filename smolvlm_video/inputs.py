@@ -70,8 +70,8 @@ def encode_medium(processor: Any, item: Medium, strings: PromptStrings = TRAINED
     """
     seq_len = processor.image_seq_len
     if isinstance(item, SampledVideo):
-        text = video_tokens(item.timestamps, item.info.duration, seq_len, strings)
-        return EncodedMedium(text, item.pixels or video_pixels(processor, item))
+        pixels = item.pixels or video_pixels(processor, item)
+        return EncodedMedium(medium_text(processor, item, strings), pixels)
     if isinstance(item, Image.Image):
         out = processor.image_processor(
             [[item.convert("RGB")]], return_row_col_info=True, return_tensors="pt"
@@ -79,6 +79,13 @@ def encode_medium(processor: Any, item: Medium, strings: PromptStrings = TRAINED
         text = image_tokens(out["rows"][0][0], out["cols"][0][0], seq_len)
         return EncodedMedium(text, ModelPixels(out["pixel_values"], out["pixel_attention_mask"]))
     raise TypeError(f"A chat's media are PIL images and SampledVideo, not {type(item).__name__}.")
+
+
+def medium_text(processor: Any, item: Medium, strings: PromptStrings = TRAINED_STRINGS) -> str:
+    """The text that stands for one medium in the prompt; a video's is written without making its pixels."""
+    if isinstance(item, SampledVideo):
+        return video_tokens(item.timestamps, item.info.duration, processor.image_seq_len, strings)
+    return encode_medium(processor, item, strings).text  # an image's tiles follow from its processing
 
 
 def _stack_padded(rows: list[list[torch.Tensor]], template: torch.Tensor) -> torch.Tensor:
