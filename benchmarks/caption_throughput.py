@@ -2,6 +2,7 @@
 
     python benchmarks/caption_throughput.py [--arch tiny|256M] [--max-frames N] [--repeats 3]
                                             [--max-new-tokens 16] [--dtype auto] [--cache-dir DIR]
+                                            [--methods caption,loop] [--baseline-python PYTHON]
 
 The folder: 12 clips made once with ffmpeg (H.264 test pattern at 30 fps, 10 s to 5 min, 360p, 720p
 and 1080p in turn). The checkpoint: random weights built offline with `smolvlm_video.testing`, of the
@@ -13,6 +14,8 @@ Methods, each in its own process, median of the repeats:
   one prompt; rate read from its --json-progress summary line (clips since the model loaded).
 - model-card loop: for each clip, processor.apply_chat_template with the video path (the processor
   samples the frames, torchcodec decodes), model.generate, batch_decode.
+- baseline (with --baseline-python, a Python where another checkout of this project is installed, such
+  as the last release): that checkout's `caption`, the same command, to tell whether a change is slower.
 
 Both: greedy, the same fps and max frames, every answer exactly --max-new-tokens long (min_new_tokens
 forces it), the same dtype (default: what `--dtype auto` picks on this CPU, bfloat16 only where it is
@@ -39,6 +42,7 @@ CLIPS = [  # seconds, size: 12 clips, lengths 10 s to 5 min, 360p to 1080p
     (270, "1280x720"), (300, "1920x1080"),
 ]  # fmt: skip
 PROMPT = "Describe this video in detail."
+METHODS = {"caption": "caption", "model-card loop": "loop"}  # method's name -> its word in --methods
 
 LOOP = r"""
 import json, sys, time
@@ -94,16 +98,18 @@ def make_checkpoint(cache: Path, arch: str) -> Path:
     return folder
 
 
-def run_caption(folder: Path, checkpoint: Path, args: argparse.Namespace) -> dict[str, float]:
-    """One `smolvlm-video caption` run: captioning rate and whole-command wall time."""
+def run_caption(
+    folder: Path, checkpoint: Path, args: argparse.Namespace, python: str = sys.executable
+) -> dict[str, float]:
+    """One `smolvlm-video caption` run by `python`'s smolvlm_video: captioning rate and wall time."""
     with tempfile.TemporaryDirectory() as scratch:
-        command = [sys.executable, "-m", "smolvlm_video", "caption", str(folder)]
+        command = [python, "-m", "smolvlm_video", "caption", str(folder)]
         command += ["-o", f"{scratch}/captions.jsonl", "--model", str(checkpoint), "--json-progress"]
         tokens = str(args.max_new_tokens)
         command += ["--max-new-tokens", tokens, "--min-new-tokens", tokens]
         command += ["--fps", str(args.fps), "--max-frames", str(args.max_frames), "--segment-seconds", "300"]
         command += ["--device", "cpu", "--dtype", args.dtype, "--prompt", PROMPT]
-        done, wall = _timed(command, "caption")
+        done, wall = _timed(command, "caption", cwd=scratch)  # a checkout's own folder would shadow python's
         last = json.loads(done.stderr.strip().splitlines()[-1])["summary"]
         if last["captioned"] != len(CLIPS):
             raise RuntimeError(f"caption did not caption every clip: {last}")
@@ -119,11 +125,13 @@ def run_loop(paths: list[Path], checkpoint: Path, args: argparse.Namespace) -> d
     return {"clips_per_minute": rate, "wall": wall}
 
 
-def _timed(command: list[str], name: str) -> tuple[subprocess.CompletedProcess[str], float]:
+def _timed(
+    command: list[str], name: str, cwd: str | None = None
+) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run one method's command offline; its output and wall time, or an error with its stderr."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd)
     wall = time.perf_counter() - started
     if done.returncode:
         raise RuntimeError(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -143,7 +151,14 @@ def main() -> None:
         "--gop-seconds", type=float, default=2.0, help="keyframe interval of the clips; 0: x264's default"
     )
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
+    parser.add_argument("--methods", default="caption,loop", help="caption, loop, or both (comma-separated)")
+    parser.add_argument(
+        "--baseline-python", help="a Python with another checkout installed: its caption runs as 'baseline'"
+    )
     args = parser.parse_args()
+    methods = args.methods.split(",")
+    if unknown := set(methods) - set(METHODS.values()):
+        parser.error(f"unknown methods: {', '.join(sorted(unknown))}")
     if args.dtype == "auto":
         from smolvlm_video.devices import choose
 
@@ -151,21 +166,34 @@ def main() -> None:
 
     paths = make_clips(args.cache_dir / "throughput", args.gop_seconds)
     checkpoint = make_checkpoint(args.cache_dir, args.arch)
-    results: dict[str, list[dict[str, float]]] = {"caption": [], "model-card loop": []}
-    for repeat in range(args.repeats):  # interleaved, so drift on the machine hits both alike
+    runs = {
+        "caption": lambda: run_caption(paths[0].parent, checkpoint, args),
+        "model-card loop": lambda: run_loop(paths, checkpoint, args),
+        "baseline": lambda: run_caption(paths[0].parent, checkpoint, args, args.baseline_python),
+    }
+    chosen = [name for name, method in METHODS.items() if method in methods]
+    chosen += ["baseline"] if args.baseline_python else []
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in chosen}
+    for repeat in range(args.repeats):  # interleaved, so drift on the machine hits every method alike
         print(f"repeat {repeat + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
-        results["caption"].append(run_caption(paths[0].parent, checkpoint, args))
-        results["model-card loop"].append(run_loop(paths, checkpoint, args))
+        for name in chosen:
+            results[name].append(runs[name]())
+    report(results, len(paths), args)
 
-    print(f"\n{len(paths)} clips, {args.arch} checkpoint, {args.dtype}, max_frames {args.max_frames}, "
+
+def report(results: dict[str, list[dict[str, float]]], clips: int, args: argparse.Namespace) -> None:
+    """Each method's median rate, every repeat's, and caption's ratio to the others."""
+    print(f"\n{clips} clips, {args.arch} checkpoint, {args.dtype}, max_frames {args.max_frames}, "
           f"fps {args.fps}, {args.max_new_tokens} new tokens, median of {args.repeats}")  # fmt: skip
     rates = {}
-    for name, runs in results.items():
-        rates[name] = statistics.median(r["clips_per_minute"] for r in runs)
-        wall = statistics.median(r["wall"] for r in runs)
-        every = ", ".join(f"{r['clips_per_minute']:.1f}" for r in runs)
+    for name, measured in results.items():
+        rates[name] = statistics.median(r["clips_per_minute"] for r in measured)
+        wall = statistics.median(r["wall"] for r in measured)
+        every = ", ".join(f"{r['clips_per_minute']:.1f}" for r in measured)
         print(f"{name:>16}: {rates[name]:7.2f} clips/min ({every}); whole command {wall:6.1f} s")
-    print(f"{'ratio':>16}: {rates['caption'] / rates['model-card loop']:.2f}x clips per minute")
+    for other in ("model-card loop", "baseline"):
+        if "caption" in rates and other in rates:
+            print(f"{'caption / ' + other:>26}: {rates['caption'] / rates[other]:.2f}x clips per minute")
 
 
 if __name__ == "__main__":
