@@ -160,7 +160,7 @@ def main() -> None:
     if unknown := set(methods) - set(METHODS.values()):
         parser.error(f"unknown methods: {', '.join(sorted(unknown))}")
     if args.dtype == "auto":
-        from smolvlm_video.devices import choose
+        from smolvlm_video.model.devices import choose
 
         args.dtype = str(choose("cpu").dtype).removeprefix("torch.")
 

@@ -9,7 +9,7 @@ exactly --tokens new tokens, like the unconstrained one (min_new_tokens forces i
 
 Each method, interleaved, median of the repeats: the seconds of a generate call with --tokens new tokens,
 minus those of a call with 1 (the prompt's prefill), divided by the tokens after the first. Both grammar
-libraries run through the same logits processor (`smolvlm_video.grammar.GrammarProcessor`), xgrammar's
+libraries run through the same logits processor (`smolvlm_video.model.grammar.GrammarProcessor`), xgrammar's
 GrammarMatcher or an llguidance LLMatcher behind the same three methods. Since whole-token times on a
 busy CPU vary by more than the grammar costs, the time spent inside the processor (accepting the
 token, filling the mask, masking the logits) is also measured on its own, per token.
@@ -72,7 +72,7 @@ def processors(model, schema):
     import llguidance.hf
     import xgrammar
 
-    from smolvlm_video import grammar
+    from smolvlm_video.model import grammar
 
     vocab = grammar._vocab_size(model)
     compiler = grammar._compiler(model.processor.tokenizer, vocab, grammar._stop_ids(model))
@@ -91,8 +91,8 @@ def timed_generate(model, messages, make, tokens: int, spent: list[float] | None
     import torch
     from transformers import LogitsProcessorList
 
-    from smolvlm_video.generate import _embedded, _inputs
-    from smolvlm_video.prompts import TRAINED_STRINGS
+    from smolvlm_video.model.generate import _embedded, _inputs
+    from smolvlm_video.model.prompts import TRAINED_STRINGS
 
     inputs = _inputs(model, [messages], TRAINED_STRINGS)
     processor = make()
@@ -128,9 +128,9 @@ def main() -> None:
     args = parser.parse_args()
     from caption_throughput import make_checkpoint
 
-    from smolvlm_video.model import load_model
-    from smolvlm_video.prompts import chat
-    from smolvlm_video.schemas import JsonSchema
+    from smolvlm_video.model.loading import load_model
+    from smolvlm_video.model.prompts import chat
+    from smolvlm_video.model.schemas import JsonSchema
 
     model = load_model(str(make_checkpoint(args.cache_dir, args.arch)), device="cpu")
     schema = JsonSchema.from_value(SCHEMA)

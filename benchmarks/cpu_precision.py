@@ -2,7 +2,7 @@
 
     python benchmarks/cpu_precision.py [--threads N]
 
-Times the product `smolvlm_video.devices` probes with (256 tokens through a 576 x 2304 layer, the
+Times the product `smolvlm_video.model.devices` probes with (256 tokens through a 576 x 2304 layer, the
 256M model's MLP up-projection; best of 5) in both precisions, whether or not the CPU has native
 bfloat16, and prints the CPU's bfloat16 flags and auto's choice with its reason.
 """
@@ -14,7 +14,7 @@ import platform
 
 import torch
 
-from smolvlm_video import devices
+from smolvlm_video.model import devices
 
 
 def main() -> None:

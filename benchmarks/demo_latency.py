@@ -32,9 +32,9 @@ QUESTION = "What happens in this video?"
 CORE = r"""
 import sys, time
 from smolvlm_video import SamplingOptions, sample_video
-from smolvlm_video.inputs import build_inputs
-from smolvlm_video.model import load_model
-from smolvlm_video.prompts import chat
+from smolvlm_video.model.inputs import build_inputs
+from smolvlm_video.model.loading import load_model
+from smolvlm_video.model.prompts import chat
 model = load_model(sys.argv[1], device="cpu")
 started = time.perf_counter()
 video = sample_video(sys.argv[2], SamplingOptions(fps=1, max_frames=64).for_frame_side(model.frame_side))

@@ -10,8 +10,8 @@ copied --clips times, sampled at 1 fps up to the frame count, so each clip is on
 that many frames.
 
 Measured, per checkpoint and frame count, in this process (the model loaded once, warmed up first):
-- caption: the run API (`smolvlm_video.runs.Captioning`, what `smolvlm-video caption` runs) at each batch
-  size, with each vision mode asked for (--vision both: batched and per-chat);
+- caption: the run API (`smolvlm_video.batch.runs.Captioning`, what `smolvlm-video caption` runs) at each
+  batch size, with each vision mode asked for (--vision both: batched and per-chat);
 - the model-card loop: for each clip, processor.apply_chat_template with the video path (the processor
   samples the frames; it needs torchcodec: pip install -e '.[bench]'), model.generate, batch_decode.
 
@@ -146,9 +146,9 @@ def measured(device: str) -> Iterator[dict[str, float | None]]:
 
 def run_caption(model, folder: Path, frames: int, batch: int, args: argparse.Namespace) -> dict:
     """Caption the folder once with the run API; what `measured` saw."""
-    from smolvlm_video.captioning import CaptionJob
+    from smolvlm_video.batch.captioning import CaptionJob
+    from smolvlm_video.batch.runs import Captioning, CaptionRun
     from smolvlm_video.options import GenerationOptions, ModelOptions, SamplingOptions
-    from smolvlm_video.runs import Captioning, CaptionRun
 
     tokens = args.max_new_tokens
     job = CaptionJob(
@@ -207,9 +207,9 @@ def row(
 def unit_costs(model, folder: Path, args: argparse.Namespace) -> tuple[float, float]:
     """Seconds per frame (vision and prefill) and per new token of one 64-frame chat at batch 1."""
     from smolvlm_video import SamplingOptions, sample_video
-    from smolvlm_video.generate import generate
+    from smolvlm_video.model.generate import generate
+    from smolvlm_video.model.prompts import chat
     from smolvlm_video.options import GenerationOptions
-    from smolvlm_video.prompts import chat
 
     sampling = SamplingOptions(fps=1.0, max_frames=64).for_frame_side(model.frame_side)
     messages = [chat(PROMPT, sample_video(next(folder.glob("*.mp4")), sampling))]
@@ -226,7 +226,7 @@ def measure_arch(arch: str, folder: Path, args: argparse.Namespace) -> tuple[lis
     """Every row of one checkpoint, and its per-frame and per-token costs."""
     from caption_throughput import make_checkpoint
 
-    from smolvlm_video.model import load_model
+    from smolvlm_video.model.loading import load_model
 
     model = load_model(str(make_checkpoint(args.cache_dir, arch)), device=args.device)
     print(f"{arch}: {', '.join(model.why)}", file=sys.stderr, flush=True)

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from smolvlm_video.records import CaptionRecord, JsonlWriter, Segment
+from smolvlm_video.batch.records import CaptionRecord, JsonlWriter, Segment
 
 
 def record(index: int) -> CaptionRecord:

@@ -95,7 +95,7 @@ _TIMED = {  # method: (imports and set-up, timed work that sets n, the frames it
         "v = r.get_batch(indices).asnumpy(); n = len(v)\n",
     ),
     "limit": (
-        "sys.path.insert(0, BENCHMARKS)\nimport av, sampling, smolvlm_video.decode\n"
+        "sys.path.insert(0, BENCHMARKS)\nimport av, sampling, smolvlm_video.video.decode\n"
         "taken = sampling.frames_taken(PATH)\n",
         "n = sampling.limit(PATH, taken)\n",
     ),
@@ -121,9 +121,9 @@ def limit(path: str, taken: Sequence[float]) -> int:
     """
     import av
 
-    from smolvlm_video.decode import usable_cores
-    from smolvlm_video.probe import stream_origin
-    from smolvlm_video.pyav_decoder import _inside_gop, keyframe_times
+    from smolvlm_video.video.decode import usable_cores
+    from smolvlm_video.video.probe import stream_origin
+    from smolvlm_video.video.pyav_decoder import _inside_gop, keyframe_times
 
     with av.open(path) as container:
         stream = container.streams.video[0]

@@ -78,8 +78,9 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
     args = parser.parse_args()
 
-    from smolvlm_video import SamplingOptions, sample_windows, scenes
-    from smolvlm_video.probe import probe
+    from smolvlm_video import SamplingOptions, sample_windows
+    from smolvlm_video.video import scenes
+    from smolvlm_video.video.probe import probe
 
     info = probe(make_clip(args.cache_dir, args.seconds, args.size))
 

@@ -33,10 +33,11 @@ def ask_command(media: Path, question: str, **params: Any) -> None:
 
     With --json-schema the answer is JSON that follows the schema; exit status 1 if max new tokens cut it off.
     """
-    from smolvlm_video.generate import stream
-    from smolvlm_video.media import load_media
-    from smolvlm_video.prompts import chat
-    from smolvlm_video.schemas import JsonSchema, check_generation, parse_answer
+    from smolvlm_video.model.generate import stream
+    from smolvlm_video.model.loading import load
+    from smolvlm_video.model.prompts import chat
+    from smolvlm_video.model.schemas import JsonSchema, check_generation, parse_answer
+    from smolvlm_video.video.media import load_media
 
     sampling = build_sampling(params)
     generation = build_generation(params)
@@ -44,7 +45,7 @@ def ask_command(media: Path, question: str, **params: Any) -> None:
     if schema:
         check_generation(generation.min_new_tokens)
         question = schema.prompt(question)
-    model = build_model(params).load()
+    model = load(build_model(params))
     item = load_media(media, sampling.for_frame_side(model.frame_side))
     answer = ""
     for piece in stream(model, chat(question, item, system=params["system"]), generation, schema=schema):

@@ -9,10 +9,10 @@ from typing import Any
 import click
 from rich.console import Console
 
-from smolvlm_video.captioning import CaptionJob, read_prompts
-from smolvlm_video.clips import DEFAULT_PROMPT
-from smolvlm_video.runs import Captioning, CaptionRun, plan_run
-from smolvlm_video.schemas import JsonSchema
+from smolvlm_video.batch.captioning import CaptionJob, read_prompts
+from smolvlm_video.batch.clips import DEFAULT_PROMPT
+from smolvlm_video.batch.runs import Captioning, CaptionRun, plan_run
+from smolvlm_video.model.schemas import JsonSchema
 
 from .options import (
     INTERRUPTED,

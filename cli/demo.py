@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from smolvlm_video.registry import DEVICES, DTYPE_NAMES
+from smolvlm_video.model.registry import DEVICES, DTYPE_NAMES
 
 
 @click.command("demo")

@@ -10,12 +10,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from smolvlm_video.decode import choose_backend
+from smolvlm_video.model.prompts import clock
 from smolvlm_video.options import SamplingOptions
-from smolvlm_video.probe import probe
-from smolvlm_video.prompts import clock
-from smolvlm_video.sampling import plan
 from smolvlm_video.video import SampledVideo, decode_plan, video_shots
+from smolvlm_video.video.decode import choose_backend
+from smolvlm_video.video.probe import probe
+from smolvlm_video.video.sampling import plan
 
 from .options import build_sampling, core_errors, sampling_options
 
@@ -54,7 +54,7 @@ def info_command(
             for p in plans
         ],
     }
-    from smolvlm_video.devices import choose  # torch: imported only once a command needs it
+    from smolvlm_video.model.devices import choose  # torch: imported only once a command needs it
 
     report["model_device"] = choose().to_dict()  # what the model flags' auto picks here, and why
     if do_decode or save_frames:

@@ -10,7 +10,10 @@ from typing import Any, TypeVar
 
 import click
 
+from smolvlm_video.batch.ray_engine import RayOptions
+from smolvlm_video.batch.runs import Shard
 from smolvlm_video.errors import ModelLoadError, OptionsError, OutputError, SmolVLMVideoError
+from smolvlm_video.model.registry import ATTENTIONS, DEFAULT_MODEL, DEVICES, DTYPE_NAMES, VISION_MODES
 from smolvlm_video.options import (
     BACKENDS,
     DEFAULT_FPS,
@@ -23,9 +26,6 @@ from smolvlm_video.options import (
     ModelOptions,
     SamplingOptions,
 )
-from smolvlm_video.ray_engine import RayOptions
-from smolvlm_video.registry import ATTENTIONS, DEFAULT_MODEL, DEVICES, DTYPE_NAMES, VISION_MODES
-from smolvlm_video.runs import Shard
 
 F = TypeVar("F", bound=Callable[..., Any])
 

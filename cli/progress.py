@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from smolvlm_video.runs import Captioning, RunStats
+from smolvlm_video.batch.runs import Captioning, RunStats
 
 COLUMNS = (
     TextColumn("{task.description}"),

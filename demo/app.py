@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from smolvlm_video import __version__
-from smolvlm_video.clips import DEFAULT_PROMPT
+from smolvlm_video.batch.clips import DEFAULT_PROMPT
 
 from .config import DemoConfig
 from .handlers import Handlers

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smolvlm_video.model.registry import DEFAULT_MODEL, MODELS
 from smolvlm_video.options import DEFAULT_MAX_FRAMES
-from smolvlm_video.registry import DEFAULT_MODEL, MODELS
 
 from .zerogpu import on_zerogpu
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from smolvlm_video.errors import SmolVLMVideoError
-from smolvlm_video.media import Media, load_media
+from smolvlm_video.model.prompts import Message
 from smolvlm_video.options import SamplingOptions
-from smolvlm_video.prompts import Message
+from smolvlm_video.video.media import Media, load_media
 
 
 class UploadRefused(SmolVLMVideoError):

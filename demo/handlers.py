@@ -17,13 +17,13 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from smolvlm_video.clips import DEFAULT_PROMPT
+from smolvlm_video.batch.clips import DEFAULT_PROMPT
 from smolvlm_video.errors import SmolVLMVideoError
-from smolvlm_video.media import is_image
+from smolvlm_video.model.prompts import Message, chat_media, clock
+from smolvlm_video.model.schemas import JsonSchema, parse_answer
 from smolvlm_video.options import GenerationOptions
-from smolvlm_video.prompts import Message, chat_media, clock
-from smolvlm_video.schemas import JsonSchema, parse_answer
 from smolvlm_video.video import SampledVideo
+from smolvlm_video.video.media import is_image
 
 from .config import DemoConfig
 from .conversation import check_upload, to_messages
@@ -211,7 +211,7 @@ class Handlers:
         self, name: str, messages: list[Message], generation: GenerationOptions, schema: JsonSchema | None
     ) -> Iterator[str]:
         """The model's answer piece by piece; closing this generator stops generation."""
-        from smolvlm_video.generate import stream
+        from smolvlm_video.model.generate import stream
 
         # Closing this generator closes stream() through yield from, which stops and joins its thread.
         yield from stream(self.models.get(name), messages, generation, schema=schema)

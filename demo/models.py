@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from smolvlm_video.model import LoadedModel, load_model
+from smolvlm_video.model.loading import LoadedModel, load_model
 
 
 class ModelCache:

@@ -16,8 +16,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from smolvlm_video.prompts import Message, chat_media
-from smolvlm_video.registry import MODELS, resolve_model_id
+from smolvlm_video.model.prompts import Message, chat_media
+from smolvlm_video.model.registry import MODELS, resolve_model_id
 from smolvlm_video.video import SampledVideo
 
 # Estimated GPU seconds per frame (vision encoder and prefill) and per new token, per checkpoint.

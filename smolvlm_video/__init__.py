@@ -9,8 +9,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
-
 from .errors import (
     CorruptVideoError,
     EmptyVideoError,
@@ -26,26 +24,27 @@ from .errors import (
     VideoNotFoundError,
 )
 from .options import GenerationOptions, ModelOptions, SamplingOptions
-from .probe import VideoInfo, probe
-from .sampling import FramePlan, Window, windows
+from .version import __version__
 from .video import SampledVideo, plan_video, sample_video, sample_windows
+from .video.probe import VideoInfo, probe
+from .video.sampling import FramePlan, Window, windows
 
 # Names served lazily, so `import smolvlm_video` stays free of torch and transformers.
 _LAZY = {
-    "MODELS": "model",
-    "LoadedModel": "model",
-    "load_model": "model",
-    "Message": "prompts",
-    "PromptStrings": "prompts",
-    "generate": "generate",
-    "stream": "generate",
-    "build_inputs": "inputs",
-    "CaptionJob": "captioning",
-    "CaptionRun": "runs",
-    "Captioning": "runs",
-    "RunPlan": "runs",
-    "Shard": "runs",
-    "plan_run": "runs",
+    "MODELS": "model.registry",
+    "LoadedModel": "model.loading",
+    "load_model": "model.loading",
+    "Message": "model.prompts",
+    "PromptStrings": "model.prompts",
+    "generate": "model.generate",
+    "stream": "model.generate",
+    "build_inputs": "model.inputs",
+    "CaptionJob": "batch.captioning",
+    "CaptionRun": "batch.runs",
+    "Captioning": "batch.runs",
+    "RunPlan": "batch.runs",
+    "Shard": "batch.runs",
+    "plan_run": "batch.runs",
 }
 
 

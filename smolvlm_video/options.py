@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from .errors import OptionsError
-from .registry import ATTENTIONS, DEFAULT_MODEL, DEVICES, DTYPE_NAMES, VISION_MODES
+from .model.registry import DEFAULT_MODEL, check_runtime
 
 # SmolVLM2 was trained on videos of about 3.5 minutes; longer prompts gave little (SmolVLM paper).
 MAX_WINDOW_SECONDS = 210.0  # 3.5 minutes of video per prompt
@@ -193,25 +193,3 @@ class ModelOptions:
         if not self.name:
             raise OptionsError("name must name a model: 256M, 500M, 2.2B, a Hub id or a folder.", "name")
         check_runtime(self.device, self.dtype, self.attention, self.vision)
-
-    def load(self) -> Any:
-        """Load this model and its processor (`smolvlm_video.model.load_model`): a LoadedModel."""
-        from .model import load_model
-
-        return load_model(
-            self.name, self.revision, self.device, self.dtype, self.attention, vision=self.vision
-        )
-
-
-def check_runtime(device: str, dtype: str, attention: str, vision: str = "auto") -> None:
-    """Raise OptionsError unless each is "auto" or a name this project knows (torch-free)."""
-    if device not in DEVICES and not device.startswith("cuda:"):
-        raise OptionsError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}.", "device")
-    if dtype not in DTYPE_NAMES:
-        raise OptionsError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {dtype!r}.", "dtype")
-    if attention not in ATTENTIONS:
-        raise OptionsError(
-            f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}.", "attention"
-        )
-    if vision not in VISION_MODES:
-        raise OptionsError(f"vision must be one of {', '.join(VISION_MODES)}, got {vision!r}.", "vision")

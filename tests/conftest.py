@@ -63,6 +63,6 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoint: Path):
-    from smolvlm_video.model import load_model
+    from smolvlm_video.model.loading import load_model
 
     return load_model(str(tiny_checkpoint), device="cpu")

@@ -18,8 +18,8 @@ from PIL import Image
 from transformers import BatchFeature
 from transformers.video_utils import VideoMetadata
 
+from smolvlm_video.model.prompts import Message
 from smolvlm_video.options import GenerationOptions
-from smolvlm_video.prompts import Message
 from smolvlm_video.video import SampledVideo
 
 

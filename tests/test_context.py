@@ -14,11 +14,11 @@ from smolvlm_video.cli.main import cli
 
 from smolvlm_video import GenerationOptions, SamplingOptions, sample_video
 from smolvlm_video.errors import PromptTooLongError
-from smolvlm_video.generate import generate, stream
-from smolvlm_video.inputs import build_inputs
-from smolvlm_video.model import LoadedModel, load_model
-from smolvlm_video.prompts import chat
-from smolvlm_video.schemas import JsonSchema
+from smolvlm_video.model.generate import generate, stream
+from smolvlm_video.model.inputs import build_inputs
+from smolvlm_video.model.loading import LoadedModel, load_model
+from smolvlm_video.model.prompts import chat
+from smolvlm_video.model.schemas import JsonSchema
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
 SHORT_CONTEXT = 512  # tokens: the tiny checkpoint's language model, given a short position range

@@ -7,8 +7,8 @@ import importlib.util
 import pytest
 import torch
 
-from smolvlm_video import devices
 from smolvlm_video.errors import OptionsError
+from smolvlm_video.model import devices
 from smolvlm_video.options import ModelOptions
 
 CARDS = [  # name, compute capability, the precision auto must pick

@@ -20,9 +20,9 @@ from PIL import Image
 
 from smolvlm_video import GenerationOptions, SamplingOptions, sample_video
 from smolvlm_video.errors import ModelLoadError
-from smolvlm_video.generate import _embedded, _inputs, generate, stream
-from smolvlm_video.model import MODELS, load_model, resolve_model_id
-from smolvlm_video.prompts import TRAINED_STRINGS, chat
+from smolvlm_video.model.generate import _embedded, _inputs, generate, stream
+from smolvlm_video.model.loading import MODELS, load_model, resolve_model_id
+from smolvlm_video.model.prompts import TRAINED_STRINGS, chat
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
 EXACT = GenerationOptions(max_new_tokens=6, min_new_tokens=6)
@@ -143,7 +143,7 @@ def test_an_unreachable_hub_loads_a_cached_model_from_the_cache(tiny_checkpoint,
     shutil.copytree(tiny_checkpoint, repo / "snapshots" / ("0" * 40))
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0" * 40)
-    code = "from smolvlm_video.model import load_model; print(load_model('someone/tiny-smolvlm').frame_side)"
+    code = "from smolvlm_video import load_model; print(load_model('someone/tiny-smolvlm').frame_side)"
     with hub_endpoint("refusing") as hub:
         env = {**os.environ, "HF_HOME": str(tmp_path), **hub}
         started = time.monotonic()

@@ -11,7 +11,7 @@ from PIL import Image
 
 from smolvlm_video import SampledVideo
 from smolvlm_video.errors import ImageError, NotAVideoError
-from smolvlm_video.media import is_image, load_image, load_media
+from smolvlm_video.video.media import is_image, load_image, load_media
 
 
 @pytest.fixture

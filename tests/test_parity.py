@@ -24,13 +24,13 @@ from reference import Recorder, Tokens, processor_inputs, reference_text, refere
 from smolvlm_video.cli.main import cli
 
 from smolvlm_video import GenerationOptions, SamplingOptions, sample_video, sample_windows
-from smolvlm_video.captioning import CaptionJob, read_prompts
-from smolvlm_video.generate import generate, stream
-from smolvlm_video.inputs import build_inputs, prepare_video
-from smolvlm_video.model import LoadedModel, load_model
+from smolvlm_video.batch.captioning import CaptionJob, read_prompts
+from smolvlm_video.batch.runs import Captioning, CaptionRun
+from smolvlm_video.model.generate import generate, stream
+from smolvlm_video.model.inputs import build_inputs, prepare_video
+from smolvlm_video.model.loading import LoadedModel, load_model
+from smolvlm_video.model.prompts import Message, chat
 from smolvlm_video.options import ModelOptions
-from smolvlm_video.prompts import Message, chat
-from smolvlm_video.runs import Captioning, CaptionRun
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
 EXACT = GenerationOptions(max_new_tokens=6, min_new_tokens=6)

@@ -13,8 +13,8 @@ from PIL import Image
 from reference import processor_inputs
 
 from smolvlm_video import SamplingOptions, sample_video
-from smolvlm_video.inputs import build_inputs
-from smolvlm_video.prompts import Message, PromptStrings, chat, clock, render_chat, video_tokens
+from smolvlm_video.model.inputs import build_inputs
+from smolvlm_video.model.prompts import Message, PromptStrings, chat, clock, render_chat, video_tokens
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from smolvlm_video.errors import CorruptVideoError
-from smolvlm_video.records import (
+from smolvlm_video.batch.records import (
     CaptionRecord,
     JsonlWriter,
     clip_id,
@@ -13,6 +12,7 @@ from smolvlm_video.records import (
     finished_ids,
     read_records,
 )
+from smolvlm_video.errors import CorruptVideoError
 
 
 def _ok(path: str, id_: str) -> CaptionRecord:

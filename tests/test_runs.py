@@ -13,13 +13,14 @@ import pytest
 import torch
 from conftest import requires_ffmpeg
 
-from smolvlm_video import captioning, inputs, prefetch
-from smolvlm_video.captioning import CaptionJob
+from smolvlm_video.batch import captioning, prefetch
+from smolvlm_video.batch.captioning import CaptionJob
+from smolvlm_video.batch.records import read_records
+from smolvlm_video.batch.runs import Captioning, CaptionRun, Shard, plan_run
 from smolvlm_video.errors import OptionsError, OutputError
-from smolvlm_video.model import LoadedModel
+from smolvlm_video.model import inputs
+from smolvlm_video.model.loading import LoadedModel
 from smolvlm_video.options import GenerationOptions, ModelOptions, SamplingOptions
-from smolvlm_video.records import read_records
-from smolvlm_video.runs import Captioning, CaptionRun, Shard, plan_run
 
 pytestmark = [requires_ffmpeg]
 
@@ -155,7 +156,7 @@ def test_windows_prepared_on_the_decoding_threads_give_the_same_records(
 def test_a_failed_summary_keeps_the_window_captions(
     tiny_model, tiny_checkpoint, clips, tmp_path, monkeypatch
 ):
-    from smolvlm_video import batching
+    from smolvlm_video.batch import answering as batching
 
     real = batching.generate
 
@@ -206,7 +207,7 @@ def test_bad_runs_are_refused_before_any_work(tmp_path):
 
 
 def test_a_written_record_reaches_the_disk_within_two_seconds(tmp_path, monkeypatch):
-    from smolvlm_video import records
+    from smolvlm_video.batch import records
 
     synced = threading.Event()
     real_fsync = records.os.fsync
@@ -218,7 +219,7 @@ def test_a_written_record_reaches_the_disk_within_two_seconds(tmp_path, monkeypa
 
 
 def test_windows_answered_out_of_order_make_an_ordered_record(make_video):
-    from smolvlm_video.captioning import ClipCaptions
+    from smolvlm_video.batch.captioning import ClipCaptions
 
     sampling = SamplingOptions(window_seconds=3.0, frame_side=32)
     clip = prefetch.plan_clip(str(make_video("six.mp4", size="64x48", seconds=6)), sampling)

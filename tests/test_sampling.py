@@ -2,8 +2,8 @@ import pytest
 
 from smolvlm_video.errors import OptionsError
 from smolvlm_video.options import GenerationOptions, SamplingOptions
-from smolvlm_video.probe import VideoInfo
-from smolvlm_video.sampling import frame_count, plan, windows
+from smolvlm_video.video.probe import VideoInfo
+from smolvlm_video.video.sampling import frame_count, plan, windows
 
 
 def info(duration: float, fps: float = 25.0, frames: int | None = None) -> VideoInfo:

@@ -12,10 +12,10 @@ from conftest import ffmpeg, requires_ffmpeg
 from smolvlm_video.cli.main import cli
 
 from smolvlm_video.options import SamplingOptions
-from smolvlm_video.probe import probe
-from smolvlm_video.sampling import shot_windows
-from smolvlm_video.scenes import Shot, detect_shots
 from smolvlm_video.video import plan_video
+from smolvlm_video.video.probe import probe
+from smolvlm_video.video.sampling import shot_windows
+from smolvlm_video.video.scenes import Shot, detect_shots
 
 pytestmark = [requires_ffmpeg]
 SOURCES = ["testsrc2", "smptebars", "mandelbrot"]  # three different pictures, one after the other

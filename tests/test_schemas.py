@@ -13,7 +13,7 @@ from conftest import requires_ffmpeg
 from smolvlm_video.cli.main import cli
 
 from smolvlm_video.errors import OptionsError
-from smolvlm_video.schemas import JsonSchema
+from smolvlm_video.model.schemas import JsonSchema
 
 pytestmark = [requires_ffmpeg]
 

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from conftest import H264, ffmpeg, requires_ffmpeg
 
-from smolvlm_video import SamplingOptions, probe, pyav_decoder, sample_video, sample_windows
-from smolvlm_video import decode as decode_module
+from smolvlm_video import SamplingOptions, probe, sample_video, sample_windows
 from smolvlm_video.errors import (
     CorruptVideoError,
     EmptyVideoError,
@@ -20,7 +19,9 @@ from smolvlm_video.errors import (
     OptionsError,
     VideoNotFoundError,
 )
-from smolvlm_video.probe import _header_untrustworthy, _with_packet_count
+from smolvlm_video.video import decode as decode_module
+from smolvlm_video.video import pyav_decoder
+from smolvlm_video.video.probe import _header_untrustworthy, _with_packet_count
 
 pytestmark = requires_ffmpeg
 BACKENDS = ["pyav", *(["decord"] if decode_module.decord_available() else [])]
@@ -218,7 +219,7 @@ def test_video_module_imports_neither_torch_nor_transformers():
 
 
 def test_snap_to_keyframes_moves_little_keeps_order_and_span():
-    from smolvlm_video.targets import snap_to_keyframes
+    from smolvlm_video.video.targets import snap_to_keyframes
 
     keyframes = [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
     assert snap_to_keyframes([0.5, 5.2, 9.5], keyframes, 1.0) == [0.5, 6.0, 9.5]  # the ends stay inside
@@ -361,7 +362,7 @@ def test_no_seek_back_onto_the_keyframe_just_taken():
 
 
 def test_keyframe_groups_split_where_a_keyframe_lies_between_targets():
-    from smolvlm_video.targets import Target, keyframe_groups
+    from smolvlm_video.video.targets import Target, keyframe_groups
 
     targets = [Target(time) for time in (0.5, 1.5, 2.0, 2.5, 7.0)]
     assert [[t.time for t in group] for group in keyframe_groups(targets, [0.0, 2.0, 4.0])] == [

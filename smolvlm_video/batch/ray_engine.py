@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..errors import SmolVLMVideoError
 from .captioning import CaptionJob, ClipCaptions, answer_windows, summarize_records
-from .errors import SmolVLMVideoError
 from .prefetch import clip_windows, plan_clip, usable_cores
 from .records import CaptionRecord
 
@@ -62,14 +62,15 @@ class _Actor:
     """Loads the job's model once per actor."""
 
     def __init__(self, job: CaptionJob, torch_threads: int = 0) -> None:
-        from .batching import Answerer
+        from ..model.loading import load
+        from .answering import Answerer
 
         if torch_threads:
             import torch
 
             torch.set_num_threads(torch_threads)
         self.job = job
-        self.answerer = Answerer(job.model.load(), job.generation, job.batch_size)
+        self.answerer = Answerer(load(job.model), job.generation, job.batch_size)
 
 
 class WindowCaptioner(_Actor):

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import OptionsError
-from .options import MAX_WINDOW_SECONDS, SamplingOptions
+from ..errors import OptionsError
+from ..options import MAX_WINDOW_SECONDS, SamplingOptions
 from .probe import VideoInfo
 
 if TYPE_CHECKING:

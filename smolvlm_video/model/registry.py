@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import OptionsError
+
 MODELS = {
     "256M": "HuggingFaceTB/SmolVLM2-256M-Video-Instruct",
     "500M": "HuggingFaceTB/SmolVLM2-500M-Video-Instruct",
@@ -18,3 +20,17 @@ VISION_MODES = ("auto", "batched", "per-chat")
 def resolve_model_id(name: str) -> str:
     """A registry name ("256M", "500M", "2.2B") to its Hub id; anything else is returned as given."""
     return MODELS.get(name, name)
+
+
+def check_runtime(device: str, dtype: str, attention: str, vision: str = "auto") -> None:
+    """Raise OptionsError unless each is "auto" or a name this project knows (torch-free)."""
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise OptionsError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}.", "device")
+    if dtype not in DTYPE_NAMES:
+        raise OptionsError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {dtype!r}.", "dtype")
+    if attention not in ATTENTIONS:
+        raise OptionsError(
+            f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}.", "attention"
+        )
+    if vision not in VISION_MODES:
+        raise OptionsError(f"vision must be one of {', '.join(VISION_MODES)}, got {vision!r}.", "vision")

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from transformers import BatchFeature
 
+from ..video import ModelPixels, SampledVideo
 from .prompts import (
     TRAINED_STRINGS,
     Message,
@@ -30,7 +31,6 @@ from .prompts import (
     render_chat,
     video_tokens,
 )
-from .video import ModelPixels, SampledVideo
 
 Medium = Image.Image | SampledVideo
 

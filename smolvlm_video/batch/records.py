@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from . import __version__
-from .errors import OutputError
+from ..errors import OutputError
+from ..version import __version__
 
 logger = logging.getLogger(__name__)
 

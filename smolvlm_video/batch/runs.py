@@ -1,8 +1,8 @@
 """A captioning run: the clips under some paths, captioned into a JSONL file that a rerun resumes.
 
-    >>> from smolvlm_video.captioning import CaptionJob
+    >>> from smolvlm_video.batch.captioning import CaptionJob
     >>> from smolvlm_video.options import ModelOptions
-    >>> from smolvlm_video.runs import CaptionRun, Captioning
+    >>> from smolvlm_video.batch.runs import CaptionRun, Captioning
     >>> run = CaptionRun(("clips/",), "captions.jsonl", CaptionJob(model=ModelOptions("256M")))
     >>> for record in Captioning(run):  # each record is in the file before it is yielded
     ...     print(record.path, record.status)
@@ -26,15 +26,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..errors import OptionsError, OutputError
 from .captioning import CaptionJob
 from .clips import find_clips
-from .errors import OptionsError, OutputError
 from .ray_engine import RayOptions
 from .records import CaptionRecord, JsonlWriter, finished_ids, safe_clip_id
 
 if TYPE_CHECKING:
-    from .batching import Answerer
-    from .model import LoadedModel
+    from ..model.loading import LoadedModel
+    from .answering import Answerer
 
 URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+://")  # s3://, gs://, https://: not a local path
 
@@ -216,7 +216,7 @@ class Captioning:
     def _records(self) -> Iterator[CaptionRecord]:
         job, todo = self.run.job, list(self.plan.todo)
         if self.run.engine == "ray":
-            from .model import load_frame_side
+            from ..model.loading import load_frame_side
             from .ray_engine import caption_clips_ray, connect
 
             with ThreadPoolExecutor(1) as pool:  # the processor loads while Ray starts (both take seconds)
@@ -226,10 +226,11 @@ class Captioning:
             self._ready_at = time.monotonic()
             yield from caption_clips_ray(job, todo, self.run.ray, on_batch_size=self._lower_batch_size)
             return
-        from .batching import Answerer
+        from ..model.loading import load
+        from .answering import Answerer
         from .captioning import caption_clips
 
-        model = self._model or job.model.load()
+        model = self._model or load(job.model)
         job = replace(job, sampling=job.sampling.for_frame_side(model.frame_side))
         self._answerer = Answerer(model, job.generation, job.batch_size)
         self._ready_at = time.monotonic()

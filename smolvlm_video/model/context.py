@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .errors import PromptTooLongError
+from ..errors import PromptTooLongError
 from .prompts import Message, PromptStrings, chat_media
 
 if TYPE_CHECKING:
     import torch
 
-    from .model import LoadedModel
+    from .loading import LoadedModel
     from .schemas import JsonSchema
 
 ADVICE = {

@@ -21,18 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import GenerationError, OptionsError
+from ..model.prompts import chat, clock
+from ..model.registry import resolve_model_id
+from ..model.schemas import JsonSchema, check_generation
+from ..options import GenerationOptions, ModelOptions, SamplingOptions
 from .clips import DEFAULT_PROMPT
-from .errors import GenerationError, OptionsError
-from .options import GenerationOptions, ModelOptions, SamplingOptions
 from .prefetch import DEFAULT_WORKERS, DecodedWindow, PlannedClip, Prepare, prefetch_windows
-from .prompts import chat, clock
 from .records import CaptionRecord, Segment, error_record
-from .registry import resolve_model_id
-from .schemas import JsonSchema, check_generation
 
 if TYPE_CHECKING:
-    from .batching import Answerer
-    from .model import LoadedModel
+    from ..model.loading import LoadedModel
+    from .answering import Answerer
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ def caption_clips(
 
     `job.sampling` should carry the model's frame side (`SamplingOptions.for_frame_side`).
     """
-    from .batching import Answerer
+    from .answering import Answerer
 
     answerer = answerer or Answerer(model, job.generation, job.batch_size)
     open_clips: deque[ClipCaptions] = deque()
@@ -225,12 +225,12 @@ def caption_clips(
 def preparer(model: LoadedModel) -> Prepare | None:
     """What makes a window's pixels on the decoding threads, where the model prepares ahead; else None.
 
-    `model.prepare_ahead` is the device's choice (`smolvlm_video.devices`): on CUDA, in pinned memory, so
-    preprocessing overlaps generation. The prompt is the same either way: the video keeps its place.
+    `model.prepare_ahead` is the device's choice (`smolvlm_video.model.devices`): on CUDA, in pinned memory,
+    so preprocessing overlaps generation. The prompt is the same either way: the video keeps its place.
     """
     if not model.prepare_ahead:
         return None
-    from .inputs import prepare_video
+    from ..model.inputs import prepare_video
 
     pin = model.device.type == "cuda"  # pinned memory only helps a copy to a GPU
     return functools.partial(prepare_video, model.processor, dtype=model.dtype, pin=pin)

@@ -17,12 +17,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import GenerationError, OutOfMemoryError, TruncatedError
-from .generate import generate
-from .model import LoadedModel
-from .options import GenerationOptions
-from .prompts import Message
-from .schemas import JsonSchema, parse_answer
+from ..errors import GenerationError, OutOfMemoryError, TruncatedError
+from ..model.generate import generate
+from ..model.loading import LoadedModel
+from ..model.prompts import Message
+from ..model.schemas import JsonSchema, parse_answer
+from ..options import GenerationOptions
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import torch
 from transformers import LogitsProcessor
 
-from .errors import GenerationError
-from .model import LoadedModel
+from ..errors import GenerationError
+from .loading import LoadedModel
 from .schemas import SEPARATORS, JsonSchema
 
 

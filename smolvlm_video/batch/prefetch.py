@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .decode import usable_cores
-from .errors import SmolVLMVideoError
-from .options import SamplingOptions
-from .probe import VideoInfo
+from ..errors import SmolVLMVideoError
+from ..options import SamplingOptions
+from ..video import SampledVideo, decode_plan, plan_video
+from ..video.decode import usable_cores
+from ..video.probe import VideoInfo
+from ..video.sampling import FramePlan
 from .records import safe_clip_id
-from .sampling import FramePlan
-from .video import SampledVideo, decode_plan, plan_video
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Generate answers: a batch of chats at once, or one chat streamed token by token.
 
 >>> from smolvlm_video import load_model, sample_video, generate, stream
->>> from smolvlm_video.prompts import chat
+>>> from smolvlm_video.model.prompts import chat
 >>> model = load_model()
 >>> video = sample_video("clip.mp4", SamplingOptions().for_frame_side(model.frame_side))
 >>> generate(model, [chat("Describe this video.", video)])
@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+from ..errors import GenerationError, OutOfMemoryError
+from ..options import GenerationOptions
 from .context import check_fits
-from .errors import GenerationError, OutOfMemoryError
 from .inputs import build_inputs
-from .model import LoadedModel
-from .options import GenerationOptions
+from .loading import LoadedModel
 from .prompts import TRAINED_STRINGS, Message, PromptStrings
 from .schemas import JsonSchema
 

@@ -3,6 +3,7 @@
 >>> from smolvlm_video import load_model
 >>> model = load_model("500M")            # a registry name, a Hub id, or a local folder
 >>> model.device, model.dtype, model.frame_side
+>>> model = load(ModelOptions("500M", dtype="float32"))  # the same, from the options the front ends build
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 
 import torch
 
+from ..errors import ModelLoadError
+from ..options import ModelOptions
 from .devices import DeviceChoice, choose
-from .errors import ModelLoadError
 from .registry import DEFAULT_MODEL, MODELS, resolve_model_id
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ __all__ = [
     "DeviceChoice",
     "LoadedModel",
     "choose",
+    "load",
     "load_model",
     "resolve_model_id",
 ]
@@ -47,10 +50,10 @@ class LoadedModel:
     dtype: torch.dtype
     attention: str = "sdpa"  # transformers' attn_implementation
     # "batched": one vision encoder call for all of a batch's frames; "per-chat": one call per chat.
-    # Set on load for the device (see `smolvlm_video.devices`); change it at any time.
+    # Set on load for the device (see `smolvlm_video.model.devices`); change it at any time.
     vision: str = "per-chat"
-    # Whether a batch engine's decoding threads make each window's pixels ahead (`smolvlm_video.devices`).
-    # Set on load for the device; change it at any time: the prompt and the answer stay the same.
+    # Whether a batch engine's decoding threads make each window's pixels ahead (see `devices`). Set on
+    # load for the device; change it at any time: the prompt and the answer stay the same.
     prepare_ahead: bool = False
     why: tuple[str, ...] = ()  # why this device, dtype, attention, vision and preparation (DeviceChoice.why)
 
@@ -147,7 +150,7 @@ def load_model(
 ) -> LoadedModel:
     """Load a checkpoint (registry name, Hub id or local path) and its processor.
 
-    Device, dtype and attention ("auto" or None: chosen for the device, see `smolvlm_video.devices`).
+    Device, dtype and attention ("auto" or None: chosen for the device, see `smolvlm_video.model.devices`).
     `vision` ("auto", "batched", "per-chat"): how the vision encoder takes a batch's frames.
     `device_map` ("auto", "balanced", ...) spreads a model over several GPUs or offloads it through
     accelerate; without it the whole model goes to `device`.
@@ -182,4 +185,16 @@ def load_model(
         choice.vision,
         choice.prepare_ahead,
         choice.why,
+    )
+
+
+def load(options: ModelOptions) -> LoadedModel:
+    """Load the model that `options` name, where and how they say (see `load_model`)."""
+    return load_model(
+        options.name,
+        options.revision,
+        options.device,
+        options.dtype,
+        options.attention,
+        vision=options.vision,
     )

@@ -25,7 +25,7 @@ from num2words import num2words
 from PIL.Image import Image
 
 if TYPE_CHECKING:
-    from .video import SampledVideo
+    from ..video import SampledVideo
 
 # The strings of transformers' models/smolvlm/processing_smolvlm.py, which the checkpoints were trained with.
 VIDEO_INTRO = (

@@ -21,7 +21,7 @@ import numpy as np
 from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
-from .errors import CorruptVideoError
+from ..errors import CorruptVideoError
 from .probe import VideoInfo, stream_origin
 from .targets import Target, keyframe_groups, plan_targets
 

@@ -1,6 +1,6 @@
 """Open what a person hands over, an image or a video, told apart by its content, not its name.
 
->>> from smolvlm_video.media import load_media
+>>> from smolvlm_video.video.media import load_media
 >>> load_media("holiday.jpg")          # a PIL image, RGB
 >>> load_media("holiday.mp4", options) # a SampledVideo: the first window's frames
 """
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ImageError
-from .options import SamplingOptions
-from .video import SampledVideo, sample_video
+from ..errors import ImageError
+from ..options import SamplingOptions
+from . import SampledVideo, sample_video
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MAX_IMAGE_PIXELS = 100_000_000  # larger images are refused rather than decoded (decompression bombs)

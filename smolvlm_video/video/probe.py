@@ -17,7 +17,7 @@ from typing import Any
 
 import av
 
-from .errors import CorruptVideoError, EmptyVideoError, NotAVideoError, VideoNotFoundError
+from ..errors import CorruptVideoError, EmptyVideoError, NotAVideoError, VideoNotFoundError
 
 # Frame rates outside this range are container time bases or junk, not frame rates.
 PLAUSIBLE_FPS = (0.01, 1000.0)

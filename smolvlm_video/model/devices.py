@@ -11,7 +11,7 @@
   flash_attn can be imported; PyTorch's sdpa otherwise.
 - Vision encoding: on CUDA, one call of the vision encoder for every frame of a batch, the shape a GPU
   runs best; on the CPU and MPS, one chat's frames per call, since on the CPU a bigger call is slower
-  per frame (measured: see `smolvlm_video.generate`). `benchmarks/gpu.py --vision batched,per-chat`
+  per frame (measured: see `smolvlm_video.model.generate`). `benchmarks/gpu.py --vision batched,per-chat`
   measures both on a GPU.
 - Pixels made ahead: on CUDA, a batch engine's decoding threads also make each window's pixels, in
   pinned memory, so preprocessing overlaps generation and the copy to the GPU does not block. Elsewhere
@@ -32,8 +32,8 @@ from typing import Any
 
 import torch
 
-from .errors import OptionsError
-from .options import check_runtime
+from ..errors import OptionsError
+from .registry import check_runtime
 
 DTYPES = {"auto": None, "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 # Ampere: the first CUDA cards with bfloat16 tensor cores (and flash-attention 2)
@@ -50,7 +50,7 @@ class DeviceChoice:
     device: torch.device
     dtype: torch.dtype
     attention: str
-    vision: str  # "batched" or "per-chat" (see `smolvlm_video.generate`)
+    vision: str  # "batched" or "per-chat" (see `smolvlm_video.model.generate`)
     prepare_ahead: bool  # a batch engine's decoding threads make each window's pixels (see above)
     why: tuple[str, ...]
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .decode import decode
-from .options import SamplingOptions
+from ..options import SamplingOptions
+from .decode import decode as decode_frames  # `decode` stays the name of the module
 from .probe import VideoInfo, probe
 from .sampling import FramePlan, Window, plan
 
@@ -88,7 +88,8 @@ def decode_plan(
     info: VideoInfo, frame_plan: FramePlan, options: SamplingOptions, threads: int = 0
 ) -> SampledVideo:
     """Decode the frames of one planned window on `threads` cores (0: all of them)."""
-    decoded = decode(info, frame_plan.indices, options.side, options.backend, threads, options.snap_seconds)
+    indices, side = frame_plan.indices, options.side
+    decoded = decode_frames(info, indices, side, options.backend, threads, options.snap_seconds)
     return SampledVideo(
         info=info,
         window=frame_plan.window,

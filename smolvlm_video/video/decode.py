@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CorruptVideoError, OptionsError
+from ..errors import CorruptVideoError, OptionsError
 from .probe import VideoInfo
 from .pyav_decoder import decode_pyav
 

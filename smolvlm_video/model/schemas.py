@@ -2,7 +2,7 @@
 
 `JsonSchema` is checked once, when it is made: valid JSON, a valid JSON schema (jsonschema's
 metaschema check), and one the grammar library can turn into a grammar. Generation is then
-constrained token by token (`smolvlm_video.grammar`), so an answer that ends is valid JSON by
+constrained token by token (`smolvlm_video.model.grammar`), so an answer that ends is valid JSON by
 construction; the only way to miss is to run out of `max_new_tokens`, which `parse_answer` reports as
 a `TruncatedError`.
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import OptionsError, TruncatedError
+from ..errors import OptionsError, TruncatedError
 
 SEPARATORS = (",", ":")  # the only whitespace-free separators the grammar allows: no free whitespace
 PROMPT_SUFFIX = "\nAnswer with one JSON object, and nothing else, that follows this JSON schema: {schema}"

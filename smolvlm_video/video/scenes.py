@@ -24,7 +24,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from .errors import CorruptVideoError
+from ..errors import CorruptVideoError
 from .probe import VideoInfo, stream_origin
 
 DETECT_SIDE = 256  # longest edge in pixels of the frames the detector compares

@@ -1,0 +1,84 @@
+"""The package's shape: three parts (video, model, batch), and no import cycle, imports in functions too."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "smolvlm_video"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def _runtime_imports(node: ast.AST) -> Iterator[ast.ImportFrom | ast.Import]:
+    """Every import a module can run, at any depth (inside functions too), but not under TYPE_CHECKING."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and ast.unparse(child.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            yield from (i for branch in child.orelse for i in _runtime_imports(branch))
+            continue
+        if isinstance(child, ast.Import | ast.ImportFrom):
+            yield child
+        yield from _runtime_imports(child)
+
+
+def imported_modules(name: str) -> set[str]:
+    """The package's modules that module `name` imports."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in MODULES}
+            continue
+        base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+        target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+        named = {f"{target}.{alias.name}" for alias in node.names} & MODULES.keys()
+        found |= named or ({target} & MODULES.keys())
+    return found - {name}
+
+
+def find_cycle() -> list[str] | None:
+    graph = {name: imported_modules(name) for name in MODULES}
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done:
+            return None
+        for target in sorted(graph[name]):
+            if cycle := visit(target, [*path, name]):
+                return cycle
+        done.add(name)
+        return None
+
+    return next((cycle for name in sorted(graph) if (cycle := visit(name, []))), None)
+
+
+def test_no_import_cycle_counting_imports_inside_functions():
+    assert find_cycle() is None, " -> ".join(find_cycle() or [])
+
+
+def test_the_finder_sees_a_cycle_through_a_function_level_import(monkeypatch, tmp_path):
+    (tmp_path / "a.py").write_text("from .b import x\n")
+    (tmp_path / "b.py").write_text("def f():\n    from .a import y\n")
+    fake = {"smolvlm_video.a": tmp_path / "a.py", "smolvlm_video.b": tmp_path / "b.py"}
+    monkeypatch.setitem(globals(), "MODULES", fake)
+    assert find_cycle() == ["smolvlm_video.a", "smolvlm_video.b", "smolvlm_video.a"]
+
+
+def test_the_core_is_three_parts_and_the_top_level_is_as_asked():
+    parts = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert {"video", "model", "batch"} <= parts
+    assert len(list(PACKAGE.glob("*.py"))) <= 7  # what is shared by all three: errors, options, version, ...
+    top = {path.name for path in ROOT.iterdir() if not path.name.startswith(".")}
+    expected = {"demo", "smolvlm_video", "cli", "examples", "tests", "app.py", "pyproject.toml", "benchmarks"}
+    assert expected <= top
