@@ -312,3 +312,47 @@ def test_app_starts_on_a_cpu_machine_with_the_environment(tiny_checkpoint):
     done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["Blocks", "ok"]
+
+
+APP_WITHOUT_INSTALL = """
+import runpy, sys
+# Drop the finders of an installed (editable) smolvlm-video: only this checkout's folders may serve imports.
+sys.meta_path[:] = [finder for finder in sys.meta_path if "editable" not in repr(finder).lower()]
+import smolvlm_video, demo
+assert smolvlm_video.__file__.startswith(sys.argv[1]) and demo.__file__.startswith(sys.argv[1])
+runpy.run_path("app.py", run_name="__main__")
+"""
+
+
+def test_app_py_serves_from_a_checkout_without_the_project_installed(tiny_checkpoint, png, tmp_path):
+    checkout = tmp_path / "space"
+    checkout.mkdir()
+    root = Path(__file__).resolve().parent.parent
+    for name in ("app.py", "smolvlm_video", "demo", "examples"):  # what a Space's repository holds
+        copy = shutil.copytree if (root / name).is_dir() else shutil.copy
+        copy(root / name, checkout / name)
+    port = free_port()
+    model = {"SMOLVLM_MODEL": str(tiny_checkpoint), "SMOLVLM_MODELS": str(tiny_checkpoint)}
+    model["SMOLVLM_DEVICE"] = "cpu"
+    env = {**os.environ, **model, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, "-c", APP_WITHOUT_INSTALL, str(checkout)],
+        cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            try:
+                client = Client(url, verbose=False)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "app.py did not start within 120 s"
+                time.sleep(1)
+        settings = [str(tiny_checkpoint), 8, 1.0, 0, 0, 8, 0, ""]
+        answer, _, seen = client.predict(handle_file(png), "What is this?", *settings, api_name="/ask")
+        assert isinstance(answer, str) and seen.startswith("An image")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
