@@ -199,7 +199,8 @@ def test_prompt_file_answers_each_named_prompt(tiny_checkpoint, clip, tmp_path):
     result = caption(tiny_checkpoint, str(clip), "-o", str(out), "--prompt-file", str(prompts))
     assert result.exit_code == 0, result.output
     (record,) = lines(out)
-    assert set(record["caption"]) == {"short", "detailed"} and set(record["prompts"]) == {"short", "detailed"}
+    assert set(record["answers"]) == {"short", "detailed"} and record["caption"] == record["answers"]["short"]
+    assert [prompt["name"] for prompt in record["prompts"]] == ["short", "detailed"]
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
     assert caption(tiny_checkpoint, str(clip), "-o", str(out), "--prompt-file", str(bad)).exit_code == 2
@@ -360,3 +361,44 @@ def test_a_full_disk_stops_the_run_with_one_clear_message(tiny_checkpoint, make_
     assert sorted(r["path"] for r in lines(tmp_path / "captions.jsonl")) == sorted(
         str(p) for p in root.iterdir()
     )
+
+
+def json_features(features: Any, path: str = "") -> set[str]:
+    """The dotted paths of the untyped (Json) features of a datasets Features tree."""
+    import datasets
+
+    if isinstance(features, datasets.Json):
+        return {path}
+    if isinstance(features, dict):
+        return set().union(*(json_features(f, f"{path}.{name}".lstrip(".")) for name, f in features.items()))
+    inner = getattr(features, "feature", None)  # List and Sequence
+    return json_features(inner, path) if inner is not None else set()
+
+
+def test_records_of_every_mode_load_as_one_typed_table(tiny_checkpoint, folder, make_video, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    prompts = tmp_path / "prompts.json"
+    tags = {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}}
+    prompts.write_text(
+        json.dumps({"scene": "Describe the scene.", "tags": {"prompt": "Tags?", "schema": tags}})
+    )
+    long_clip = make_video("mixed-modes.mp4", size="64x48", seconds=7)
+    runs = {  # an error record and one prompt; a prompt file with a schema; several windows
+        "mixed.jsonl": [str(folder / "broken.mp4"), str(folder / "a.mp4")],
+        "file.jsonl": [str(folder / "a.mp4"), "--prompt-file", str(prompts), "--max-new-tokens", "40"],
+        "windows.jsonl": [str(long_clip), "--segment-seconds", "3"],
+    }
+    for name, args in runs.items():
+        caption(tiny_checkpoint, *args, "-o", str(tmp_path / name))
+    together = tmp_path / "together.jsonl"
+    together.write_text("".join((tmp_path / name).read_text(encoding="utf-8") for name in runs))
+    records = lines(together)
+    assert {r["status"] for r in records} == {"ok", "error"} and max(len(r["segments"]) for r in records) == 3
+    table = datasets.load_dataset(
+        "json", data_files=str(together), split="train", cache_dir=str(tmp_path / "hf")
+    )
+    features = table.features
+    assert features["caption"] == datasets.Value("string")
+    assert features["segments"].feature["caption"] == datasets.Value("string")
+    assert json_features(features) == {"answers", "segments.answers", "generation.extra"}
+    assert table[2]["answers"]["tags"] == records[2]["answers"]["tags"]  # the parsed answer, back as JSON

@@ -190,7 +190,7 @@ def test_a_prompt_file(model, tiny_checkpoint, make_video, tmp_path, record):
     assert recorder.rows == [tokens for window in expected for tokens in window]
     for segment, window in zip(result.segments, expected, strict=True):
         answers = zip(prompts, window, strict=True)
-        assert segment.caption == {name: reference_text(model, tokens) for name, tokens in answers}
+        assert segment.answers == {name: reference_text(model, tokens) for name, tokens in answers}
 
 
 FIXED = ["--max-new-tokens", "6", "--min-new-tokens", "6", "--dtype", "float32", "--device", "cpu"]
@@ -209,7 +209,7 @@ def test_caption_on_the_example_clips(model, tiny_checkpoint, tmp_path, record, 
     for written in records:
         sampling = SamplingOptions(**written["sampling"])
         windows = list(sample_windows(written["path"], sampling))
-        tokens = [reference_tokens(model, chat(written["prompts"]["caption"], w), EXACT) for w in windows]
+        tokens = [reference_tokens(model, chat(written["prompts"][0]["text"], w), EXACT) for w in windows]
         assert [s["caption"] for s in written["segments"]] == [reference_text(model, t) for t in tokens]
         expected += tokens
     assert recorder.rows == expected

@@ -66,13 +66,14 @@ def test_every_caption_validates_against_the_schema(tiny_checkpoint, clips, scen
     result = run(*args, "--json-schema", str(scene_file), "--max-new-tokens", "200", "--segment-seconds", "3")
     assert result.exit_code == 0, result.output
     records = lines(out)
-    assert len(records) == 3 and records[0]["schemas"] == {"caption": SCENE}
+    assert len(records) == 3 and json.loads(records[0]["prompts"][0]["schema"]) == SCENE
     for record in records:
-        segments = [segment["caption"] for segment in record["segments"]]
-        caption = record["caption"]
-        assert caption == (segments[0] if len(segments) == 1 else segments)  # one per segment
-        for value in segments:
+        values = [segment["answers"]["caption"] for segment in record["segments"]]
+        assert record["answers"]["caption"] == (values[0] if len(values) == 1 else values)  # one per segment
+        assert record["caption"] == "\n".join(segment["caption"] for segment in record["segments"])
+        for segment, value in zip(record["segments"], values, strict=True):
             jsonschema.validate(value, SCENE)
+            assert json.loads(segment["caption"]) == value  # the caption is the answer's JSON text
     assert max(len(r["segments"]) for r in records) == 3  # the 7 s clip: windows of 3 s
 
 
@@ -95,14 +96,18 @@ def test_a_prompt_file_gives_each_prompt_its_own_schema(tiny_checkpoint, clips, 
     result = run(*args, "-o", str(tmp_path / "own.jsonl"))
     assert result.exit_code == 0, result.output
     (record,) = lines(tmp_path / "own.jsonl")
-    assert isinstance(record["caption"]["scene"], str) and set(record["schemas"]) == {"tags"}
-    jsonschema.validate(record["caption"]["tags"], TAGS)
+    assert isinstance(record["answers"]["scene"], str) and record["caption"] == record["answers"]["scene"]
+    assert [(p["name"], p["schema"] is not None) for p in record["prompts"]] == [
+        ("scene", False),
+        ("tags", True),
+    ]
+    jsonschema.validate(record["answers"]["tags"], TAGS)
 
     result = run(*args, "-o", str(tmp_path / "both.jsonl"), "--json-schema", str(scene_file))
     assert result.exit_code == 0, result.output
     (record,) = lines(tmp_path / "both.jsonl")
-    jsonschema.validate(record["caption"]["scene"], SCENE)  # --json-schema: for the prompts without their own
-    jsonschema.validate(record["caption"]["tags"], TAGS)
+    jsonschema.validate(record["answers"]["scene"], SCENE)  # --json-schema: for the prompts without their own
+    jsonschema.validate(record["answers"]["tags"], TAGS)
 
 
 @pytest.mark.slow
@@ -170,4 +175,5 @@ def test_a_summary_follows_the_schema_too(tiny_checkpoint, clips, scene_file, tm
     assert result.exit_code == 0, result.output
     (record,) = lines(out)
     assert record["summarized"] and len(record["segments"]) == 3 and record["summary_error"] is None
-    jsonschema.validate(record["caption"], SCENE)  # one value for the whole clip, not the list
+    jsonschema.validate(record["answers"]["caption"], SCENE)  # one value for the whole clip, not the list
+    assert json.loads(record["caption"]) == record["answers"]["caption"]

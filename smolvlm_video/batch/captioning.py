@@ -28,7 +28,7 @@ from ..model.schemas import JsonSchema, check_generation
 from ..options import GenerationOptions, ModelOptions, SamplingOptions
 from .clips import DEFAULT_PROMPT
 from .prefetch import DEFAULT_WORKERS, DecodedWindow, PlannedClip, Prepare, prefetch_windows
-from .records import CaptionRecord, Segment, error_record
+from .records import VIDEO_FIELDS, CaptionRecord, Segment, answer_text, error_record
 
 if TYPE_CHECKING:
     from ..model.loading import LoadedModel
@@ -72,8 +72,14 @@ class CaptionJob:
         """What every record of this job says about how it was made."""
         return {
             "model": {"id": resolve_model_id(self.model.name), "revision": self.model.revision},
-            "prompts": dict(self.prompts),
-            **({"schemas": {n: s.value for n, s in self.schemas.items()}} if self.schemas else {}),
+            "prompts": [
+                {
+                    "name": name,
+                    "text": text,
+                    "schema": self.schemas[name].text if name in self.schemas else None,
+                }
+                for name, text in self.prompts.items()
+            ],
             "system": self.system,
             "sampling": self.sampling.to_dict(),
             "generation": self.generation.to_dict(),
@@ -149,9 +155,10 @@ class ClipCaptions:
             Segment(
                 start=round(video.window.start, 3),
                 end=round(video.window.end, 3),
-                caption=_one_or_map(dict(answers)),
+                caption=answer_text(next(iter(answers.values()))),
                 frame_count=video.frame_count,
                 timestamps=list(video.timestamps),
+                answers=dict(answers),
             )
         )
 
@@ -173,18 +180,18 @@ class ClipCaptions:
         info = clip.info
         assert info is not None
         segments = sorted(self.segments, key=lambda s: s.start)  # Ray's actors answer in any order
-        by_prompt = {
-            name: _joined([_answer(s.caption, name, job) for s in segments], job.schemas.get(name))
-            for name in job.prompts
+        answers = {
+            name: _joined([s.answers[name] for s in segments], job.schemas.get(name)) for name in job.prompts
         }
         return CaptionRecord(
             path=clip.path,
             abs_path=os.path.abspath(clip.path),
             id=clip.id,
             status="ok",
-            caption=_one_or_map(by_prompt),
+            caption="\n".join(s.caption for s in segments),
+            answers=answers,
             segments=segments,
-            video={k: getattr(info, k) for k in ("duration", "fps", "width", "height", "codec", "rotation")},
+            video={k: getattr(info, k) for k in VIDEO_FIELDS},
             timings={
                 "decode": round(clip.seconds + self.decode_seconds, 3),
                 "generate": round(self.generate_seconds, 3),
@@ -300,27 +307,17 @@ def summarize_records(answerer: Answerer, job: CaptionJob, records: list[Caption
         if failure is not None:
             record.summary_error = {"type": failure.code, "message": str(failure)}
             continue
-        record.caption = _one_or_map(answers)  # type: ignore[arg-type]
+        record.answers = answers
+        record.caption = answer_text(answers[next(iter(job.prompts))])
         record.summarized = True
 
 
 def summary_question(job: CaptionJob, record: CaptionRecord, name: str) -> str:
     """The summary prompt for one prompt's window captions, with that prompt's schema if it has one."""
-    captions = "\n".join(
-        f"{clock(s.start)}: {_as_text(_answer(s.caption, name, job))}" for s in record.segments
-    )
+    captions = "\n".join(f"{clock(s.start)}: {answer_text(s.answers[name])}" for s in record.segments)
     question = SUMMARY_PROMPT.format(captions=captions)
     schema = job.schemas.get(name)
     return schema.prompt(question) if schema else question
-
-
-def _answer(caption: Any, name: str, job: CaptionJob) -> Any:
-    """One prompt's answer in a segment's caption (the answer itself when the job has one prompt)."""
-    return caption if len(job.prompts) == 1 else caption[name]
-
-
-def _as_text(answer: Any) -> str:
-    return answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
 
 
 def _joined(answers: list[Any], schema: JsonSchema | None) -> Any:
@@ -328,7 +325,3 @@ def _joined(answers: list[Any], schema: JsonSchema | None) -> Any:
     if schema is None:
         return "\n".join(answers)
     return answers[0] if len(answers) == 1 else answers
-
-
-def _one_or_map(answers: dict[str, Any]) -> Any:
-    return next(iter(answers.values())) if len(answers) == 1 else answers

@@ -43,39 +43,58 @@ def clip_id(path: str | os.PathLike[str]) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
+VIDEO_FIELDS = ("duration", "fps", "width", "height", "codec", "rotation")  # a record's `video`
+TIMINGS = ("decode", "generate")  # a record's `timings`, in seconds
+
+
+def answer_text(answer: Any) -> str:
+    """An answer as text: text as it is, a JSON value (a schema's answer) as compact JSON."""
+    return (
+        answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
+    )
+
+
 @dataclass
 class Segment:
-    """The caption of one window of a clip."""
+    """The answers about one window of a clip."""
 
     start: float
     end: float
-    caption: Any  # the answer (text, or the JSON value a schema asked for), or prompt name -> answer
+    caption: str  # the first prompt's answer as text (a schema's answer as its JSON text)
     frame_count: int
     timestamps: list[float]
+    answers: dict[str, Any] = field(default_factory=dict)  # prompt name -> text, or a schema's JSON value
 
 
 @dataclass
 class CaptionRecord:
-    """Everything about one clip's captioning: what was done, how, and how it went."""
+    """Everything about one clip's captioning: what was done, how, and how it went.
+
+    Every record has every field, with the same types, whatever the mode (one prompt or several,
+    with or without schemas, one window or many, ok or error), so any mix of records is one table.
+    Only `answers` (and `generation.extra`) hold free-form JSON.
+    """
 
     path: str  # as given
     abs_path: str
     id: str
     status: Status
-    # One answer, or prompt name -> answer. An answer is text; with a schema, the JSON value itself,
-    # or for several segments (not summarized) the list of the segments' values.
-    caption: Any = None
+    # The first prompt's answer as text: over several windows, the windows' answers a line each (the
+    # summary's, with --summarize); a schema's answer as its JSON text. None on an error record.
+    caption: str | None = None
+    # prompt name -> its answer: text (lines over windows), or a schema's JSON value (a list of them over
+    # several windows, unless summarized)
+    answers: dict[str, Any] = field(default_factory=dict)
     segments: list[Segment] = field(default_factory=list)
     summarized: bool = False  # caption written from the segment captions (--summarize)
     summary_error: dict[str, str] | None = None  # type, message: why the summary failed (captions kept)
     model: dict[str, Any] = field(default_factory=dict)  # id, revision
-    prompts: dict[str, str] = field(default_factory=dict)  # prompt name -> prompt text
-    schemas: dict[str, Any] | None = None  # prompt name -> the JSON schema its answers follow
+    prompts: list[dict[str, str | None]] = field(default_factory=list)  # name, text, schema (JSON text)
     system: str | None = None
     sampling: dict[str, Any] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)
-    video: dict[str, Any] = field(default_factory=dict)  # duration, fps, width, height, codec
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: decode, generate
+    video: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(VIDEO_FIELDS))
+    timings: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(TIMINGS))
     error: dict[str, str] | None = None  # type, message
     tool_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ..errors import OutputError
-from .records import CaptionRecord, Segment
+from .records import CaptionRecord, Segment, answer_text
 
 
 def _stamp(seconds: float, separator: str) -> str:
@@ -19,22 +17,19 @@ def _stamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def _text(caption: Any) -> str:
-    if isinstance(caption, dict):
-        caption = "\n".join(f"{name}: {_plain(value)}" for name, value in caption.items())
+def _text(segment: Segment) -> str:
+    """The cue's text: the caption, or with several prompts a line per prompt's answer."""
+    text = segment.caption
+    if len(segment.answers) > 1:
+        text = "\n".join(f"{name}: {answer_text(value)}" for name, value in segment.answers.items())
     # A blank line would end the cue early in both formats.
-    return "\n".join(line for line in _plain(caption).splitlines() if line.strip()) or "..."
-
-
-def _plain(answer: Any) -> str:
-    """Text as it is; a JSON value (a schema's answer) as compact JSON."""
-    return answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+    return "\n".join(line for line in text.splitlines() if line.strip()) or "..."
 
 
 def to_srt(segments: Sequence[Segment]) -> str:
     """SubRip text: numbered cues with HH:MM:SS,mmm times."""
     cues = [
-        f"{number}\n{_stamp(s.start, ',')} --> {_stamp(s.end, ',')}\n{_text(s.caption)}\n"
+        f"{number}\n{_stamp(s.start, ',')} --> {_stamp(s.end, ',')}\n{_text(s)}\n"
         for number, s in enumerate(segments, start=1)
     ]
     return "\n".join(cues)
@@ -42,7 +37,7 @@ def to_srt(segments: Sequence[Segment]) -> str:
 
 def to_vtt(segments: Sequence[Segment]) -> str:
     """WebVTT text: a header, then cues with HH:MM:SS.mmm times."""
-    cues = [f"{_stamp(s.start, '.')} --> {_stamp(s.end, '.')}\n{_text(s.caption)}\n" for s in segments]
+    cues = [f"{_stamp(s.start, '.')} --> {_stamp(s.end, '.')}\n{_text(s)}\n" for s in segments]
     return "WEBVTT\n\n" + "\n".join(cues)
 
 
