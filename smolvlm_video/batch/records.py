@@ -35,12 +35,16 @@ FSYNC_EVERY_SECONDS = 2.0  # a written record is on the disk at most this long a
 Status = Literal["ok", "error"]
 
 
+def path_digest(path: str | os.PathLike[str], *facts: object) -> bytes:
+    """SHA-256 of the absolute path and any `facts`, NUL-separated: the one hash of clip ids and shards."""
+    key = "\0".join([os.path.abspath(path), *map(str, facts)])
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+
+
 def clip_id(path: str | os.PathLike[str]) -> str:
     """A stable id for a file: SHA-256 of absolute path, size and mtime (ns), 16 hex digits."""
-    absolute = os.path.abspath(path)
-    stat = os.stat(absolute)
-    key = f"{absolute}\0{stat.st_size}\0{stat.st_mtime_ns}"
-    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    stat = os.stat(os.path.abspath(path))
+    return path_digest(path, stat.st_size, stat.st_mtime_ns).hex()[:16]
 
 
 VIDEO_FIELDS = ("duration", "fps", "width", "height", "codec", "rotation")  # a record's `video`
@@ -133,7 +137,7 @@ def safe_clip_id(path: str) -> str:
     try:
         return clip_id(path)
     except OSError:
-        return hashlib.sha256(os.path.abspath(path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        return path_digest(path).hex()[:16]
 
 
 def _cut_torn_tail(path: Path) -> None:

@@ -15,7 +15,6 @@ a Ray cluster and writes the same records. `plan_run` says what a run would do w
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
@@ -30,7 +29,7 @@ from ..errors import OptionsError, OutputError
 from .captioning import CaptionJob
 from .clips import find_clips
 from .ray_engine import RayOptions
-from .records import CaptionRecord, JsonlWriter, finished_ids, safe_clip_id
+from .records import CaptionRecord, JsonlWriter, finished_ids, path_digest, safe_clip_id
 
 if TYPE_CHECKING:
     from ..model.loading import LoadedModel
@@ -64,8 +63,7 @@ class Shard:
 
     def holds(self, path: str) -> bool:
         """Whether a clip is in this shard, by a hash of its absolute path (the same on every machine)."""
-        digest = hashlib.sha256(os.path.abspath(path).encode("utf-8", "surrogateescape")).digest()
-        return int.from_bytes(digest[:8], "big") % self.count == self.index
+        return int.from_bytes(path_digest(path)[:8], "big") % self.count == self.index
 
 
 @dataclass(frozen=True)

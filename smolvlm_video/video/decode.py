@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CorruptVideoError, OptionsError
-from .probe import VideoInfo
+from .probe import VideoInfo, turned
 from .pyav_decoder import decode_pyav
 
 logger = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ def decode(
 
 def _coded_size(info: VideoInfo, side: int) -> tuple[int, int]:
     """The scaled size in the decoder's orientation, before rotation."""
-    width, height = scaled_size(info.width, info.height, side)
-    return (height, width) if info.rotation in (90, 270) else (width, height)
+    return turned(*scaled_size(info.width, info.height, side), info.rotation)
 
 
 def _decode_decord(

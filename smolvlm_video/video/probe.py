@@ -47,6 +47,16 @@ class VideoInfo:
         """The facts as plain JSON-ready values."""
         return asdict(self)
 
+    @property
+    def coded_size(self) -> tuple[int, int]:
+        """Width and height as the decoder gives frames, before they are turned upright."""
+        return turned(self.width, self.height, self.rotation)
+
+
+def turned(width: int, height: int, rotation: int) -> tuple[int, int]:
+    """A size turned by `rotation` degrees: swapped by a quarter turn (90 or 270), else as it was."""
+    return (height, width) if rotation in (90, 270) else (width, height)
+
 
 def probe(path: str | os.PathLike[str]) -> VideoInfo:
     """Read what a video file is, or raise a `VideoError` that names the file and the cause."""
@@ -141,9 +151,7 @@ def _from_container(path: str, container: Any, stream: Any, rotation: int) -> Vi
     if duration is None and container.duration is not None:
         duration = container.duration / av.time_base
     variable = bool(average and nominal) and abs(float(nominal) - fps) > VFR_TOLERANCE * fps
-    width, height = stream.codec_context.width, stream.codec_context.height
-    if rotation in (90, 270):
-        width, height = height, width
+    width, height = turned(stream.codec_context.width, stream.codec_context.height, rotation)
     return VideoInfo(
         path=path,
         duration=duration or 0.0,

@@ -104,6 +104,6 @@ def _frames(
 
 def _small_size(info: VideoInfo) -> tuple[int, int]:
     """The detector's frame size in the decoder's orientation (rotation changes no colour statistic)."""
-    width, height = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
+    width, height = info.coded_size
     scale = min(1.0, DETECT_SIDE / max(width, height))
     return max(2, round(width * scale) // 2 * 2), max(2, round(height * scale) // 2 * 2)
