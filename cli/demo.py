@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from smolvlm_video.model.registry import DEVICES, DTYPE_NAMES
+from smolvlm_video.model.registry import ATTENTIONS, DEVICES, DTYPE_NAMES, VISION_MODES
 
 
 @click.command("demo")
@@ -19,15 +19,24 @@ from smolvlm_video.model.registry import DEVICES, DTYPE_NAMES
 @click.option(
     "--dtype", type=click.Choice(DTYPE_NAMES), default=None, help="[default: $SMOLVLM_DTYPE or auto]"
 )
+@click.option(
+    "--attn",
+    "attention",
+    type=click.Choice(ATTENTIONS),
+    default=None,
+    help="[default: $SMOLVLM_ATTENTION or auto]",
+)
+@click.option(
+    "--vision", type=click.Choice(VISION_MODES), default=None, help="[default: $SMOLVLM_VISION or auto]"
+)
 def demo_command(host: str, port: int, share: bool, **model_params: Any) -> None:
     """Serve the chat app on http://HOST:PORT. Other settings come from the SMOLVLM_* variables."""
-    for name, value in model_params.items():
-        if value is not None:
-            os.environ[f"SMOLVLM_{name.upper()}"] = value
     try:
-        from smolvlm_video.demo import build_demo, launch_kwargs
+        from smolvlm_video.demo import DemoConfig, build_demo, launch_kwargs
     except ImportError as error:
         raise click.ClickException(
             f"The demo needs gradio ({error}); install it with: pip install 'smolvlm-video[demo]'"
         ) from error
-    build_demo().launch(**launch_kwargs(server_name=host, server_port=port, share=share))
+    given = {f"SMOLVLM_{name.upper()}": value for name, value in model_params.items() if value is not None}
+    config = DemoConfig.from_env({**os.environ, **given})  # the flags win over the variables
+    build_demo(config).launch(**launch_kwargs(config, server_name=host, server_port=port, share=share))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smolvlm_video.model.registry import DEFAULT_MODEL, MODELS
-from smolvlm_video.options import DEFAULT_MAX_FRAMES
+from smolvlm_video.options import DEFAULT_MAX_FRAMES, ModelOptions
 
 from .zerogpu import on_zerogpu
 
@@ -23,6 +23,8 @@ class DemoConfig:
     models: tuple[str, ...] = tuple(MODELS)  # SMOLVLM_MODELS: comma-separated choices in the settings
     device: str = "auto"  # SMOLVLM_DEVICE
     dtype: str = "auto"  # SMOLVLM_DTYPE
+    attention: str = "auto"  # SMOLVLM_ATTENTION: as --attn
+    vision: str = "auto"  # SMOLVLM_VISION: as --vision
     max_frames: int = DEFAULT_MAX_FRAMES  # SMOLVLM_MAX_FRAMES: the settings' default
     max_new_tokens: int = 512  # SMOLVLM_MAX_NEW_TOKENS: the settings' default
     concurrency: int = 1  # SMOLVLM_CONCURRENCY: requests running the model at once (one GPU: 1)
@@ -47,6 +49,8 @@ class DemoConfig:
             models=choices if model in choices else (model, *choices),
             device=env.get("SMOLVLM_DEVICE", "auto"),
             dtype=env.get("SMOLVLM_DTYPE", "auto"),
+            attention=env.get("SMOLVLM_ATTENTION", "auto"),
+            vision=env.get("SMOLVLM_VISION", "auto"),
             max_frames=int(env.get("SMOLVLM_MAX_FRAMES", DEFAULT_MAX_FRAMES)),
             max_new_tokens=int(env.get("SMOLVLM_MAX_NEW_TOKENS", 512)),
             concurrency=int(env.get("SMOLVLM_CONCURRENCY", 1)),
@@ -55,6 +59,16 @@ class DemoConfig:
             gpu_seconds=int(env.get("SMOLVLM_GPU_SECONDS", 120)),
             preload=_flag(env.get("SMOLVLM_PRELOAD", "1" if on_zerogpu(env) else "0")),
             mcp_server=_flag(env.get("SMOLVLM_MCP", "0")),
+        )
+
+    def model_options(self, name: str | None = None) -> ModelOptions:
+        """How a model is loaded here: `name` (default: the first), on this device, dtype and attention."""
+        return ModelOptions(
+            name or self.model,
+            device=self.device,
+            dtype=self.dtype,
+            attention=self.attention,
+            vision=self.vision,
         )
 
 

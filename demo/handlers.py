@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from smolvlm_video.batch.clips import DEFAULT_PROMPT
-from smolvlm_video.errors import SmolVLMVideoError
+from smolvlm_video.errors import FileError, SmolVLMVideoError
 from smolvlm_video.model.prompts import Message, chat_media, clock
 from smolvlm_video.model.schemas import JsonSchema, parse_answer
 from smolvlm_video.options import GenerationOptions
@@ -96,7 +96,7 @@ class Handlers:
     def __init__(self, config: DemoConfig, models: ModelCache | None = None) -> None:
         self.config = config
         self._stream = gpu_decorator(self.gpu_seconds)(self._stream_answer)  # imports spaces first
-        self.models = models or ModelCache(config.device, config.dtype)
+        self.models = models or ModelCache(config.model_options())
         if config.preload:
             self.models.preload(config.models)
         uploads = Path(gr.utils.get_upload_folder())
@@ -219,7 +219,9 @@ class Handlers:
 
 @contextlib.contextmanager
 def _as_gr_error() -> Iterator[None]:
+    """The core's errors as gr.Error; a file is named by its name alone, not by its path on the server."""
     try:
         yield
     except SmolVLMVideoError as error:
-        raise gr.Error(str(error), title="Cannot do that") from error
+        message = f"{Path(error.path).name}: {error.cause}" if isinstance(error, FileError) else str(error)
+        raise gr.Error(message, title="Cannot do that") from error

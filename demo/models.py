@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from smolvlm_video.model.loading import LoadedModel, load_model
+from smolvlm_video.options import ModelOptions
 
 
 class ModelCache:
@@ -17,9 +18,8 @@ class ModelCache:
     never doubles. `preload` loads models now, as ZeroGPU requires: placed at start-up, not per request.
     """
 
-    def __init__(self, device: str = "auto", dtype: str = "auto", keep: int = 1) -> None:
-        self.device = device
-        self.dtype = dtype
+    def __init__(self, options: ModelOptions | None = None, keep: int = 1) -> None:
+        self.options = options or ModelOptions()  # device, dtype, attention and vision for every model
         self.keep = max(1, keep)
         self._lock = threading.Lock()
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
@@ -30,7 +30,10 @@ class ModelCache:
             if name not in self._models:
                 while len(self._models) >= self.keep:
                     self._drop(next(iter(self._models)))
-                self._models[name] = load_model(name, device=self.device, dtype=self.dtype)
+                o = self.options
+                self._models[name] = load_model(
+                    name, device=o.device, dtype=o.dtype, attn_implementation=o.attention, vision=o.vision
+                )
             self._models.move_to_end(name)
             return self._models[name]
 

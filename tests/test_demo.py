@@ -167,8 +167,9 @@ def test_bad_upload_is_an_error_and_the_app_goes_on(client, settings, png, tmp_p
     content, endpoint, words = BAD_UPLOADS[name]
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(Exception, match=words):
+    with pytest.raises(Exception, match=words) as caught:
         client.predict(handle_file(path), "What is this?", *settings, api_name=endpoint)
+    assert gr.utils.get_upload_folder() not in str(caught.value)  # named by its name, not its server path
     assert client.predict(handle_file(png), "And this?", *settings, api_name="/ask")[2].startswith("An image")
 
 
@@ -356,3 +357,16 @@ def test_app_py_serves_from_a_checkout_without_the_project_installed(tiny_checkp
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_model_cache_loads_with_the_configured_attention_and_vision(config, monkeypatch):
+    from smolvlm_video.demo.models import ModelCache
+
+    calls: list[dict] = []
+    monkeypatch.setattr(models_module, "load_model", lambda name, **kw: calls.append({"name": name, **kw}))
+    chosen = dataclasses.replace(config, attention="sdpa", vision="batched", dtype="float32")
+    ModelCache(chosen.model_options()).get("500M")
+    runtime = {"device": "cpu", "dtype": "float32", "attn_implementation": "sdpa", "vision": "batched"}
+    assert calls == [{"name": "500M", **runtime}]
+    overrides = {"SMOLVLM_ATTENTION": "eager", "SMOLVLM_VISION": "per-chat"}
+    assert DemoConfig.from_env(overrides).model_options().attention == "eager"
