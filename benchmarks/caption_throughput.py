@@ -107,7 +107,11 @@ def run_caption(
         command += ["-o", f"{scratch}/captions.jsonl", "--model", str(checkpoint), "--json-progress"]
         tokens = str(args.max_new_tokens)
         command += ["--max-new-tokens", tokens, "--min-new-tokens", tokens]
-        command += ["--fps", str(args.fps), "--max-frames", str(args.max_frames), "--segment-seconds", "300"]
+        command += ["--fps", str(args.fps), "--max-frames", str(args.max_frames)]
+        command += [
+            "--segment-seconds",
+            "300",
+        ]  # --window-seconds' old name, which every checkout still takes
         command += ["--device", "cpu", "--dtype", args.dtype, "--prompt", PROMPT]
         done, wall = _timed(command, "caption", cwd=scratch)  # a checkout's own folder would shadow python's
         last = json.loads(done.stderr.strip().splitlines()[-1])["summary"]

@@ -16,14 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from smolvlm_video.batch.records import CaptionRecord, JsonlWriter, Segment
+from smolvlm_video.batch.records import CaptionRecord, JsonlWriter, WindowCaption
 
 
 def record(index: int) -> CaptionRecord:
     caption = "A person walks a dog along a beach at sunset while waves roll in. " * 8
-    segment = Segment(0.0, 210.0, caption, 64, [i * 3.3 for i in range(64)])
+    segment = WindowCaption(0.0, 210.0, caption, 64, [i * 3.3 for i in range(64)])
     return CaptionRecord(path=f"clips/{index}.mp4", abs_path=f"/data/clips/{index}.mp4", id=f"{index:016x}",
-                         status="ok", caption=caption, segments=[segment])  # fmt: skip
+                         status="ok", caption=caption, windows=[segment])  # fmt: skip
 
 
 def per_record(path: Path, records: list[CaptionRecord], sync: bool) -> float:

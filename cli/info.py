@@ -58,34 +58,34 @@ def info_command(
 
     report["model_device"] = choose().to_dict()  # what the model flags' auto picks here, and why
     if do_decode or save_frames:
-        clips = [decode_plan(info, plan, options) for plan in plans]
-        for window, clip in zip(report["windows"], clips, strict=True):
-            window["decoded"] = _decoded(clip, save_frames)
+        videos = [decode_plan(info, plan, options) for plan in plans]
+        for window, video in zip(report["windows"], videos, strict=True):
+            window["decoded"] = _decoded(video, save_frames)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
         _print_report(report, options)
 
 
-def _decoded(clip: SampledVideo, save_frames: Path | None) -> dict[str, Any]:
+def _decoded(video: SampledVideo, save_frames: Path | None) -> dict[str, Any]:
     result: dict[str, Any] = {
-        "backend": clip.backend,
-        "seconds": round(clip.decode_seconds, 3),
-        "shape": list(clip.frames.shape),
-        "timestamps": list(clip.timestamps),
+        "backend": video.backend,
+        "seconds": round(video.decode_seconds, 3),
+        "shape": list(video.frames.shape),
+        "timestamps": list(video.timestamps),
     }
     if save_frames:
-        result["files"] = [str(path) for path in _save(clip, save_frames)]
+        result["files"] = [str(path) for path in _save(video, save_frames)]
     return result
 
 
-def _save(clip: SampledVideo, folder: Path) -> list[Path]:
+def _save(video: SampledVideo, folder: Path) -> list[Path]:
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for frame, seconds in zip(clip.frames, clip.timestamps, strict=True):
-        path = folder / f"window{clip.window.index:02d}_{seconds:09.3f}s.jpg"
+    for frame, seconds in zip(video.frames, video.timestamps, strict=True):
+        path = folder / f"window{video.window.index:02d}_{seconds:09.3f}s.jpg"
         Image.fromarray(frame).save(path, quality=92)
         paths.append(path)
     return paths

@@ -48,12 +48,13 @@ _SAMPLING = [
     click.option("--start", type=float, default=None, help="Sample from this second on."),
     click.option("--end", type=float, default=None, help="Sample up to this second."),
     click.option(
-        "--segment-seconds",
+        "--window-seconds",
         type=float,
         default=MAX_WINDOW_SECONDS,
         show_default=True,
         help="Longer videos are split into windows of at most this many seconds, one prompt each.",
     ),
+    click.option("--segment-seconds", type=float, default=None, hidden=True),  # the old name, for one release
     click.option(
         "--split",
         type=click.Choice(SPLITS),
@@ -232,7 +233,7 @@ def build_sampling(params: dict[str, Any]) -> SamplingOptions:
         frame_side=params.pop("frame_side"),
         start=params.pop("start"),
         end=params.pop("end"),
-        window_seconds=params.pop("segment_seconds"),
+        window_seconds=_renamed(params, "window_seconds", "segment_seconds", MAX_WINDOW_SECONDS),
         backend=params.pop("backend"),
         snap_seconds=params.pop("snap_seconds"),
         split=params.pop("split"),
@@ -240,8 +241,14 @@ def build_sampling(params: dict[str, Any]) -> SamplingOptions:
     )
 
 
+def _renamed(params: dict[str, Any], name: str, old: str, default: Any) -> Any:
+    """A flag's value, or its old name's where only that was given (consumed from params)."""
+    value, old_value = params.pop(name), params.pop(old)
+    return old_value if old_value is not None and value == default else value
+
+
 # The flag of each core option field whose name differs from its flag's.
-FLAGS = {"window_seconds": "--segment-seconds", "name": "--model", "prompts": "--prompt-file",
+FLAGS = {"name": "--model", "prompts": "--prompt-file",
          "inputs": "PATHS", "subtitles": "--format", "attention": "--attn"}  # fmt: skip
 
 

@@ -44,7 +44,7 @@ def test_mixed_folder_gives_one_typed_record_per_clip(tiny_checkpoint, folder, t
     records = {Path(r["path"]).name: r for r in lines(out)}
     assert sorted(records) == ["a.mp4", "broken.mp4", "empty.mov", "vidéo b.mp4"]
     assert records["a.mp4"]["status"] == "ok" and isinstance(records["a.mp4"]["caption"], str)
-    assert records["vidéo b.mp4"]["segments"][0]["frame_count"] == 3
+    assert records["vidéo b.mp4"]["windows"][0]["frame_count"] == 3
     assert records["broken.mp4"]["error"]["type"] == "not_a_video"
     assert records["empty.mov"]["error"]["type"] == "empty"
     for record in records.values():  # greedy: no temperature or top_p took effect
@@ -173,9 +173,9 @@ def test_subtitles_for_a_seven_minute_clip_parse(tiny_checkpoint, make_video, tm
     assert result.exit_code == 0, result.output
     (record,) = lines(out)
     assert record["summarized"] is True and isinstance(record["caption"], str)
-    spans = [(s["start"], s["end"]) for s in record["segments"]]
+    spans = [(s["start"], s["end"]) for s in record["windows"]]
     assert spans == [(0.0, 210.0), (210.0, 420.0)]
-    stamps = [t for s in record["segments"] for t in s["timestamps"]]
+    stamps = [t for s in record["windows"] for t in s["timestamps"]]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     (subtitles,) = out.parent.glob(f"seven.*.{kind}")
     probe = [
@@ -248,7 +248,7 @@ BAD_VALUES = [
     (["--frame-side", "8"], "--frame-side"),
     (["--start", "-1"], "--start"),
     (["--start", "5", "--end", "2"], "--end"),
-    (["--segment-seconds", "0"], "--segment-seconds"),
+    (["--window-seconds", "0"], "--window-seconds"),
     (["--max-new-tokens", "0"], "--max-new-tokens"),
     (["--min-new-tokens", "9"], "--min-new-tokens"),  # more than --max-new-tokens
     (["--temperature", "-1"], "--temperature"),
@@ -386,19 +386,28 @@ def test_records_of_every_mode_load_as_one_typed_table(tiny_checkpoint, folder, 
     runs = {  # an error record and one prompt; a prompt file with a schema; several windows
         "mixed.jsonl": [str(folder / "broken.mp4"), str(folder / "a.mp4")],
         "file.jsonl": [str(folder / "a.mp4"), "--prompt-file", str(prompts), "--max-new-tokens", "40"],
-        "windows.jsonl": [str(long_clip), "--segment-seconds", "3"],
+        "windows.jsonl": [str(long_clip), "--window-seconds", "3"],
     }
     for name, args in runs.items():
         caption(tiny_checkpoint, *args, "-o", str(tmp_path / name))
     together = tmp_path / "together.jsonl"
     together.write_text("".join((tmp_path / name).read_text(encoding="utf-8") for name in runs))
     records = lines(together)
-    assert {r["status"] for r in records} == {"ok", "error"} and max(len(r["segments"]) for r in records) == 3
+    assert {r["status"] for r in records} == {"ok", "error"} and max(len(r["windows"]) for r in records) == 3
     table = datasets.load_dataset(
         "json", data_files=str(together), split="train", cache_dir=str(tmp_path / "hf")
     )
     features = table.features
     assert features["caption"] == datasets.Value("string")
-    assert features["segments"].feature["caption"] == datasets.Value("string")
-    assert json_features(features) == {"answers", "segments.answers", "generation.extra"}
+    assert features["windows"].feature["caption"] == datasets.Value("string")
+    assert json_features(features) == {"answers", "windows.answers", "generation.extra"}
     assert table[2]["answers"]["tags"] == records[2]["answers"]["tags"]  # the parsed answer, back as JSON
+
+
+def test_the_old_segment_seconds_flag_still_sets_the_window(tiny_checkpoint, make_video, tmp_path):
+    clip = str(make_video("old-flag.mp4", size="64x48", seconds=7))
+    for flag in ("--segment-seconds", "--window-seconds"):
+        out = tmp_path / f"{flag}.jsonl"
+        assert caption(tiny_checkpoint, clip, "-o", str(out), flag, "3").exit_code == 0
+        (record,) = lines(out)
+        assert len(record["windows"]) == 3 and record["sampling"]["window_seconds"] == 3

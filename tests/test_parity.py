@@ -168,7 +168,7 @@ def test_the_batch_engine_window_by_window(
     with record() as recorder:
         result = caption(model, job, path, tmp_path / "captions.jsonl")
     assert recorder.rows == [tokens for window in expected for tokens in window]
-    assert [s.caption for s in result.segments] == [reference_text(model, w[0]) for w in expected]
+    assert [s.caption for s in result.windows] == [reference_text(model, w[0]) for w in expected]
 
 
 def test_a_prompt_file(model, tiny_checkpoint, make_video, tmp_path, record):
@@ -188,7 +188,7 @@ def test_a_prompt_file(model, tiny_checkpoint, make_video, tmp_path, record):
     with record() as recorder:
         result = caption(model, job, path, tmp_path / "captions.jsonl")
     assert recorder.rows == [tokens for window in expected for tokens in window]
-    for segment, window in zip(result.segments, expected, strict=True):
+    for segment, window in zip(result.windows, expected, strict=True):
         answers = zip(prompts, window, strict=True)
         assert segment.answers == {name: reference_text(model, tokens) for name, tokens in answers}
 
@@ -210,7 +210,7 @@ def test_caption_on_the_example_clips(model, tiny_checkpoint, tmp_path, record, 
         sampling = SamplingOptions(**written["sampling"])
         windows = list(sample_windows(written["path"], sampling))
         tokens = [reference_tokens(model, chat(written["prompts"][0]["text"], w), EXACT) for w in windows]
-        assert [s["caption"] for s in written["segments"]] == [reference_text(model, t) for t in tokens]
+        assert [s["caption"] for s in written["windows"]] == [reference_text(model, t) for t in tokens]
         expected += tokens
     assert recorder.rows == expected
 

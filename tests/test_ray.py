@@ -32,7 +32,7 @@ def test_errors_survive_pickling_between_workers():
 def caption(cwd: Path, checkpoint: Path, output: str, *extra: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "smolvlm_video", "caption", "clips", "-o", output, "--quiet"]
     command += ["--model", str(checkpoint), "--max-new-tokens", "6", "--max-frames", "4", "--batch-size", "2"]
-    command += ["--segment-seconds", "1.5", "--summarize"]  # two windows a clip, answered on any actor
+    command += ["--window-seconds", "1.5", "--summarize"]  # two windows a clip, answered on any actor
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local Ray, started by the command
     env.update(HF_HUB_OFFLINE="1", RAY_AUTH_MODE="disabled")
     return subprocess.run([*command, *extra], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -63,12 +63,12 @@ def test_ray_engine_gives_the_local_engines_records(tmp_path, tiny_checkpoint, c
             expected["status"],
             expected["caption"],
         )
-        assert got["segments"] == expected["segments"] and got["summarized"] == expected["summarized"]
+        assert got["windows"] == expected["windows"] and got["summarized"] == expected["summarized"]
         assert (got["error"] or {}).get("type") == (expected["error"] or {}).get(
             "type"
         )  # messages: absolute paths
     assert {r["error"]["type"] for r in by_ray.values() if r["error"]} == {"not_a_video", "empty"}
-    assert [len(r["segments"]) for r in by_ray.values() if r["status"] == "ok"] == [2, 2]
+    assert [len(r["windows"]) for r in by_ray.values() if r["status"] == "ok"] == [2, 2]
     assert all(r["summarized"] for r in by_ray.values() if r["status"] == "ok")
 
     rerun = caption(tmp_path, tiny_checkpoint, "ray.jsonl", "--engine", "ray", "--no-retry-errors")

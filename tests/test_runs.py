@@ -173,8 +173,8 @@ def test_a_failed_summary_keeps_the_window_captions(
         job(tiny_checkpoint, sampling=sampling, summarize=True),
     )
     (record,) = Captioning(run, model=tiny_model)
-    assert record.status == "ok" and len(record.segments) == 2 and not record.summarized
-    assert record.caption == "\n".join(s.caption for s in record.segments)
+    assert record.status == "ok" and len(record.windows) == 2 and not record.summarized
+    assert record.caption == "\n".join(s.caption for s in record.windows)
     assert (
         record.summary_error["type"] == "generation"
         and "longer than the context" in record.summary_error["message"]
@@ -230,4 +230,4 @@ def test_windows_answered_out_of_order_make_an_ordered_record(make_video):
         whole.merge(part)
     record = whole.record(CaptionJob())
     assert record.caption == "first\nsecond"
-    assert [s.start for s in record.segments] == [0.0, 3.0]
+    assert [s.start for s in record.windows] == [0.0, 3.0]

@@ -49,17 +49,17 @@ def test_a_clip_without_a_cut_is_one_shot(make_video):
 
 
 @pytest.mark.slow
-def test_caption_gives_a_segment_per_shot_and_a_cue_per_shot(tiny_checkpoint, three_shots, tmp_path):
+def test_caption_gives_a_window_per_shot_and_a_cue_per_shot(tiny_checkpoint, three_shots, tmp_path):
     out = tmp_path / "captions.jsonl"
     args = ["caption", str(three_shots), "-o", str(out), "--model", str(tiny_checkpoint), "--quiet"]
     result = CliRunner().invoke(cli, [*args, "--max-new-tokens", "3", "--split", "scenes", "--format", "srt"])
     assert result.exit_code == 0, result.output
     (record,) = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    segments = record["segments"]
-    assert len(segments) == 3 and record["sampling"]["split"] == "scenes"
-    for segment, cut in zip(segments[1:], CUTS, strict=True):
-        assert abs(segment["start"] - cut) <= 0.5
-    assert all(a["end"] == b["start"] for a, b in itertools.pairwise(segments))
+    windows = record["windows"]
+    assert len(windows) == 3 and record["sampling"]["split"] == "scenes"
+    for window, cut in zip(windows[1:], CUTS, strict=True):
+        assert abs(window["start"] - cut) <= 0.5
+    assert all(a["end"] == b["start"] for a, b in itertools.pairwise(windows))
     (subtitles,) = tmp_path.glob("*.srt")
     assert subtitles.read_text(encoding="utf-8").count(" --> ") == 3
 

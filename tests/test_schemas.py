@@ -63,18 +63,18 @@ def clips(tmp_path, make_video) -> Path:
 def test_every_caption_validates_against_the_schema(tiny_checkpoint, clips, scene_file, tmp_path):
     out = tmp_path / "captions.jsonl"
     args = ["caption", str(clips), "-o", str(out), "--model", str(tiny_checkpoint), "--quiet"]
-    result = run(*args, "--json-schema", str(scene_file), "--max-new-tokens", "200", "--segment-seconds", "3")
+    result = run(*args, "--json-schema", str(scene_file), "--max-new-tokens", "200", "--window-seconds", "3")
     assert result.exit_code == 0, result.output
     records = lines(out)
     assert len(records) == 3 and json.loads(records[0]["prompts"][0]["schema"]) == SCENE
     for record in records:
-        values = [segment["answers"]["caption"] for segment in record["segments"]]
-        assert record["answers"]["caption"] == (values[0] if len(values) == 1 else values)  # one per segment
-        assert record["caption"] == "\n".join(segment["caption"] for segment in record["segments"])
-        for segment, value in zip(record["segments"], values, strict=True):
+        values = [segment["answers"]["caption"] for segment in record["windows"]]
+        assert record["answers"]["caption"] == (values[0] if len(values) == 1 else values)  # one per window
+        assert record["caption"] == "\n".join(segment["caption"] for segment in record["windows"])
+        for segment, value in zip(record["windows"], values, strict=True):
             jsonschema.validate(value, SCENE)
             assert json.loads(segment["caption"]) == value  # the caption is the answer's JSON text
-    assert max(len(r["segments"]) for r in records) == 3  # the 7 s clip: windows of 3 s
+    assert max(len(r["windows"]) for r in records) == 3  # the 7 s clip: windows of 3 s
 
 
 @pytest.mark.slow
@@ -170,10 +170,10 @@ def test_schema_is_compact_and_stated_in_the_prompt():
 def test_a_summary_follows_the_schema_too(tiny_checkpoint, clips, scene_file, tmp_path):
     out = tmp_path / "captions.jsonl"
     args = ["caption", str(clips / "long.mp4"), "-o", str(out), "--model", str(tiny_checkpoint), "--quiet"]
-    result = run(*args, "--json-schema", str(scene_file), "--max-new-tokens", "200", "--segment-seconds", "3",
+    result = run(*args, "--json-schema", str(scene_file), "--max-new-tokens", "200", "--window-seconds", "3",
                  "--summarize")  # fmt: skip
     assert result.exit_code == 0, result.output
     (record,) = lines(out)
-    assert record["summarized"] and len(record["segments"]) == 3 and record["summary_error"] is None
+    assert record["summarized"] and len(record["windows"]) == 3 and record["summary_error"] is None
     jsonschema.validate(record["answers"]["caption"], SCENE)  # one value for the whole clip, not the list
     assert json.loads(record["caption"]) == record["answers"]["caption"]

@@ -28,7 +28,7 @@ from ..model.schemas import JsonSchema, check_generation
 from ..options import GenerationOptions, ModelOptions, SamplingOptions
 from .clips import DEFAULT_PROMPT
 from .prefetch import DEFAULT_WORKERS, DecodedWindow, PlannedClip, Prepare, prefetch_windows
-from .records import VIDEO_FIELDS, CaptionRecord, Segment, answer_text, error_record
+from .records import VIDEO_FIELDS, CaptionRecord, WindowCaption, answer_text, error_record
 
 if TYPE_CHECKING:
     from ..model.loading import LoadedModel
@@ -133,7 +133,7 @@ class ClipCaptions:
     """One clip's captioning while its windows are answered; its record once all of them are."""
 
     clip: PlannedClip
-    segments: list[Segment] = field(default_factory=list)
+    windows: list[WindowCaption] = field(default_factory=list)
     error: BaseException | None = None
     decode_seconds: float = 0.0
     generate_seconds: float = 0.0
@@ -143,7 +143,7 @@ class ClipCaptions:
 
     @property
     def done(self) -> bool:
-        return self.error is not None or len(self.segments) == self.clip.window_count
+        return self.error is not None or len(self.windows) == self.clip.window_count
 
     def add(self, window: DecodedWindow, answers: Mapping[str, Any], seconds: float) -> None:
         """A window's answers, one per prompt (text, or a JSON value where the prompt has a schema)."""
@@ -151,8 +151,8 @@ class ClipCaptions:
         video = window.video
         self.decode_seconds += video.decode_seconds
         self.generate_seconds += seconds
-        self.segments.append(
-            Segment(
+        self.windows.append(
+            WindowCaption(
                 start=round(video.window.start, 3),
                 end=round(video.window.end, 3),
                 caption=answer_text(next(iter(answers.values()))),
@@ -165,13 +165,13 @@ class ClipCaptions:
     def fail(self, error: BaseException) -> None:
         self.error = self.error or error
 
-    def merge(self, part: ClipCaptions) -> None:
+    def merge(self, found: ClipCaptions) -> None:
         """What another worker found on some windows of the same clip (Ray's actors)."""
-        self.segments += part.segments
-        self.decode_seconds += part.decode_seconds
-        self.generate_seconds += part.generate_seconds
-        if part.error is not None:
-            self.fail(part.error)
+        self.windows += found.windows
+        self.decode_seconds += found.decode_seconds
+        self.generate_seconds += found.generate_seconds
+        if found.error is not None:
+            self.fail(found.error)
 
     def record(self, job: CaptionJob) -> CaptionRecord:
         clip = self.clip
@@ -179,18 +179,18 @@ class ClipCaptions:
             return error_record(clip.path, self.error, id=clip.id, **job.record_fields())
         info = clip.info
         assert info is not None
-        segments = sorted(self.segments, key=lambda s: s.start)  # Ray's actors answer in any order
+        windows = sorted(self.windows, key=lambda s: s.start)  # Ray's actors answer in any order
         answers = {
-            name: _joined([s.answers[name] for s in segments], job.schemas.get(name)) for name in job.prompts
+            name: _joined([s.answers[name] for s in windows], job.schemas.get(name)) for name in job.prompts
         }
         return CaptionRecord(
             path=clip.path,
             abs_path=os.path.abspath(clip.path),
             id=clip.id,
             status="ok",
-            caption="\n".join(s.caption for s in segments),
+            caption="\n".join(s.caption for s in windows),
             answers=answers,
-            segments=segments,
+            windows=windows,
             video={k: getattr(info, k) for k in VIDEO_FIELDS},
             timings={
                 "decode": round(clip.seconds + self.decode_seconds, 3),
@@ -291,7 +291,7 @@ def summarize_records(answerer: Answerer, job: CaptionJob, records: list[Caption
 
     Where a summary fails, the window captions stay as the caption and `summary_error` says why.
     """
-    todo = [(r, name) for r in records if r.status == "ok" and len(r.segments) > 1 for name in job.prompts]
+    todo = [(r, name) for r in records if r.status == "ok" and len(r.windows) > 1 for name in job.prompts]
     if not todo:
         return
     chats = [chat(summary_question(job, r, n), system=job.system) for r, n in todo]
@@ -314,7 +314,7 @@ def summarize_records(answerer: Answerer, job: CaptionJob, records: list[Caption
 
 def summary_question(job: CaptionJob, record: CaptionRecord, name: str) -> str:
     """The summary prompt for one prompt's window captions, with that prompt's schema if it has one."""
-    captions = "\n".join(f"{clock(s.start)}: {answer_text(s.answers[name])}" for s in record.segments)
+    captions = "\n".join(f"{clock(s.start)}: {answer_text(s.answers[name])}" for s in record.windows)
     question = SUMMARY_PROMPT.format(captions=captions)
     schema = job.schemas.get(name)
     return schema.prompt(question) if schema else question

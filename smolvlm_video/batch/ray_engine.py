@@ -77,17 +77,17 @@ class WindowCaptioner(_Actor):
     """An actor: answers batches of decoded windows; what it found on each goes back as a ClipCaptions."""
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        parts = []
+        found = []  # per window: what it adds to its clip's captions
         for blob in batch["window"]:
             window = pickle.loads(blob)
-            part = ClipCaptions(window.clip)
+            captions = ClipCaptions(window.clip)
             if window.error is not None:
-                part.fail(window.error)
-            parts.append((part, window))
-        answer_windows(self.answerer, self.job, parts)
+                captions.fail(window.error)
+            found.append((captions, window))
+        answer_windows(self.answerer, self.job, found)
         return {
-            "part": [pickle.dumps(part) for part, _ in parts],
-            "batch_size": [self.answerer.batch_size] * len(parts),
+            "captions": [pickle.dumps(captions) for captions, _ in found],
+            "batch_size": [self.answerer.batch_size] * len(found),
         }
 
 
@@ -130,17 +130,17 @@ def caption_clips_ray(
     for row in answered.iter_rows():
         if on_batch_size:
             on_batch_size(int(row["batch_size"]))
-        part: ClipCaptions = pickle.loads(row["part"])
-        key = part.clip.path
+        found: ClipCaptions = pickle.loads(row["captions"])
+        key = found.clip.path
         if key in finished:
             continue  # a window answered after its clip had already failed
-        clip = open_clips.setdefault(key, ClipCaptions(part.clip))
-        clip.merge(part)
+        clip = open_clips.setdefault(key, ClipCaptions(found.clip))
+        clip.merge(found)
         if not clip.done:
             continue
         finished.add(key)
         record = open_clips.pop(key).record(job)
-        if job.summarize and record.status == "ok" and len(record.segments) > 1:
+        if job.summarize and record.status == "ok" and len(record.windows) > 1:
             to_summarize.append(record)
         else:
             yield record

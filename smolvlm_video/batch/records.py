@@ -59,7 +59,7 @@ def answer_text(answer: Any) -> str:
 
 
 @dataclass
-class Segment:
+class WindowCaption:
     """The answers about one window of a clip."""
 
     start: float
@@ -89,8 +89,8 @@ class CaptionRecord:
     # prompt name -> its answer: text (lines over windows), or a schema's JSON value (a list of them over
     # several windows, unless summarized)
     answers: dict[str, Any] = field(default_factory=dict)
-    segments: list[Segment] = field(default_factory=list)
-    summarized: bool = False  # caption written from the segment captions (--summarize)
+    windows: list[WindowCaption] = field(default_factory=list)
+    summarized: bool = False  # caption written from the window captions (--summarize)
     summary_error: dict[str, str] | None = None  # type, message: why the summary failed (captions kept)
     model: dict[str, Any] = field(default_factory=dict)  # id, revision
     prompts: list[dict[str, str | None]] = field(default_factory=list)  # name, text, schema (JSON text)
@@ -106,8 +106,8 @@ class CaptionRecord:
     @classmethod
     def from_dict(cls, fields: dict[str, Any]) -> CaptionRecord:
         """A record from its JSON form (as `to_json` writes it)."""
-        segments = [Segment(**segment) for segment in fields.get("segments", [])]
-        return cls(**{**fields, "segments": segments})
+        windows = [WindowCaption(**window) for window in fields.get("windows", [])]
+        return cls(**{**fields, "windows": windows})
 
     @classmethod
     def from_json(cls, line: str) -> CaptionRecord:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .schemas import JsonSchema
 
 ADVICE = {
-    "the frames and images": "lower --max-frames or --fps, or shorten the window (--segment-seconds)",
+    "the frames and images": "lower --max-frames or --fps, or shorten the window (--window-seconds)",
     "the JSON schema": "use a shorter JSON schema (fewer enum values, shorter descriptions)",
     "the text": "shorten the prompt, the system message or the conversation",
 }
