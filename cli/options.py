@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from smolvlm_video.batch.engines import ENGINES
 from smolvlm_video.batch.ray_engine import RayOptions
 from smolvlm_video.batch.runs import Shard
 from smolvlm_video.errors import ModelLoadError, OptionsError, OutputError, SmolVLMVideoError
@@ -132,7 +133,7 @@ _GENERATION = [
 _ENGINE = [
     click.option(
         "--engine",
-        type=click.Choice(["local", "ray"]),
+        type=click.Choice(list(ENGINES)),
         default="local",
         show_default=True,
         help="local: this machine. ray: a Ray cluster (pip install 'smolvlm-video[ray]').",

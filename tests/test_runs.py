@@ -7,15 +7,15 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
 from conftest import requires_ffmpeg
 
-from smolvlm_video.batch import captioning, prefetch
+from smolvlm_video.batch import captioning, engines, prefetch, sinks
 from smolvlm_video.batch.captioning import CaptionJob
-from smolvlm_video.batch.records import read_records
+from smolvlm_video.batch.records import CaptionRecord, read_records, safe_clip_id
 from smolvlm_video.batch.runs import Captioning, CaptionRun, Shard, plan_run
 from smolvlm_video.errors import OptionsError, OutputError
 from smolvlm_video.model import inputs
@@ -231,3 +231,55 @@ def test_windows_answered_out_of_order_make_an_ordered_record(make_video):
     record = whole.record(CaptionJob())
     assert record.caption == "first\nsecond"
     assert [s.start for s in record.windows] == [0.0, 3.0]
+
+
+class MemorySink:
+    """A sink that keeps records in a list: what a new output format has to provide."""
+
+    kept: ClassVar[list[Any]] = []
+
+    def __init__(self, path: Any) -> None:
+        self.path = path
+
+    @staticmethod
+    def done_ids(path: Any, retry_errors: bool = True) -> set[str]:
+        return {record.id for record in MemorySink.kept if record.status == "ok"}
+
+    def write(self, record: Any) -> None:
+        MemorySink.kept.append(record)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> MemorySink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ListEngine:
+    """An engine that answers every clip with its path: what a new engine has to provide."""
+
+    def __init__(self, run: Any, model: Any = None) -> None:
+        self.run = run
+
+    def records(self, job, paths, ready, batch_size):
+        ready()
+        for path in paths:
+            batch_size(1)
+            yield CaptionRecord(path, path, safe_clip_id(path), "ok", caption=path)
+
+
+def test_a_new_sink_and_a_new_engine_are_one_class_and_one_line_each(clips, tmp_path, monkeypatch):
+    monkeypatch.setitem(sinks.SINKS, "memory", MemorySink)
+    monkeypatch.setitem(engines.ENGINES, "listing", ListEngine)
+    monkeypatch.setattr(MemorySink, "kept", [])
+    run = CaptionRun((str(clips),), tmp_path / "unused", CaptionJob(), sink="memory", engine="listing")
+    captioning = Captioning(run)
+    assert [record.caption for record in captioning] == sorted(str(p) for p in clips.glob("*.mp4"))
+    assert captioning.stats.batch_size == 1 and captioning.stats.captioned == len(MemorySink.kept)
+    assert plan_run(run).todo == ()  # resume asks the sink which clips it holds

@@ -191,7 +191,7 @@ class JsonlWriter:
                 self._timer.daemon = True
                 self._timer.start()
 
-    def sync(self) -> None:
+    def flush(self) -> None:
         """Put what was written on the disk now."""
         with self._lock:
             if self._fd >= 0:
@@ -199,7 +199,7 @@ class JsonlWriter:
 
     def _timed_sync(self) -> None:
         try:
-            self.sync()
+            self.flush()
         except OutputError as error:  # raised to the writer's caller at its next write or close
             self._failed = error
 
@@ -225,6 +225,11 @@ class JsonlWriter:
             f"Cannot write to {self.path}: {error.strerror or error}. The {self.lines} records in it "
             "are safe; make room (or write elsewhere) and run again to resume from where it stopped."
         )
+
+    @staticmethod
+    def done_ids(path: str | os.PathLike[str], retry_errors: bool = True) -> set[str]:
+        """The ids of the clips a rerun skips (see `finished_ids`)."""
+        return finished_ids(path, retry_errors)
 
     def close(self) -> None:
         with self._lock:

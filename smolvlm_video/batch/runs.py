@@ -20,24 +20,23 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import OptionsError, OutputError
 from .captioning import CaptionJob
 from .clips import find_clips
+from .engines import ENGINES
 from .ray_engine import RayOptions
-from .records import CaptionRecord, JsonlWriter, finished_ids, path_digest, safe_clip_id
+from .records import CaptionRecord, path_digest, safe_clip_id
+from .sinks import SINKS
 
 if TYPE_CHECKING:
     from ..model.loading import LoadedModel
-    from .answering import Answerer
 
 URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+://")  # s3://, gs://, https://: not a local path
 
-Engine = Literal["local", "ray"]
 SubtitleKind = Literal["srt", "vtt"]
 
 
@@ -80,7 +79,8 @@ class CaptionRun:
     overwrite: bool = False  # start the output afresh instead of resuming
     retry_errors: bool = True  # on a rerun, try the clips that have an error record again
     subtitles: SubtitleKind | None = None  # also a subtitle file per clip beside the output
-    engine: Engine = "local"
+    engine: str = "local"  # a name in engines.ENGINES: local or ray
+    sink: str = "jsonl"  # a name in sinks.SINKS: the output's format
     ray: RayOptions = field(default_factory=RayOptions)
 
     def __post_init__(self) -> None:
@@ -92,8 +92,10 @@ class CaptionRun:
             refuse_uri(item)
         if self.subtitles not in (None, "srt", "vtt"):
             raise OptionsError(f"subtitles must be srt, vtt or None, got {self.subtitles!r}.", "subtitles")
-        if self.engine not in ("local", "ray"):
-            raise OptionsError(f"engine must be local or ray, got {self.engine!r}.", "engine")
+        if self.engine not in ENGINES:
+            raise OptionsError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}.", "engine")
+        if self.sink not in SINKS:
+            raise OptionsError(f"sink must be one of {', '.join(SINKS)}, got {self.sink!r}.", "sink")
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def plan_run(run: CaptionRun) -> RunPlan:
     """
     check_output(run.output)
     clips = [path for path in find_clips(_inputs(run), run.recursive, run.patterns) if _in_shard(run, path)]
-    done = set() if run.overwrite else finished_ids(run.output, run.retry_errors)
+    done = set() if run.overwrite else SINKS[run.sink].done_ids(run.output, run.retry_errors)
     todo = [path for path in clips if safe_clip_id(path) not in done] if done else clips
     return RunPlan(tuple(clips), tuple(todo))
 
@@ -182,7 +184,6 @@ class Captioning:
         self.plan = plan if plan is not None else plan_run(run)
         self.stats = RunStats(len(self.plan.todo), self.plan.skipped, run.job.batch_size)
         self._model = model
-        self._answerer: Answerer | None = None
         self._ready_at = time.monotonic()
 
     def __iter__(self) -> Iterator[CaptionRecord]:
@@ -191,10 +192,11 @@ class Captioning:
             return
         if run.overwrite:
             run.output.unlink(missing_ok=True)
-        records = self._records()
-        with JsonlWriter(run.output) as writer:
+        engine = ENGINES[run.engine](run, self._model)
+        records = engine.records(run.job, list(self.plan.todo), self._ready, self._lower_batch_size)
+        with SINKS[run.sink](run.output) as sink:
             for record in records:
-                writer.write(record)
+                sink.write(record)
                 if run.subtitles and record.status == "ok":
                     from .subtitles import write_subtitles
 
@@ -208,31 +210,10 @@ class Captioning:
         if record.error:
             stats.failed[record.error["type"]] += 1
         stats.seconds = time.monotonic() - self._ready_at
-        if self._answerer is not None:
-            stats.batch_size = self._answerer.batch_size
 
-    def _records(self) -> Iterator[CaptionRecord]:
-        job, todo = self.run.job, list(self.plan.todo)
-        if self.run.engine == "ray":
-            from ..model.loading import load_frame_side
-            from .ray_engine import caption_clips_ray, connect
-
-            with ThreadPoolExecutor(1) as pool:  # the processor loads while Ray starts (both take seconds)
-                side = pool.submit(load_frame_side, job.model.name, job.model.revision)
-                connect(self.run.ray)
-                job = replace(job, sampling=job.sampling.for_frame_side(side.result()))
-            self._ready_at = time.monotonic()
-            yield from caption_clips_ray(job, todo, self.run.ray, on_batch_size=self._lower_batch_size)
-            return
-        from ..model.loading import load
-        from .answering import Answerer
-        from .captioning import caption_clips
-
-        model = self._model or load(job.model)
-        job = replace(job, sampling=job.sampling.for_frame_side(model.frame_side))
-        self._answerer = Answerer(model, job.generation, job.batch_size)
+    def _ready(self) -> None:
+        """The engine is ready (its model loaded): the run's pace is measured from here."""
         self._ready_at = time.monotonic()
-        yield from caption_clips(model, job, todo, self._answerer)
 
     def _lower_batch_size(self, size: int) -> None:
         self.stats.batch_size = min(self.stats.batch_size, size)
