@@ -51,7 +51,7 @@ class CaptionJob:
     summarize: bool = False  # clips of several windows also get one caption written from the windows'
     # Local engine: decoding threads (default 2). Ray engine: decoding tasks at once (default: no limit).
     workers: int | None = None
-    # prompt name -> the JSON schema its answers follow; those captions are the parsed JSON values
+    # prompt name -> the JSON schema its answers follow; records hold those answers parsed, in `answers`
     schemas: Mapping[str, JsonSchema] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import OutputError
+from ..model.schemas import SEPARATORS
 from ..version import __version__
 
 logger = logging.getLogger(__name__)
@@ -52,9 +53,9 @@ TIMINGS = ("decode", "generate")  # a record's `timings`, in seconds
 
 
 def answer_text(answer: Any) -> str:
-    """An answer as text: text as it is, a JSON value (a schema's answer) as compact JSON."""
+    """An answer as text: text as it is, a JSON value (a schema's answer) as the grammar writes it."""
     return (
-        answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
+        answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False, separators=SEPARATORS)
     )
 
 
