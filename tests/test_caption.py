@@ -283,6 +283,13 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-m", "smolvlm_video", "caption", *args]
 
 
+def _heed_ctrl_c() -> None:
+    """Ctrl-C acts in the child even where the suite runs with SIGINT ignored, as a background job does."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_while_the_model_loads_exits_130(tiny_checkpoint, clip, tmp_path):
     import signal
     import subprocess
@@ -296,7 +303,10 @@ def test_ctrl_c_while_the_model_loads_exits_130(tiny_checkpoint, clip, tmp_path)
         os.mkfifo(path)
     out = tmp_path / "out.jsonl"
     process = subprocess.Popen(
-        _command(str(clip), "-o", str(out), "--model", str(model)), stderr=subprocess.PIPE, text=True
+        _command(str(clip), "-o", str(out), "--model", str(model)),
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_heed_ctrl_c,
     )
     held, deadline = None, time.monotonic() + 120
     while held is None and time.monotonic() < deadline and process.poll() is None:
