@@ -34,21 +34,19 @@ def ask_command(media: Path, question: str, **params: Any) -> None:
     With --json-schema the answer is JSON that follows the schema; exit status 1 if max new tokens cut it off.
     """
     from smolvlm_video.model.generate import stream
-    from smolvlm_video.model.loading import load
+    from smolvlm_video.model.loading import load_fitted
     from smolvlm_video.model.prompts import chat
-    from smolvlm_video.model.schemas import JsonSchema, check_generation, parse_answer
+    from smolvlm_video.model.schemas import JsonSchema, Question, check_generation, parse_answer
     from smolvlm_video.video.media import load_media
 
-    sampling = build_sampling(params)
     generation = build_generation(params)
     schema = JsonSchema.from_file(params["json_schema"]) if params["json_schema"] else None
     if schema:
         check_generation(generation.min_new_tokens)
-        question = schema.prompt(question)
-    model = load(build_model(params))
-    item = load_media(media, sampling.for_frame_side(model.frame_side))
+    model, sampling = load_fitted(build_model(params), build_sampling(params))
+    item = load_media(media, sampling)
     answer = ""
-    for piece in stream(model, chat(question, item, system=params["system"]), generation, schema=schema):
+    for piece in stream(model, chat(Question(question, schema), item, system=params["system"]), generation):
         click.echo(piece if answer else piece.lstrip(), nl=False)
         answer += piece
     click.echo()

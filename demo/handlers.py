@@ -19,8 +19,9 @@ from PIL import Image
 
 from smolvlm_video.batch.clips import DEFAULT_PROMPT
 from smolvlm_video.errors import FileError, SmolVLMVideoError
-from smolvlm_video.model.prompts import Message, chat_media, clock
-from smolvlm_video.model.schemas import JsonSchema, parse_answer
+from smolvlm_video.model.loading import load_fitted
+from smolvlm_video.model.prompts import Chat, chat_media, clock
+from smolvlm_video.model.schemas import JsonSchema, Question, parse_answer
 from smolvlm_video.options import GenerationOptions
 from smolvlm_video.video import SampledVideo
 from smolvlm_video.video.media import is_image
@@ -28,7 +29,7 @@ from smolvlm_video.video.media import is_image
 from .config import DemoConfig
 from .conversation import check_upload, to_messages
 from .models import ModelCache
-from .settings import Settings
+from .settings import Settings, takes_settings
 from .zerogpu import chat_frames, gpu_decorator, request_seconds
 
 Gallery = list[tuple[str, str]]
@@ -96,54 +97,30 @@ class Handlers:
     def __init__(self, config: DemoConfig, models: ModelCache | None = None) -> None:
         self.config = config
         self._stream = gpu_decorator(self.gpu_seconds)(self._stream_answer)  # imports spaces first
-        self.models = models or ModelCache(config.model_options())
+        self.models = models or ModelCache()
         if config.preload:
-            self.models.preload(config.models)
+            self.models.preload([config.model_options(name) for name in config.models])
         uploads = Path(gr.utils.get_upload_folder())
         self.allowed = [uploads, config.examples_dir]
         self.frames = FrameStore(uploads / "smolvlm-frames")
 
-    def gpu_seconds(
-        self, name: str, messages: list[Message], generation: GenerationOptions, schema: JsonSchema | None
-    ) -> int:
+    def gpu_seconds(self, name: str, chat: Chat, generation: GenerationOptions) -> int:
         """The ZeroGPU time one answer reserves (called with `_stream_answer`'s own arguments)."""
-        frames = chat_frames(messages)
+        frames = chat_frames(chat.messages)
         return request_seconds(name, frames, generation.max_new_tokens, self.config.gpu_seconds)
 
-    # The settings are spelled out in each handler's signature: Gradio names the API's parameters after them.
-    def chat(
-        self,
-        message: dict,
-        history: list[dict],
-        model: str,
-        max_frames: float,
-        fps: float,
-        start: float | None,
-        end: float | None,
-        max_new_tokens: float,
-        temperature: float,
-        system: str,
-    ) -> Iterator[tuple[str, Any, Any]]:
+    # Each handler takes the settings as one object; Gradio sees each setting as a named API parameter.
+    @takes_settings
+    def chat(self, message: dict, history: list[dict], settings: Settings) -> Iterator[tuple[str, Any, Any]]:
         """The multimodal chat: (answer so far, frames seen, what was seen) as the answer streams."""
-        settings = Settings(model, max_frames, fps, start, end, max_new_tokens, temperature, system)
         with _as_gr_error():
             yield from self._chat(message, history, settings)
 
+    @takes_settings
     def describe_video(
-        self,
-        video: str | None,
-        prompt: str,
-        model: str,
-        max_frames: float,
-        fps: float,
-        start: float | None,
-        end: float | None,
-        max_new_tokens: float,
-        temperature: float,
-        system: str,
+        self, video: str | None, prompt: str, settings: Settings
     ) -> Iterator[tuple[str, Any, Any]]:
         """One video, one prompt (default: describe it)."""
-        settings = Settings(model, max_frames, fps, start, end, max_new_tokens, temperature, system)
         with _as_gr_error():
             if not video:
                 raise SmolVLMVideoError("Upload a video first.")
@@ -152,22 +129,11 @@ class Handlers:
             message = {"text": prompt or DEFAULT_PROMPT, "files": [video]}
             yield from self._chat(message, [], settings)
 
+    @takes_settings
     def ask(
-        self,
-        media: str | None,
-        question: str,
-        model: str,
-        max_frames: float,
-        fps: float,
-        start: float | None,
-        end: float | None,
-        max_new_tokens: float,
-        temperature: float,
-        system: str,
-        json_schema: str | None = None,
+        self, media: str | None, question: str, settings: Settings, json_schema: str | None = None
     ) -> Iterator[tuple[str, Any, Any]]:
         """One image or video, one question; with a JSON schema (its text), a JSON answer that follows it."""
-        settings = Settings(model, max_frames, fps, start, end, max_new_tokens, temperature, system)
         with _as_gr_error():
             if not media:
                 raise SmolVLMVideoError("Upload an image or a video first.")
@@ -176,45 +142,46 @@ class Handlers:
             schema = (
                 JsonSchema(json_schema, "The JSON schema") if json_schema and json_schema.strip() else None
             )
-            if schema:
-                question = schema.prompt(question)
-            yield from self._chat({"text": question, "files": [media]}, [], settings, schema)
+            yield from self._chat({"files": [media]}, [], settings, Question(question, schema))
 
     def _chat(
-        self, message: dict, history: list[dict], settings: Settings, schema: JsonSchema | None = None
+        self, message: dict, history: list[dict], settings: Settings, question: Question | None = None
     ) -> Iterator[tuple[str, Any, Any]]:
+        """Answer `message` after `history`; `question`, where given, is its text with its schema."""
         if settings.model not in self.config.models:
             raise SmolVLMVideoError(
                 f"Unknown model {settings.model!r}; choose one of {', '.join(self.config.models)}."
             )
         sampling, generation = settings.options()
-        model = self.models.get(settings.model)
-        sampling = sampling.for_frame_side(model.frame_side)
+        options = self.config.model_options(settings.model)
+        _, sampling = load_fitted(options, sampling, self.models.get)
+        if question:
+            message = {**message, "text": question.prompt()}
         messages = to_messages(history, message, sampling, self.allowed, system=settings.system or None)
-        yield from self._answer(settings.model, messages, generation, schema)
+        yield from self._answer(
+            settings.model, Chat(tuple(messages), question and question.schema), generation
+        )
 
     def _answer(
-        self, name: str, messages: list[Message], generation: GenerationOptions, schema: JsonSchema | None
+        self, name: str, chat: Chat, generation: GenerationOptions
     ) -> Iterator[tuple[str, Gallery, str]]:
-        media = chat_media(messages)
+        media = chat_media(chat.messages)
         gallery, seen_text = self.frames.save(media), describe_media(media)
         yield "", gallery, seen_text  # the frames show before the answer starts
         answer = ""
-        for piece in self._stream(name, messages, generation, schema):
+        for piece in self._stream(name, chat, generation):
             answer += piece
             yield answer.lstrip(), gr.skip(), gr.skip()  # the frames are sent once, not with every token
-        if schema:
+        if chat.schema:
             parse_answer(answer.strip(), generation.max_new_tokens)  # a cut-off JSON answer is an error
         yield answer.strip(), gallery, seen_text  # the final result carries everything, for API callers
 
-    def _stream_answer(
-        self, name: str, messages: list[Message], generation: GenerationOptions, schema: JsonSchema | None
-    ) -> Iterator[str]:
+    def _stream_answer(self, name: str, chat: Chat, generation: GenerationOptions) -> Iterator[str]:
         """The model's answer piece by piece; closing this generator stops generation."""
         from smolvlm_video.model.generate import stream
 
         # Closing this generator closes stream() through yield from, which stops and joins its thread.
-        yield from stream(self.models.get(name), messages, generation, schema=schema)
+        yield from stream(self.models.get(self.config.model_options(name)), chat, generation)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from smolvlm_video.model.loading import LoadedModel, load_model
+from smolvlm_video.model.loading import LoadedModel, load
 from smolvlm_video.options import ModelOptions
 
 
@@ -18,39 +18,35 @@ class ModelCache:
     never doubles. `preload` loads models now, as ZeroGPU requires: placed at start-up, not per request.
     """
 
-    def __init__(self, options: ModelOptions | None = None, keep: int = 1) -> None:
-        self.options = options or ModelOptions()  # device, dtype, attention and vision for every model
+    def __init__(self, keep: int = 1) -> None:
         self.keep = max(1, keep)
         self._lock = threading.Lock()
-        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._models: OrderedDict[ModelOptions, LoadedModel] = OrderedDict()
 
-    def get(self, name: str) -> LoadedModel:
-        """The model called `name`, loading it (and dropping the least recently used) if it is not held."""
+    def get(self, options: ModelOptions) -> LoadedModel:
+        """The model `options` load, loading it (and dropping the least recently used) if it is not held."""
         with self._lock:
-            if name not in self._models:
+            if options not in self._models:
                 while len(self._models) >= self.keep:
                     self._drop(next(iter(self._models)))
-                o = self.options
-                self._models[name] = load_model(
-                    name, device=o.device, dtype=o.dtype, attn_implementation=o.attention, vision=o.vision
-                )
-            self._models.move_to_end(name)
-            return self._models[name]
+                self._models[options] = load(options)
+            self._models.move_to_end(options)
+            return self._models[options]
 
-    def preload(self, names: Iterable[str]) -> None:
+    def preload(self, choices: Iterable[ModelOptions]) -> None:
         """Load these models now, keeping all of them."""
-        names = list(dict.fromkeys(names))
-        self.keep = max(self.keep, len(names))
-        for name in names:
-            self.get(name)
+        choices = list(dict.fromkeys(choices))
+        self.keep = max(self.keep, len(choices))
+        for options in choices:
+            self.get(options)
 
     @property
     def held(self) -> tuple[str, ...]:
         """The names of every model held now, least recently used first."""
-        return tuple(self._models)
+        return tuple(options.name for options in self._models)
 
-    def _drop(self, name: str) -> None:
-        del self._models[name]
+    def _drop(self, options: ModelOptions) -> None:
+        del self._models[options]
         gc.collect()
         import torch
 

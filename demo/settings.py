@@ -1,13 +1,20 @@
-"""The settings accordion, and the one place its values become the core's option objects.
+"""The settings accordion, declared once: each setting is a field of `Settings` with the control that sets it.
 
 The controls mirror the CLI's flags (--model, --max-frames, --fps, --start, --end,
 --max-new-tokens, --temperature, --system) and build the same SamplingOptions and
-GenerationOptions the CLI builds from them.
+GenerationOptions the CLI builds from them. A handler takes them as one `Settings` argument;
+`takes_settings` gives it the signature Gradio reads, one named API parameter per setting.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import contextlib
+import inspect
+import itertools
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import gradio as gr
 
@@ -15,38 +22,51 @@ from smolvlm_video.options import DEFAULT_FPS, MAX_WINDOW_SECONDS, GenerationOpt
 
 from .config import DemoConfig
 
+Control = Callable[[DemoConfig], gr.components.Component]
 
-def settings_components(config: DemoConfig) -> list[gr.components.Component]:
-    """The controls, rendered where this is called (inside the settings accordion)."""
-    with gr.Row():
-        model = gr.Dropdown(list(config.models), value=config.model, label="Model", allow_custom_value=False)
-        max_frames = gr.Slider(1, 128, value=config.max_frames, step=1, label="Max frames per video")
-        fps = gr.Slider(0.1, 8, value=DEFAULT_FPS, step=0.1, label="Frames per second")
-    with gr.Row():
-        start = gr.Number(0, label="Window start (s)", minimum=0, info="0: the start of the video.")
-        end = gr.Number(
+
+def setting(row: int, control: Control) -> Any:
+    """A field of `Settings`: the control that sets it (made from the app config), in this accordion row."""
+    return field(metadata={"row": row, "control": control})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings' values as a request receives them: one field per control, in the API's order."""
+
+    model: str = setting(
+        0, lambda c: gr.Dropdown(list(c.models), value=c.model, label="Model", allow_custom_value=False)
+    )
+    max_frames: float = setting(
+        0, lambda c: gr.Slider(1, 128, value=c.max_frames, step=1, label="Max frames per video")
+    )
+    fps: float = setting(
+        0, lambda c: gr.Slider(0.1, 8, value=DEFAULT_FPS, step=0.1, label="Frames per second")
+    )
+    start: float | None = setting(
+        1, lambda c: gr.Number(0, label="Window start (s)", minimum=0, info="0: the start of the video.")
+    )
+    end: float | None = setting(
+        1,
+        lambda c: gr.Number(
             0,
             label="Window end (s)",
             minimum=0,
             info=f"0: {MAX_WINDOW_SECONDS:g} s after the start (a longer video is cut there).",
-        )
-        max_new_tokens = gr.Slider(1, 2048, value=config.max_new_tokens, step=1, label="Max new tokens")
-        temperature = gr.Slider(0, 1.5, value=0, step=0.05, label="Temperature", info="0: greedy.")
-    system = gr.Textbox("", label="System prompt", placeholder="Optional instructions for the model", lines=1)
-    return [model, max_frames, fps, start, end, max_new_tokens, temperature, system]
-
-
-class Settings(NamedTuple):
-    """The settings' values as a request receives them."""
-
-    model: str
-    max_frames: float
-    fps: float
-    start: float | None
-    end: float | None
-    max_new_tokens: float
-    temperature: float
-    system: str
+        ),
+    )
+    max_new_tokens: float = setting(
+        1, lambda c: gr.Slider(1, 2048, value=c.max_new_tokens, step=1, label="Max new tokens")
+    )
+    temperature: float = setting(
+        1, lambda c: gr.Slider(0, 1.5, value=0, step=0.05, label="Temperature", info="0: greedy.")
+    )
+    system: str = setting(
+        2,
+        lambda c: gr.Textbox(
+            "", label="System prompt", placeholder="Optional instructions for the model", lines=1
+        ),
+    )
 
     def options(self) -> tuple[SamplingOptions, GenerationOptions]:
         """The option objects for these values; a start or end of 0 or nothing means the default.
@@ -63,3 +83,55 @@ class Settings(NamedTuple):
             float(self.temperature), max_new_tokens=int(self.max_new_tokens)
         )
         return sampling, generation
+
+
+def settings_components(config: DemoConfig) -> list[gr.components.Component]:
+    """The controls, one per field of `Settings` in its order, rendered in their rows where this is called."""
+    controls = []
+    for _, group in itertools.groupby(fields(Settings), key=lambda f: f.metadata["row"]):
+        row = list(group)
+        with gr.Row() if len(row) > 1 else contextlib.nullcontext():  # one control alone: full width
+            controls += [f.metadata["control"](config) for f in row]
+    return controls
+
+
+def takes_settings(handler: Callable[..., Iterator[Any]]) -> Any:
+    """Method decorator: `handler(self, ..., settings: Settings, ...)` with one parameter per setting.
+
+    Gradio names an endpoint's API parameters after its function's; on each instance the one `settings`
+    parameter becomes the fields of `Settings`, in place and in order, so the API lists every setting by name.
+    """
+    return _SettingsMethod(handler)
+
+
+class _SettingsMethod:
+    """The descriptor `takes_settings` makes: on an instance, the handler bound and expanded (`expanded`)."""
+
+    def __init__(self, handler: Callable[..., Iterator[Any]]) -> None:
+        self.handler = handler
+        self.__doc__ = handler.__doc__
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        return self if instance is None else expanded(self.handler.__get__(instance, owner))
+
+
+def expanded(handler: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """`handler(..., settings, ...)` as a function taking each field of `Settings` in place of `settings`."""
+    signature = inspect.signature(handler)
+    at, count = list(signature.parameters).index("settings"), len(fields(Settings))
+    hints = typing.get_type_hints(handler) | typing.get_type_hints(Settings)
+    parameters = list(signature.parameters.values())
+    parameters[at : at + 1] = [
+        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=hints[f.name])
+        for f in fields(Settings)
+    ]
+
+    def call(*args: Any) -> Iterator[Any]:  # a generator, so that Gradio streams what it yields
+        yield from handler(*args[:at], Settings(*args[at : at + count]), *args[at + count :])
+
+    call.__name__ = call.__qualname__ = handler.__name__
+    call.__doc__ = handler.__doc__
+    call.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    call.__annotations__ = {p.name: hints.get(p.name, p.annotation) for p in parameters}
+    call.__annotations__["return"] = hints.get("return")
+    return call

@@ -1,7 +1,7 @@
 """smolvlm_video: watch videos with the small SmolVLM2 vision-language models.
 
 The video side (probing, sampling, decoding) imports neither torch nor transformers; the model side
-(`load_model`, `generate`, `stream`) loads them on first use.
+(`load_model`, `load_fitted`, `generate`, `stream`) loads them on first use.
 """
 
 from __future__ import annotations
@@ -34,7 +34,12 @@ _LAZY = {
     "MODELS": "model.registry",
     "LoadedModel": "model.loading",
     "load_model": "model.loading",
+    "load_fitted": "model.loading",
+    "Chat": "model.prompts",
     "Message": "model.prompts",
+    "chat": "model.prompts",
+    "Question": "model.schemas",
+    "JsonSchema": "model.schemas",
     "PromptStrings": "model.prompts",
     "generate": "model.generate",
     "stream": "model.generate",

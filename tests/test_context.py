@@ -18,7 +18,7 @@ from smolvlm_video.model.generate import generate, stream
 from smolvlm_video.model.inputs import build_inputs
 from smolvlm_video.model.loading import LoadedModel, load_model
 from smolvlm_video.model.prompts import chat
-from smolvlm_video.model.schemas import JsonSchema
+from smolvlm_video.model.schemas import JsonSchema, Question
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
 SHORT_CONTEXT = 512  # tokens: the tiny checkpoint's language model, given a short position range
@@ -79,9 +79,9 @@ def test_an_answer_that_would_not_fit_counts_too(short_model, make_video, no_gen
 
 def test_a_long_schema(short_model, no_generation):
     schema = enum_schema(60)
-    messages = chat(schema.prompt("Which category?"))
+    messages = chat(Question("Which category?", schema))
     with pytest.raises(PromptTooLongError, match=r"Most of it is the JSON schema .*shorter JSON schema"):
-        list(stream(short_model, messages, GenerationOptions(max_new_tokens=8), schema=schema))
+        list(stream(short_model, messages, GenerationOptions(max_new_tokens=8)))
 
 
 def test_ask_with_a_5000_value_enum_on_a_16k_context(tiny_checkpoint, clip, tmp_path):

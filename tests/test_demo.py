@@ -28,6 +28,8 @@ from smolvlm_video.demo import models as models_module  # noqa: E402
 from smolvlm_video.demo.conversation import UploadRefused, check_upload  # noqa: E402
 from smolvlm_video.demo.settings import Settings  # noqa: E402
 
+from smolvlm_video.options import ModelOptions  # noqa: E402
+
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
 MAX_FILE_SIZE = 1_000_000  # bytes: uploads over this are refused
 
@@ -77,11 +79,16 @@ def png(tmp_path_factory) -> Path:
     return path
 
 
-def test_named_endpoints(client):
-    assert set(client.view_api(return_format="dict")["named_endpoints"]) == {
-        "/chat",
-        "/describe_video",
-        "/ask",
+SETTINGS = ["model", "max_frames", "fps", "start", "end", "max_new_tokens", "temperature", "system"]
+
+
+def test_named_endpoints_name_every_setting(client):
+    endpoints = client.view_api(return_format="dict")["named_endpoints"]
+    names = {name: [p["parameter_name"] for p in e["parameters"]] for name, e in endpoints.items()}
+    assert names == {
+        "/chat": ["message", *SETTINGS],
+        "/describe_video": ["video", "prompt", *SETTINGS],
+        "/ask": ["media", "question", *SETTINGS, "json_schema"],
     }
 
 
@@ -298,10 +305,10 @@ def test_preload_places_every_model_at_start_up(config, monkeypatch):
     assert not DemoConfig.from_env({"SPACES_ZERO_GPU": "true", "SMOLVLM_PRELOAD": "0"}).preload
     assert not DemoConfig.from_env({}).preload
     loaded: list[str] = []
-    monkeypatch.setattr(models_module, "load_model", lambda name, **kw: loaded.append(name) or name)
+    monkeypatch.setattr(models_module, "load", lambda options: loaded.append(options.name) or options.name)
     handlers = Handlers(dataclasses.replace(config, models=("256M", "500M"), preload=True))
     assert loaded == ["256M", "500M"] and handlers.models.held == ("256M", "500M")
-    handlers.models.get("256M")
+    handlers.models.get(handlers.config.model_options("256M"))
     assert loaded == ["256M", "500M"]  # both kept: no reload on switching
 
 
@@ -362,11 +369,11 @@ def test_app_py_serves_from_a_checkout_without_the_project_installed(tiny_checkp
 def test_the_model_cache_loads_with_the_configured_attention_and_vision(config, monkeypatch):
     from smolvlm_video.demo.models import ModelCache
 
-    calls: list[dict] = []
-    monkeypatch.setattr(models_module, "load_model", lambda name, **kw: calls.append({"name": name, **kw}))
+    calls: list[ModelOptions] = []
+    monkeypatch.setattr(models_module, "load", calls.append)
     chosen = dataclasses.replace(config, attention="sdpa", vision="batched", dtype="float32")
-    ModelCache(chosen.model_options()).get("500M")
-    runtime = {"device": "cpu", "dtype": "float32", "attn_implementation": "sdpa", "vision": "batched"}
-    assert calls == [{"name": "500M", **runtime}]
+    ModelCache().get(chosen.model_options("500M"))
+    assert calls == [ModelOptions("500M", device="cpu", dtype="float32", attention="sdpa", vision="batched")]
     overrides = {"SMOLVLM_ATTENTION": "eager", "SMOLVLM_VISION": "per-chat"}
     assert DemoConfig.from_env(overrides).model_options().attention == "eager"
+

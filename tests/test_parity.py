@@ -10,6 +10,7 @@ random-weight text alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,10 @@ def window_references(model: LoadedModel, job: CaptionJob, path: Path) -> list[l
     """Per window of the clip, per prompt: the reference tokens on the frames `sample_windows` gives."""
     sampling = job.sampling.for_frame_side(model.frame_side)
     return [
-        [reference_tokens(model, chat(job.question(name), window), job.generation) for name in job.prompts]
+        [
+            reference_tokens(model, chat(question, window), job.generation)
+            for question in job.questions.values()
+        ]
         for window in sample_windows(path, sampling)
     ]
 
@@ -241,7 +245,7 @@ def test_the_demo_chat_through_its_handler(model, tiny_checkpoint, record):
     video = sample_video(clip, sampling.for_frame_side(model.frame_side))
 
     def answer(message: dict, history: list[dict]) -> str:
-        *_, (text, _, _) = handlers.chat(message, history, *settings)
+        *_, (text, _, _) = handlers.chat(message, history, *dataclasses.astuple(settings))
         return text
 
     first = [Message.system("Be brief."), Message.user(video, "What is shown?")]

@@ -20,15 +20,13 @@ from typing import Any
 from ..errors import GenerationError, OutOfMemoryError, TruncatedError
 from ..model.generate import generate
 from ..model.loading import LoadedModel
-from ..model.prompts import Message
-from ..model.schemas import JsonSchema, parse_answer
+from ..model.prompts import Chat
+from ..model.schemas import parse_answer
 from ..options import GenerationOptions
 
 logger = logging.getLogger(__name__)
 
 Answer = Any  # the text; with a schema, the parsed JSON value; or a GenerationError
-Chat = Sequence[Message]
-Schemas = Sequence[JsonSchema | None]
 
 
 class Answerer:
@@ -39,19 +37,17 @@ class Answerer:
         self.options = options
         self.batch_size = max(1, batch_size)  # lowered for good after an out-of-memory error
 
-    def answer(self, chats: Sequence[Chat], schemas: Schemas | None = None) -> list[Answer]:
-        """One answer or one GenerationError per chat, in order; `schemas`: one per chat, or None."""
-        schemas = list(schemas) if schemas is not None else [None] * len(chats)
+    def answer(self, chats: Sequence[Chat]) -> list[Answer]:
+        """One answer or one GenerationError per chat, in order."""
         answers: list[Answer] = []
         while len(answers) < len(chats):
-            batch = slice(len(answers), len(answers) + self.batch_size)
-            answers += self._attempt(chats[batch], schemas[batch])
+            answers += self._attempt(chats[len(answers) : len(answers) + self.batch_size])
         return answers
 
-    def _attempt(self, chats: Sequence[Chat], schemas: Schemas) -> list[Answer]:
+    def _attempt(self, chats: Sequence[Chat]) -> list[Answer]:
         try:
-            texts = generate(self.model, chats, self.options, schemas=schemas)
-            return [self._parsed(text, schema) for text, schema in zip(texts, schemas, strict=True)]
+            texts = generate(self.model, chats, self.options)
+            return [self._parsed(text, chat) for text, chat in zip(texts, chats, strict=True)]
         except OutOfMemoryError as error:
             if len(chats) == 1:
                 return [
@@ -64,7 +60,7 @@ class Answerer:
             if half < self.batch_size:
                 logger.warning("Out of memory with %d chats a batch; going on with %d.", len(chats), half)
                 self.batch_size = half
-            return self._attempt(chats[:half], schemas[:half]) + self._attempt(chats[half:], schemas[half:])
+            return self._attempt(chats[:half]) + self._attempt(chats[half:])
         except Exception as error:  # the model's own failures, whatever their type: narrow them down
             if len(chats) == 1:
                 return [_generation_error(error)]
@@ -74,11 +70,10 @@ class Answerer:
                 type(error).__name__,
                 error,
             )
-            pairs = zip(chats, schemas, strict=True)
-            return [answer for chat, schema in pairs for answer in self._attempt([chat], [schema])]
+            return [answer for chat in chats for answer in self._attempt([chat])]
 
-    def _parsed(self, text: str, schema: JsonSchema | None) -> Answer:
-        if schema is None:
+    def _parsed(self, text: str, chat: Chat) -> Answer:
+        if chat.schema is None:
             return text
         try:
             return parse_answer(text, self.options.max_new_tokens)

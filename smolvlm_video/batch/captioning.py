@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import GenerationError, OptionsError
 from ..model.prompts import chat, clock
 from ..model.registry import resolve_model_id
-from ..model.schemas import JsonSchema, check_generation
+from ..model.schemas import JsonSchema, Question, check_generation
 from ..options import GenerationOptions, ModelOptions, SamplingOptions
 from .clips import DEFAULT_PROMPT
 from .prefetch import DEFAULT_WORKERS, DecodedWindow, PlannedClip, Prepare, prefetch_windows
@@ -85,14 +85,10 @@ class CaptionJob:
             "generation": self.generation.to_dict(),
         }
 
-    def question(self, name: str) -> str:
-        """The text sent for a prompt: the prompt, and its schema if it has one."""
-        schema = self.schemas.get(name)
-        return schema.prompt(self.prompts[name]) if schema else self.prompts[name]
-
-    def schema_list(self) -> list[JsonSchema | None]:
-        """Each prompt's schema (or None), in the prompts' order."""
-        return [self.schemas.get(name) for name in self.prompts]
+    @property
+    def questions(self) -> dict[str, Question]:
+        """Each prompt by name, with its schema if it has one, in the prompts' order."""
+        return {name: Question(text, self.schemas.get(name)) for name, text in self.prompts.items()}
 
 
 PROMPT_FILE_SHAPE = 'name -> prompt text, or name -> {"prompt": text, "schema": a JSON schema}'
@@ -205,7 +201,7 @@ def caption_clips(
 ) -> Iterator[CaptionRecord]:
     """One record per path, in order, each as soon as its clip's last window is answered.
 
-    `job.sampling` should carry the model's frame side (`SamplingOptions.for_frame_side`).
+    `job.sampling` should be fitted to the model (`model.loading.load_fitted`), as the engines do.
     """
     from .answering import Answerer
 
@@ -250,13 +246,14 @@ def answer_windows(
     live = [(clip, window) for clip, window in batch if clip.error is None]
     if not live:
         return
+    questions = job.questions.values()
     chats = [
-        chat(job.question(name), window.video, system=job.system)  # type: ignore[arg-type]
+        chat(question, window.video, system=job.system)  # type: ignore[arg-type]
         for _, window in live
-        for name in job.prompts
+        for question in questions
     ]
     started = time.perf_counter()
-    answers = answerer.answer(chats, job.schema_list() * len(live))
+    answers = answerer.answer(chats)
     share = (time.perf_counter() - started) / len(chats)
     names = list(job.prompts)
     for number, (clip, window) in enumerate(live):
@@ -296,7 +293,7 @@ def summarize_records(answerer: Answerer, job: CaptionJob, records: list[Caption
         return
     chats = [chat(summary_question(job, r, n), system=job.system) for r, n in todo]
     summaries: dict[int, dict[str, Any]] = {}
-    answers = answerer.answer(chats, [job.schemas.get(name) for _, name in todo])
+    answers = answerer.answer(chats)
     for (record, name), answer in zip(todo, answers, strict=True):
         summaries.setdefault(id(record), {})[name] = answer
     for record in records:
@@ -312,12 +309,10 @@ def summarize_records(answerer: Answerer, job: CaptionJob, records: list[Caption
         record.summarized = True
 
 
-def summary_question(job: CaptionJob, record: CaptionRecord, name: str) -> str:
+def summary_question(job: CaptionJob, record: CaptionRecord, name: str) -> Question:
     """The summary prompt for one prompt's window captions, with that prompt's schema if it has one."""
     captions = "\n".join(f"{clock(s.start)}: {answer_text(s.answers[name])}" for s in record.windows)
-    question = SUMMARY_PROMPT.format(captions=captions)
-    schema = job.schemas.get(name)
-    return schema.prompt(question) if schema else question
+    return Question(SUMMARY_PROMPT.format(captions=captions), job.schemas.get(name))
 
 
 def _joined(answers: list[Any], schema: JsonSchema | None) -> Any:

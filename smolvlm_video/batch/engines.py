@@ -47,12 +47,12 @@ class LocalEngine:
         ready: Callable[[], None],
         batch_size: Callable[[int], None],
     ) -> Iterator[CaptionRecord]:
-        from ..model.loading import load
+        from ..model.loading import load, load_fitted
         from .answering import Answerer
         from .captioning import caption_clips
 
-        model = self.model or load(job.model)
-        job = replace(job, sampling=job.sampling.for_frame_side(model.frame_side))
+        model, sampling = load_fitted(job.model, job.sampling, lambda options: self.model or load(options))
+        job = replace(job, sampling=sampling)
         answerer = Answerer(model, job.generation, job.batch_size)
         ready()
         for record in caption_clips(model, job, paths, answerer):

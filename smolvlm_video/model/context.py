@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import PromptTooLongError
-from .prompts import Message, PromptStrings, chat_media
+from .prompts import Chat, Message, PromptStrings, chat_media
 
 if TYPE_CHECKING:
     import torch
@@ -31,17 +31,18 @@ ADVICE = {
 def check_fits(
     model: LoadedModel,
     inputs: Mapping[str, torch.Tensor],
-    chats: Sequence[Sequence[Message]],
+    chats: Sequence[Chat],
     strings: PromptStrings,
-    schemas: Sequence[JsonSchema | None],
     max_new_tokens: int,
 ) -> None:
     """Raise PromptTooLongError for the first chat whose prompt and answer exceed the model's context."""
     context = model.context_length
     for row, length in enumerate(inputs["attention_mask"].sum(dim=1).tolist()):
         if length + max_new_tokens > context:
-            schema = schemas[row] if row < len(schemas) else None
-            raise PromptTooLongError(_message(model, chats[row], strings, schema, length, max_new_tokens))
+            chat = chats[row]
+            raise PromptTooLongError(
+                _message(model, chat.messages, strings, chat.schema, length, max_new_tokens)
+            )
 
 
 def _message(

@@ -1,9 +1,8 @@
 """Generate answers: a batch of chats at once, or one chat streamed token by token.
 
->>> from smolvlm_video import load_model, sample_video, generate, stream
->>> from smolvlm_video.model.prompts import chat
->>> model = load_model()
->>> video = sample_video("clip.mp4", SamplingOptions().for_frame_side(model.frame_side))
+>>> from smolvlm_video import ModelOptions, SamplingOptions, chat, generate, load_fitted, sample_video, stream
+>>> model, sampling = load_fitted(ModelOptions(), SamplingOptions())
+>>> video = sample_video("clip.mp4", sampling)
 >>> generate(model, [chat("Describe this video.", video)])
 >>> for piece in stream(model, chat("What happens at the end?", video)):
 ...     print(piece, end="")
@@ -24,8 +23,7 @@ from ..options import GenerationOptions
 from .context import check_fits
 from .inputs import build_inputs
 from .loading import LoadedModel
-from .prompts import TRAINED_STRINGS, Message, PromptStrings
-from .schemas import JsonSchema
+from .prompts import TRAINED_STRINGS, Chat, Message, PromptStrings
 
 STREAM_POLL_SECONDS = 0.1  # how often a streaming consumer checks that generation is still alive
 
@@ -40,8 +38,8 @@ class _Cancelled(StoppingCriteria):
         return self.event.is_set()
 
 
-def _inputs(model: LoadedModel, chats: Sequence[Sequence[Message]], strings: PromptStrings) -> dict:
-    inputs = dict(build_inputs(model.processor, chats, strings, model.device))
+def _inputs(model: LoadedModel, chats: Sequence[Chat], strings: PromptStrings) -> dict:
+    inputs = dict(build_inputs(model.processor, [c.messages for c in chats], strings, model.device))
     if "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     return inputs
@@ -82,13 +80,11 @@ def _image_features(vlm: Any, pixel_values: torch.Tensor, pixel_attention_mask: 
     return features.reshape(-1, features.shape[-1])
 
 
-def _generate_kwargs(
-    model: LoadedModel, options: GenerationOptions, schemas: Sequence[JsonSchema | None] = ()
-) -> dict:
+def _generate_kwargs(model: LoadedModel, options: GenerationOptions, chats: Sequence[Chat]) -> dict:
     from .grammar import grammar_processor
 
     kwargs = {"pad_token_id": model.processor.tokenizer.pad_token_id, **options.generate_kwargs()}
-    constraint = grammar_processor(model, schemas)
+    constraint = grammar_processor(model, [c.schema for c in chats])
     if constraint is not None:
         kwargs["logits_processor"] = LogitsProcessorList([constraint])
     return kwargs
@@ -96,23 +92,23 @@ def _generate_kwargs(
 
 def generate(
     model: LoadedModel,
-    chats: Sequence[Sequence[Message]],
+    chats: Sequence[Chat | Sequence[Message]],
     options: GenerationOptions | None = None,
     strings: PromptStrings = TRAINED_STRINGS,
-    schemas: Sequence[JsonSchema | None] = (),
 ) -> list[str]:
     """Answer a batch of chats in one generate call; returns one stripped answer per chat.
 
-    `schemas`, one per chat where given: that chat's answer is constrained to JSON following it
-    (None: free text). Parse such answers with `schemas.parse_answer`. A chat whose prompt and answer
+    A `Chat` with a schema has its answer constrained to JSON following it (a plain list of messages
+    is free text). Parse such answers with `schemas.parse_answer`. A chat whose prompt and answer
     cannot fit the model's context raises PromptTooLongError before anything is generated.
     """
     options = options or GenerationOptions()
+    chats = [Chat.of(c) for c in chats]
     try:
         inputs = _inputs(model, chats, strings)
-        check_fits(model, inputs, chats, strings, schemas, options.max_new_tokens)
+        check_fits(model, inputs, chats, strings, options.max_new_tokens)
         prompt_length = inputs["input_ids"].shape[1]
-        kwargs = _generate_kwargs(model, options, schemas)
+        kwargs = _generate_kwargs(model, options, chats)
         with torch.inference_mode():
             output = model.model.generate(**_embedded(model, inputs), **kwargs)
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
@@ -141,22 +137,22 @@ def out_of_memory(error: BaseException) -> bool:
 
 def stream(
     model: LoadedModel,
-    messages: Sequence[Message],
+    chat: Chat | Sequence[Message],
     options: GenerationOptions | None = None,
     strings: PromptStrings = TRAINED_STRINGS,
     cancel: threading.Event | None = None,
-    schema: JsonSchema | None = None,
 ) -> Iterator[str]:
-    """Yield the answer to one chat piece by piece as it is generated (JSON following `schema`, if given).
+    """Yield the answer to one chat piece by piece as it is generated (JSON following its schema, if any).
 
     Generation runs in a thread. It stops when `cancel` is set, or when the caller stops iterating
     (closing the generator sets the event too), and the thread is joined before this returns.
     """
     options = options or GenerationOptions()
     cancel = cancel or threading.Event()
-    inputs = _inputs(model, [messages], strings)
-    check_fits(model, inputs, [messages], strings, [schema], options.max_new_tokens)
-    kwargs = _generate_kwargs(model, options, [schema])
+    chats = [Chat.of(chat)]
+    inputs = _inputs(model, chats, strings)
+    check_fits(model, inputs, chats, strings, options.max_new_tokens)
+    kwargs = _generate_kwargs(model, options, chats)
     streamer = TextIteratorStreamer(
         model.processor.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=STREAM_POLL_SECONDS
     )

@@ -4,19 +4,21 @@
 >>> model = load_model("500M")            # a registry name, a Hub id, or a local folder
 >>> model.device, model.dtype, model.frame_side
 >>> model = load(ModelOptions("500M", dtype="float32"))  # the same, from the options the front ends build
+>>> model, sampling = load_fitted(ModelOptions("500M"), SamplingOptions(fps=2))  # and a job fitted to it
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..errors import ModelLoadError
-from ..options import ModelOptions
+from ..options import ModelOptions, SamplingOptions
 from .devices import DeviceChoice, choose
 from .registry import DEFAULT_MODEL, MODELS, resolve_model_id
 
@@ -33,6 +35,7 @@ __all__ = [
     "LoadedModel",
     "choose",
     "load",
+    "load_fitted",
     "load_model",
     "resolve_model_id",
 ]
@@ -198,3 +201,16 @@ def load(options: ModelOptions) -> LoadedModel:
         options.attention,
         vision=options.vision,
     )
+
+
+def load_fitted(
+    options: ModelOptions, sampling: SamplingOptions, loader: Callable[[ModelOptions], LoadedModel] = load
+) -> tuple[LoadedModel, SamplingOptions]:
+    """The model that `options` name, and `sampling` fitted to it: every front end starts a job here.
+
+    Fitted: frames are decoded at the model's vision-encoder side (unless `sampling` sets its own),
+    so the processor gets them at the size it works at. `loader` gets the model: `load` by default,
+    or a cache's, or one that hands back a model already in memory.
+    """
+    model = loader(options)
+    return model, sampling.for_frame_side(model.frame_side)

@@ -1,6 +1,7 @@
 """SmolVLM2's prompt, written out by hand exactly as the checkpoints' processor writes it.
 
-A chat is a list of `Message`s whose content mixes text, PIL images and sampled videos. The chat
+A `Chat` is a sequence of `Message`s, whose content mixes text, PIL images and sampled videos, and the
+JSON schema its answer follows, if any. The chat
 template is the checkpoints' own ("<|im_start|>User: ...<end_of_utterance>\\nAssistant:"), and each
 medium becomes the text the model was trained on:
 
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING, Literal
 
 from num2words import num2words
 from PIL.Image import Image
+
+from .schemas import JsonSchema, Question
 
 if TYPE_CHECKING:
     from ..video import SampledVideo
@@ -81,10 +84,36 @@ class Message:
         return [part for part in self.content if not isinstance(part, str)]
 
 
-def chat(question: str, *media: Image | SampledVideo, system: str | None = None) -> list[Message]:
-    """A one-question chat: an optional system message, then the media followed by the question."""
-    messages = [Message.system(system)] if system else []
-    return [*messages, Message.user(*media, question)]
+@dataclass(frozen=True)
+class Chat(Sequence[Message]):
+    """The messages of one conversation, and the JSON schema its next answer follows (None: free text).
+
+    A chat is the sequence of its messages: wherever messages are taken, a chat can go.
+    """
+
+    messages: tuple[Message, ...]
+    schema: JsonSchema | None = None
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]  # Sequence's int and slice overloads
+        return self.messages[index]
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    @classmethod
+    def of(cls, chat: Chat | Sequence[Message]) -> Chat:
+        """`chat` itself, or a free-text chat of these messages."""
+        return chat if isinstance(chat, Chat) else cls(tuple(chat))
+
+
+def chat(question: str | Question, *media: Image | SampledVideo, system: str | None = None) -> Chat:
+    """A one-question chat: an optional system message, then the media followed by the question.
+
+    A `Question` with a schema is sent with the schema stated after it, and the chat's answer follows it.
+    """
+    question = question if isinstance(question, Question) else Question(question)
+    messages = (Message.system(system),) if system else ()
+    return Chat((*messages, Message.user(*media, question.prompt())), question.schema)
 
 
 def chat_media(messages: Iterable[Message]) -> list[Image | SampledVideo]:

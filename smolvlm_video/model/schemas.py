@@ -64,6 +64,18 @@ class JsonSchema:
         return self.value
 
 
+@dataclass(frozen=True)
+class Question:
+    """A question and the JSON schema its answer follows (None: free text); the two travel together."""
+
+    text: str
+    schema: JsonSchema | None = None
+
+    def prompt(self) -> str:
+        """The text the model is sent: the question, and the schema stated after it if there is one."""
+        return self.schema.prompt(self.text) if self.schema else self.text
+
+
 def _parse(text: str, source: str) -> Any:
     try:
         value = json.loads(text)
