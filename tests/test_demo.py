@@ -377,3 +377,13 @@ def test_the_model_cache_loads_with_the_configured_attention_and_vision(config, 
     overrides = {"SMOLVLM_ATTENTION": "eager", "SMOLVLM_VISION": "per-chat"}
     assert DemoConfig.from_env(overrides).model_options().attention == "eager"
 
+
+def test_the_api_example_in_the_docs(app_url, png, capsys):
+    from doc_examples import ROOT, blocks
+
+    (block,) = [b for b in blocks("python") if "from gradio_client import" in b.text]
+    code = block.text.replace('"http://127.0.0.1:7860/"', repr(app_url))
+    code = code.replace('"clip.mp4"', repr(str(ROOT / "examples" / "clips" / "testsrc2.mp4")))
+    code = code.replace('"photo.jpg"', repr(str(png)))
+    exec(compile(code, block.where, "exec"), {"__name__": "__docs__"})
+    assert "frames of" in capsys.readouterr().out  # what the model saw, printed by the example

@@ -1,0 +1,135 @@
+"""The README and docs/ as a user would try them: every command, Python snippet and sample record, offline.
+
+Each block runs in a folder of its own that holds what the examples name (`./clips`, `clip.mp4`, the
+repository's `examples/`), with the test checkpoint standing in for the Hub's models. A command must exit 0,
+a snippet must run, and a sample record must match, field for field, the record its command makes now
+(only the model's random-weight text and what depends on the machine are left out).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import requires_ffmpeg
+from doc_examples import DOCS, ROOT, TEST_CHECKPOINT, Block, argv, blocks, command_lines, record_after
+from smolvlm_video.cli.main import cli
+
+pytestmark = [pytest.mark.slow, requires_ffmpeg]
+
+# Lines of the docs that no test runs here, each with why. Every other line that runs smolvlm-video is run.
+NOT_RUN = {
+    "smolvlm-video demo": "a server that runs until stopped; tests/test_demo.py serves the app and calls it",
+    "CUDA_VISIBLE_DEVICES": "one process per GPU, each a `caption --shard i/4` as docs/cli.md's example",
+    "--ray-address auto": "joins a Ray cluster started beforehand with `ray start`",
+}
+# Python snippets run elsewhere: gradio_client against a running app.
+RUN_ELSEWHERE = {"from gradio_client import": "tests/test_demo.py::test_the_api_example_in_the_docs"}
+# What the Python snippets name, and what stands in for it here.
+SNIPPET_NAMES = {
+    '"256M"': None,  # the test checkpoint's folder
+    'device="cuda"': 'device="cpu"',
+    '"/data/clips"': '"clips"',
+}
+EXAMPLE_VIDEO = ROOT / "examples" / "clips" / "testsrc2.mp4"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with what the examples name, as the working directory."""
+    shutil.copytree(ROOT / "examples" / "clips", tmp_path / "clips")
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    for name in ("clip.mp4", "talk.mp4", "lecture.mp4"):
+        shutil.copy(EXAMPLE_VIDEO, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+SHELLS = ("console", "bash")
+
+
+def _runs(line: str) -> bool:
+    return not any(marker in line for marker in NOT_RUN)
+
+
+COMMAND_BLOCKS = [b for b in blocks() if b.language in SHELLS and any(map(_runs, command_lines(b)))]
+SNIPPETS = [b for b in blocks("python") if not any(marker in b.text for marker in RUN_ELSEWHERE)]
+RECORDS = [b for b in blocks("json") if record_after(b)]
+
+
+def run(line: str, checkpoint: Path) -> tuple[int, str]:
+    """Run one documented command line, on the test checkpoint: (exit status, output)."""
+    words = [str(checkpoint) if word == TEST_CHECKPOINT else word for word in argv(line)]
+    assert words[0] == "smolvlm-video", line
+    if words[1] in ("caption", "ask") and "--model" not in words:
+        words += ["--model", str(checkpoint)]
+    if "ray" in words:  # Ray starts worker processes: the command runs as a user runs it
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_AUTH_MODE": "disabled"}
+        done = subprocess.run(
+            [sys.executable, "-m", "smolvlm_video", *words[1:]], env=env, capture_output=True, text=True
+        )
+        return done.returncode, done.stdout + done.stderr
+    result = CliRunner().invoke(cli, words[1:])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("block", COMMAND_BLOCKS, ids=lambda b: b.where)
+def test_documented_commands_run(block: Block, workspace: Path, tiny_checkpoint: Path):
+    if "--engine ray" in block.text:
+        pytest.importorskip("ray.data")
+    for line in filter(_runs, command_lines(block)):
+        status, output = run(line, tiny_checkpoint)
+        assert status == 0, f"{block.where}: {line}\n{output[-3000:]}"
+
+
+@pytest.mark.parametrize("block", SNIPPETS, ids=lambda b: b.where)
+def test_documented_python_runs(block: Block, workspace: Path, tiny_checkpoint: Path):
+    code = block.text
+    for name, stand_in in SNIPPET_NAMES.items():
+        code = code.replace(name, stand_in or repr(str(tiny_checkpoint)))
+    exec(compile(code, block.where, "exec"), {"__name__": "__docs__"})
+
+
+MACHINE_FIELDS = frozenset(
+    {"abs_path", "id", "created_at", "timings", "tool_version"}
+)  # differ by checkout and machine
+TEXT_FIELDS = frozenset({"caption", "answers"})  # the random weights' text: differs with the CPU's arithmetic
+
+
+@pytest.mark.parametrize("block", RECORDS, ids=lambda b: b.where)
+def test_sample_records_are_what_their_command_writes(block: Block, workspace: Path, tiny_checkpoint: Path):
+    line, shown = record_after(block)  # type: ignore[misc]
+    status, output = run(line, tiny_checkpoint)
+    assert status == 0, output[-3000:]
+    (written,) = map(json.loads, (workspace / "captions.jsonl").read_text(encoding="utf-8").splitlines())
+    written["model"]["id"] = written["model"]["id"].replace(str(tiny_checkpoint), TEST_CHECKPOINT)
+    assert _shown_part(shown, written) == shown, block.where  # every field shown, with the value shown
+    for window in written["windows"]:  # the noise must still have the shape shown: text, or valid JSON
+        assert isinstance(window["caption"], str) and set(window["answers"]) == set(shown["answers"])
+
+
+def _shown_part(shown: object, written: object, skip: frozenset = MACHINE_FIELDS | TEXT_FIELDS) -> object:
+    """`written` cut to the fields `shown` has, at any depth; the fields in `skip` as `shown` has them."""
+    if isinstance(shown, dict) and isinstance(written, dict):
+        return {
+            k: v if k in skip else _shown_part(v, written.get(k, "<absent>"), TEXT_FIELDS)
+            for k, v in shown.items()
+        }
+    if isinstance(shown, list) and isinstance(written, list) and len(shown) == len(written):
+        return [_shown_part(s, w, skip) for s, w in zip(shown, written, strict=True)]
+    return written
+
+
+def test_every_documented_command_is_run_or_says_why_not():
+    lines = [line for b in blocks() for line in command_lines(b)]
+    assert len([line for line in lines if _runs(line)]) >= 15  # the parser still finds the commands
+    for marker in NOT_RUN:
+        assert any(marker in line for line in lines), f"NOT_RUN names {marker!r}, which no doc shows any more"
+    assert len(SNIPPETS) >= 3 and len(RECORDS) >= 3
+    assert all(path.exists() for path in DOCS)
