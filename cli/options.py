@@ -111,6 +111,13 @@ _MODEL = [
         show_default=True,
         help="Vision encoder calls: one for a whole batch, or one per chat; auto: batched on CUDA only.",
     ),
+    click.option(
+        "--feature-cache-mb",
+        type=click.IntRange(min=0),
+        default=None,
+        help="MB of recent media's vision features kept for reuse [default: 512 on the CPU, 2048 on CUDA; "
+        "0: none].",
+    ),
 ]
 
 _GENERATION = [
@@ -179,7 +186,7 @@ def sampling_options(command: F) -> F:
 
 
 def model_options(command: F) -> F:
-    """Add --model, --revision, --device, --dtype, --attn and --vision to a command."""
+    """Add --model, --revision, --device, --dtype, --attn, --vision and --feature-cache-mb to a command."""
     return _add(_MODEL, command)
 
 
@@ -216,6 +223,7 @@ def build_model(params: dict[str, Any]) -> ModelOptions:
         dtype=params.pop("dtype"),
         attention=params.pop("attention"),
         vision=params.pop("vision"),
+        feature_cache_mb=params.pop("feature_cache_mb"),
     )
 
 

@@ -25,6 +25,7 @@ class DemoConfig:
     dtype: str = "auto"  # SMOLVLM_DTYPE
     attention: str = "auto"  # SMOLVLM_ATTENTION: as --attn
     vision: str = "auto"  # SMOLVLM_VISION: as --vision
+    feature_cache_mb: int | None = None  # SMOLVLM_FEATURE_CACHE_MB: as --feature-cache-mb
     max_frames: int = DEFAULT_MAX_FRAMES  # SMOLVLM_MAX_FRAMES: the settings' default
     max_new_tokens: int = 512  # SMOLVLM_MAX_NEW_TOKENS: the settings' default
     concurrency: int = 1  # SMOLVLM_CONCURRENCY: requests running the model at once (one GPU: 1)
@@ -51,6 +52,9 @@ class DemoConfig:
             dtype=env.get("SMOLVLM_DTYPE", "auto"),
             attention=env.get("SMOLVLM_ATTENTION", "auto"),
             vision=env.get("SMOLVLM_VISION", "auto"),
+            feature_cache_mb=int(env["SMOLVLM_FEATURE_CACHE_MB"])
+            if env.get("SMOLVLM_FEATURE_CACHE_MB")
+            else None,
             max_frames=int(env.get("SMOLVLM_MAX_FRAMES", DEFAULT_MAX_FRAMES)),
             max_new_tokens=int(env.get("SMOLVLM_MAX_NEW_TOKENS", 512)),
             concurrency=int(env.get("SMOLVLM_CONCURRENCY", 1)),
@@ -69,6 +73,7 @@ class DemoConfig:
             dtype=self.dtype,
             attention=self.attention,
             vision=self.vision,
+            feature_cache_mb=self.feature_cache_mb,
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from PIL import Image
 
 from smolvlm_video.batch.clips import DEFAULT_PROMPT
 from smolvlm_video.errors import FileError, SmolVLMVideoError
+from smolvlm_video.model.features import medium_key
 from smolvlm_video.model.loading import load_fitted
 from smolvlm_video.model.prompts import Chat, chat_media, clock
 from smolvlm_video.model.schemas import JsonSchema, Question, parse_answer
@@ -68,14 +69,20 @@ class FrameStore:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def describe_media(media: Sequence[Any]) -> str:
-    """A line on each image and video: for a video, the window the frames cover and their count."""
+CACHED = " Its vision features came from the cache: the encoder did not run for it again."
+
+
+def describe_media(media: Sequence[Any], cached: Container[str] = ()) -> str:
+    """A line on each image and video: for a video, the window the frames cover and their count.
+
+    A medium whose key (`features.medium_key`) is in `cached` is said to come from the feature cache.
+    """
     lines = []
     for item in media:
-        if isinstance(item, SampledVideo):
-            lines.append(_video_line(item))
-        else:
-            lines.append(f"An image, {item.width}x{item.height}.")
+        line = (
+            _video_line(item) if isinstance(item, SampledVideo) else f"An image, {item.width}x{item.height}."
+        )
+        lines.append(line + (CACHED if cached and medium_key(item) in cached else ""))
     return "\n\n".join(lines)
 
 
@@ -166,7 +173,8 @@ class Handlers:
         self, name: str, chat: Chat, generation: GenerationOptions
     ) -> Iterator[tuple[str, Gallery, str]]:
         media = chat_media(chat.messages)
-        gallery, seen_text = self.frames.save(media), describe_media(media)
+        cache = self.models.get(self.config.model_options(name)).features
+        gallery, seen_text = self.frames.save(media), describe_media(media, cache)
         yield "", gallery, seen_text  # the frames show before the answer starts
         answer = ""
         for piece in self._stream(name, chat, generation):

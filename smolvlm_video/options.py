@@ -188,8 +188,15 @@ class ModelOptions:
     attention: str = "auto"
     # auto (batched on CUDA, per-chat elsewhere), batched (one vision call a batch) or per-chat
     vision: str = "auto"
+    # MB of recent media's vision features kept for reuse (None: the device's default; 0: none)
+    feature_cache_mb: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
             raise OptionsError("name must name a model: 256M, 500M, 2.2B, a Hub id or a folder.", "name")
         check_runtime(self.device, self.dtype, self.attention, self.vision)
+        if self.feature_cache_mb is not None and self.feature_cache_mb < 0:
+            raise OptionsError(
+                f"feature_cache_mb must be 0 (no cache) or more, got {self.feature_cache_mb!r}.",
+                "feature_cache_mb",
+            )

@@ -226,10 +226,11 @@ def test_windows_answered_out_of_order_make_an_ordered_record(make_video):
     whole = ClipCaptions(clip)
     for position, text in ((1, "second"), (0, "first")):  # as two Ray actors may hand them back
         part = ClipCaptions(clip)
-        part.add(prefetch.decode_window(clip, position, sampling, threads=1), {"caption": text}, 0.1)
+        part.add(prefetch.decode_window(clip, position, sampling, threads=1), {"caption": text}, 0.1, 0.2)
         whole.merge(part)
     record = whole.record(CaptionJob())
     assert record.caption == "first\nsecond"
+    assert (record.timings["encode"], record.timings["generate"]) == (0.2, 0.4)  # both windows' seconds
     assert [s.start for s in record.windows] == [0.0, 3.0]
 
 

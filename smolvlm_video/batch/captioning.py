@@ -132,7 +132,8 @@ class ClipCaptions:
     windows: list[WindowCaption] = field(default_factory=list)
     error: BaseException | None = None
     decode_seconds: float = 0.0
-    generate_seconds: float = 0.0
+    encode_seconds: float = 0.0  # the vision encoder's share
+    generate_seconds: float = 0.0  # the rest of answering: the language model
 
     def __post_init__(self) -> None:
         self.error = self.error or self.clip.error
@@ -141,12 +142,16 @@ class ClipCaptions:
     def done(self) -> bool:
         return self.error is not None or len(self.windows) == self.clip.window_count
 
-    def add(self, window: DecodedWindow, answers: Mapping[str, Any], seconds: float) -> None:
-        """A window's answers, one per prompt (text, or a JSON value where the prompt has a schema)."""
+    def add(self, window: DecodedWindow, answers: Mapping[str, Any], encode: float, generate: float) -> None:
+        """A window's answers, one per prompt (text, or a JSON value where the prompt has a schema).
+
+        `encode` and `generate`: the seconds of the vision encoder and of the rest spent on them.
+        """
         assert window.video is not None
         video = window.video
         self.decode_seconds += video.decode_seconds
-        self.generate_seconds += seconds
+        self.encode_seconds += encode
+        self.generate_seconds += generate
         self.windows.append(
             WindowCaption(
                 start=round(video.window.start, 3),
@@ -165,6 +170,7 @@ class ClipCaptions:
         """What another worker found on some windows of the same clip (Ray's actors)."""
         self.windows += found.windows
         self.decode_seconds += found.decode_seconds
+        self.encode_seconds += found.encode_seconds
         self.generate_seconds += found.generate_seconds
         if found.error is not None:
             self.fail(found.error)
@@ -190,6 +196,7 @@ class ClipCaptions:
             video={k: getattr(info, k) for k in VIDEO_FIELDS},
             timings={
                 "decode": round(clip.seconds + self.decode_seconds, 3),
+                "encode": round(self.encode_seconds, 3),
                 "generate": round(self.generate_seconds, 3),
             },
             **job.record_fields(),
@@ -243,6 +250,8 @@ def answer_windows(
     answerer: Answerer, job: CaptionJob, batch: list[tuple[ClipCaptions, DecodedWindow]]
 ) -> None:
     """Answer every prompt for each window of the batch, and hand each clip its answers or its failure."""
+    from ..model.features import medium_key  # torch: the model is loaded by now
+
     live = [(clip, window) for clip, window in batch if clip.error is None]
     if not live:
         return
@@ -252,9 +261,12 @@ def answer_windows(
         for _, window in live
         for question in questions
     ]
-    started = time.perf_counter()
+    cache = answerer.model.features
+    started, encoding = time.perf_counter(), cache.stats.encode_seconds
     answers = answerer.answer(chats)
-    share = (time.perf_counter() - started) / len(chats)
+    cache.discard(medium_key(window.video) for _, window in live)  # every prompt about them is answered
+    encode = (cache.stats.encode_seconds - encoding) / len(chats)  # each chat's share of the batch's seconds
+    generate = (time.perf_counter() - started) / len(chats) - encode
     names = list(job.prompts)
     for number, (clip, window) in enumerate(live):
         mine = dict(zip(names, answers[number * len(names) : (number + 1) * len(names)], strict=True))
@@ -262,7 +274,7 @@ def answer_windows(
         if failure is not None:
             clip.fail(failure)
         else:
-            clip.add(window, mine, share * len(names))  # type: ignore[arg-type]
+            clip.add(window, mine, encode * len(names), generate * len(names))  # type: ignore[arg-type]
 
 
 def finished_records(

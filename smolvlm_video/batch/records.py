@@ -49,7 +49,7 @@ def clip_id(path: str | os.PathLike[str]) -> str:
 
 
 VIDEO_FIELDS = ("duration", "fps", "width", "height", "codec", "rotation")  # a record's `video`
-TIMINGS = ("decode", "generate")  # a record's `timings`, in seconds
+TIMINGS = ("decode", "encode", "generate")  # a record's `timings`, in seconds: encode is the vision encoder
 
 
 def answer_text(answer: Any) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import torch
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
@@ -21,7 +20,8 @@ from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteria
 from ..errors import GenerationError, OutOfMemoryError
 from ..options import GenerationOptions
 from .context import check_fits
-from .inputs import build_inputs
+from .features import media_features
+from .inputs import ChatBatch, chat_batch
 from .loading import LoadedModel
 from .prompts import TRAINED_STRINGS, Chat, Message, PromptStrings
 
@@ -38,46 +38,35 @@ class _Cancelled(StoppingCriteria):
         return self.event.is_set()
 
 
-def _inputs(model: LoadedModel, chats: Sequence[Chat], strings: PromptStrings) -> dict:
-    inputs = dict(build_inputs(model.processor, [c.messages for c in chats], strings, model.device))
-    if "pixel_values" in inputs:
-        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-    return inputs
+def _inputs(
+    model: LoadedModel, chats: Sequence[Chat], strings: PromptStrings
+) -> tuple[ChatBatch, dict[str, torch.Tensor]]:
+    """The batch's ids and new media's pixels, and the features of the media the model's cache holds."""
+    held: dict[str, torch.Tensor] = {}
+
+    def known(key: str) -> bool:  # the features are taken now, so an eviction cannot lose them
+        features = model.features.get(key)
+        if features is not None:
+            held[key] = features
+        return features is not None
+
+    messages = [chat.messages for chat in chats]
+    return chat_batch(model.processor, messages, strings, model.device, known), held
 
 
-def _embedded(model: LoadedModel, inputs: dict) -> dict:
-    """The batch as input embeddings, its images and frames through the vision encoder.
+def _embedded(model: LoadedModel, batch: ChatBatch, held: dict[str, torch.Tensor]) -> dict:
+    """The batch as input embeddings, each chat's image tokens replaced by its media's vision features.
 
-    `model.vision` says how: "batched" encodes every chat's frames in one call, the shape a GPU runs
-    best; "per-chat" one chat's frames per call. The language model decodes the whole batch at once
-    either way. Per-chat is the CPU's choice: there a bigger vision call is slower per frame (256M
-    shape, bfloat16: 0.36 s a frame for 32 frames against 0.29 s for 8), while batching the language
-    model still pays (4 chats cost 0.38 s of it each, one alone 0.89 s). Call under torch.inference_mode().
+    The language model then decodes the whole batch at once. Call under torch.inference_mode().
     """
-    pixels = inputs.pop("pixel_values", None)
-    pixel_masks = inputs.pop("pixel_attention_mask", None)
-    ids = inputs["input_ids"]
+    ids = batch.inputs["input_ids"]
     embeds = model.model.get_input_embeddings()(ids)
-    if pixels is None:
-        return {**inputs, "inputs_embeds": embeds}
+    features = media_features(model, batch, held)
     image_token = model.model.config.image_token_id
-    step = ids.shape[0] if model.vision == "batched" else 1
-    for first in range(0, ids.shape[0], step):
-        rows = slice(first, first + step)
-        slots = ids[rows] == image_token
-        if slots.any():  # the model drops all-zero padding images, so rows without media add nothing
-            features = _image_features(model.model, pixels[rows], pixel_masks[rows])
-            embeds[rows][slots] = features.to(embeds.dtype)
-    return {**inputs, "inputs_embeds": embeds}
-
-
-def _image_features(vlm: Any, pixel_values: torch.Tensor, pixel_attention_mask: torch.Tensor) -> torch.Tensor:
-    """One row per image token: the vision encoder and connector's output for one chat's images."""
-    output = vlm.get_image_features(pixel_values=pixel_values, pixel_attention_mask=pixel_attention_mask)
-    features = getattr(output, "pooler_output", output)  # an output object, or the tensor itself
-    if isinstance(features, (list, tuple)):
-        features = torch.cat(list(features))
-    return features.reshape(-1, features.shape[-1])
+    for row, keys in enumerate(batch.media):
+        if keys:
+            embeds[row][ids[row] == image_token] = torch.cat([features[key] for key in keys]).to(embeds.dtype)
+    return {**batch.inputs, "inputs_embeds": embeds}
 
 
 def _generate_kwargs(model: LoadedModel, options: GenerationOptions, chats: Sequence[Chat]) -> dict:
@@ -105,16 +94,17 @@ def generate(
     options = options or GenerationOptions()
     chats = [Chat.of(c) for c in chats]
     try:
-        inputs = _inputs(model, chats, strings)
-        check_fits(model, inputs, chats, strings, options.max_new_tokens)
-        prompt_length = inputs["input_ids"].shape[1]
+        batch, held = _inputs(model, chats, strings)
+        check_fits(model, batch.inputs, chats, strings, options.max_new_tokens)
+        prompt_length = batch.inputs["input_ids"].shape[1]
         kwargs = _generate_kwargs(model, options, chats)
         with torch.inference_mode():
-            output = model.model.generate(**_embedded(model, inputs), **kwargs)
+            output = model.model.generate(**_embedded(model, batch, held), **kwargs)
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
         if not out_of_memory(error):
             raise
-        inputs = None  # let the failed batch's tensors go before the caller retries
+        batch = held = None  # let the failed batch's tensors go before the caller retries
+        model.features.clear()
         if model.device.type == "cuda":
             torch.cuda.empty_cache()
         raise OutOfMemoryError(
@@ -150,8 +140,8 @@ def stream(
     options = options or GenerationOptions()
     cancel = cancel or threading.Event()
     chats = [Chat.of(chat)]
-    inputs = _inputs(model, chats, strings)
-    check_fits(model, inputs, chats, strings, options.max_new_tokens)
+    batch, held = _inputs(model, chats, strings)
+    check_fits(model, batch.inputs, chats, strings, options.max_new_tokens)
     kwargs = _generate_kwargs(model, options, chats)
     streamer = TextIteratorStreamer(
         model.processor.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=STREAM_POLL_SECONDS
@@ -162,7 +152,7 @@ def stream(
         try:
             with torch.inference_mode():
                 model.model.generate(
-                    **_embedded(model, inputs),
+                    **_embedded(model, batch, held),
                     **kwargs,
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),

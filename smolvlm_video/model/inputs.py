@@ -13,7 +13,7 @@ The video keeps its place in the chat either way, so its prompt text comes from 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,6 +22,7 @@ from PIL import Image
 from transformers import BatchFeature
 
 from ..video import ModelPixels, SampledVideo
+from .features import medium_key
 from .prompts import (
     TRAINED_STRINGS,
     Message,
@@ -98,29 +99,74 @@ def _stack_padded(rows: list[list[torch.Tensor]], template: torch.Tensor) -> tor
     return torch.cat([torch.cat([t, t.new_zeros(1, most - t.shape[1], *t.shape[2:])], dim=1) for t in joined])
 
 
+@dataclass
+class ChatBatch:
+    """A batch of chats as the model takes it: token ids, and each distinct medium's pixels once.
+
+    `media` lists each chat's media by key (`features.medium_key`), in the order of their tokens;
+    `pixels` holds one entry per distinct medium, but none for those the caller said it already has.
+    """
+
+    inputs: dict[str, torch.Tensor]  # input_ids and attention_mask, left-padded
+    media: list[list[str]]
+    pixels: dict[str, ModelPixels]
+
+
+def chat_batch(
+    processor: Any,
+    chats: Sequence[Sequence[Message]],
+    strings: PromptStrings = TRAINED_STRINGS,
+    device: torch.device | None = None,
+    known: Callable[[str], bool] = lambda key: False,
+) -> ChatBatch:
+    """Token ids for a batch of chats, left-padded for generation, and the pixels of their distinct media.
+
+    A medium in several chats (the same object, or the same pixels) is processed once. `known(key)`
+    says whether its vision features are already at hand, in which case its pixels are not made at all.
+    With a `device`, every tensor goes there: pinned pixels (`prepare_video`) are copied without blocking.
+    """
+    keys: dict[int, str] = {}  # id(medium) -> key: each medium object is hashed once
+    texts: dict[str, str] = {}  # key -> the text that stands for it
+    pixels: dict[str, ModelPixels] = {}
+    rows, media = [], []
+    for messages in chats:
+        row = []
+        for item in chat_media(messages):
+            key = keys[id(item)] = keys.get(id(item)) or medium_key(item)
+            if key not in texts:
+                if known(key):
+                    texts[key] = medium_text(processor, item, strings)
+                else:
+                    encoded = encode_medium(processor, item, strings)
+                    texts[key] = encoded.text
+                    values, mask = encoded.pixels.values, encoded.pixels.mask
+                    pixels[key] = ModelPixels(_to(values, device), _to(mask, device))
+            row.append(key)
+        rows.append(render_chat(messages, [texts[key] for key in row]))
+        media.append(row)
+    batch = processor.tokenizer(rows, padding=True, padding_side="left", return_tensors="pt")
+    return ChatBatch({name: _to(tensor, device) for name, tensor in batch.items()}, media, pixels)
+
+
 def build_inputs(
     processor: Any,
     chats: Sequence[Sequence[Message]],
     strings: PromptStrings = TRAINED_STRINGS,
     device: torch.device | None = None,
 ) -> BatchFeature:
-    """Token ids, attention mask and pixels for a batch of chats, left-padded for generation.
+    """Token ids, attention mask and pixels for a batch of chats, as the processor gives them.
 
-    With a `device`, every tensor goes there, each medium's pixels before they are stacked: pixels in
-    pinned memory (`prepare_video`) are copied without blocking, and the stacking runs on the device.
+    The pixels are one (batch, images, ...) tensor, each chat's media in order, padded with all-zero
+    images. Generation takes the `ChatBatch` itself, which holds a shared medium's pixels once.
     """
-    texts, pixels, masks = [], [], []
-    for messages in chats:
-        encoded = [encode_medium(processor, item, strings) for item in chat_media(messages)]
-        texts.append(render_chat(messages, [medium.text for medium in encoded]))
-        pixels.append([_to(medium.pixels.values, device) for medium in encoded])
-        masks.append([_to(medium.pixels.mask, device) for medium in encoded])
-    batch = processor.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt")
-    data = {name: _to(tensor, device) for name, tensor in batch.items()}
-    if any(pixels):
-        first = next(i for i, row in enumerate(pixels) if row)  # a chat with media gives the shapes
-        data["pixel_values"] = _stack_padded(pixels, pixels[first][0])
-        data["pixel_attention_mask"] = _stack_padded(masks, masks[first][0])
+    batch = chat_batch(processor, chats, strings, device)
+    data = dict(batch.inputs)
+    values = [[batch.pixels[key].values for key in row] for row in batch.media]
+    if any(values):
+        masks = [[batch.pixels[key].mask for key in row] for row in batch.media]
+        first = next(row for row in values if row)  # a chat with media gives the shapes
+        data["pixel_values"] = _stack_padded(values, first[0])
+        data["pixel_attention_mask"] = _stack_padded(masks, next(row for row in masks if row)[0])
     return BatchFeature(data)
 
 

@@ -20,6 +20,7 @@ import torch
 from ..errors import ModelLoadError
 from ..options import ModelOptions, SamplingOptions
 from .devices import DeviceChoice, choose
+from .features import FeatureCache
 from .registry import DEFAULT_MODEL, MODELS, resolve_model_id
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,12 @@ class LoadedModel:
     # load for the device; change it at any time: the prompt and the answer stay the same.
     prepare_ahead: bool = False
     why: tuple[str, ...] = ()  # why this device, dtype, attention, vision and preparation (DeviceChoice.why)
+    # The vision features of recent media, by content (`features`); None: the device's default bound.
+    features: FeatureCache = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.features is None:
+            self.features = FeatureCache.for_device(self.device)
 
     @property
     def frame_side(self) -> int:
@@ -150,13 +157,15 @@ def load_model(
     attn_implementation: str | None = None,
     device_map: str | dict[str, Any] | None = None,
     vision: str = "auto",
+    feature_cache_mb: int | None = None,
 ) -> LoadedModel:
     """Load a checkpoint (registry name, Hub id or local path) and its processor.
 
     Device, dtype and attention ("auto" or None: chosen for the device, see `smolvlm_video.model.devices`).
     `vision` ("auto", "batched", "per-chat"): how the vision encoder takes a batch's frames.
     `device_map` ("auto", "balanced", ...) spreads a model over several GPUs or offloads it through
-    accelerate; without it the whole model goes to `device`.
+    accelerate; without it the whole model goes to `device`. `feature_cache_mb` bounds the cache of
+    recent media's vision features (`features.FeatureCache`; None: the device's default, 0: none).
     """
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -188,6 +197,7 @@ def load_model(
         choice.vision,
         choice.prepare_ahead,
         choice.why,
+        FeatureCache.for_device(choice.device, feature_cache_mb),
     )
 
 
@@ -200,6 +210,7 @@ def load(options: ModelOptions) -> LoadedModel:
         options.dtype,
         options.attention,
         vision=options.vision,
+        feature_cache_mb=options.feature_cache_mb,
     )
 
 
