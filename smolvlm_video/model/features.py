@@ -149,11 +149,13 @@ def media_features(
     """
     features = dict(held)
     new = [key for key in dict.fromkeys(k for row in batch.media for k in row) if key not in features]
-    groups: list[list[str]] = [new] if model.vision == "batched" else []
-    placed: set[str] = set(new) if model.vision == "batched" else set()
-    for row in batch.media:  # per-chat: a medium is encoded with the first chat that carries it
-        groups.append([key for key in dict.fromkeys(row) if key in new and key not in placed])
-        placed.update(groups[-1])
+    if model.vision == "batched":
+        groups = [new]
+    else:  # per-chat: a medium is encoded with the first chat that carries it
+        groups, waiting = [], set(new)
+        for row in batch.media:
+            groups.append([key for key in dict.fromkeys(row) if key in waiting])
+            waiting -= set(groups[-1])
     for group in filter(None, groups):
         features |= _encode(model, group, batch)
     return features
