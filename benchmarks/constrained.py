@@ -94,7 +94,7 @@ def timed_generate(model, messages, make, tokens: int, spent: list[float] | None
     from smolvlm_video.model.generate import _embedded, _inputs
     from smolvlm_video.model.prompts import TRAINED_STRINGS
 
-    inputs = _inputs(model, [messages], TRAINED_STRINGS)
+    batch, held = _inputs(model, [messages], TRAINED_STRINGS)
     processor = make()
     kwargs = {
         "max_new_tokens": tokens,
@@ -109,9 +109,9 @@ def timed_generate(model, messages, make, tokens: int, spent: list[float] | None
         )
     started = time.perf_counter()
     with torch.inference_mode():
-        output = model.model.generate(**_embedded(model, inputs), **kwargs)
+        output = model.model.generate(**_embedded(model, batch, held), **kwargs)
     seconds = time.perf_counter() - started
-    produced = output.shape[1] - inputs["input_ids"].shape[1]
+    produced = output.shape[1] - batch.inputs["input_ids"].shape[1]
     if produced != tokens:
         raise RuntimeError(f"expected {tokens} new tokens, got {produced}")
     return seconds

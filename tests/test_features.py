@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from smolvlm_video.batch.captioning import CaptionJob
 from smolvlm_video.batch.runs import Captioning, CaptionRun
 from smolvlm_video.model.features import FeatureCache, medium_key
 from smolvlm_video.model.generate import generate
-from smolvlm_video.model.inputs import encode_medium
+from smolvlm_video.model.inputs import build_inputs, encode_medium
 from smolvlm_video.model.loading import LoadedModel, load_model
 from smolvlm_video.model.prompts import Message, chat
 from smolvlm_video.options import ModelOptions
@@ -179,3 +180,22 @@ def test_the_demo_encodes_a_follow_up_and_a_second_upload_of_the_same_video_neve
     assert len(calls) == 1 and "from the cache" in seen  # the follow-up encoded nothing
     *_, (_, _, seen) = handlers.ask(str(uploads[1]), "What is it?", *settings)
     assert len(calls) == 1 and "from the cache" in seen  # another file, the same frames: a hit
+
+
+def test_windows_with_the_same_frames_keep_their_own_timestamps(model, videos):
+    later = dataclasses.replace(videos[0], timestamps=tuple(t + 30 for t in videos[0].timestamps))
+    chats = [chat("Describe.", videos[0]), chat("Describe.", later)]
+    inputs = build_inputs(model.processor, chats)
+    rows = zip(inputs["input_ids"], inputs["attention_mask"], strict=True)
+    together = [ids[mask.bool()].tolist() for ids, mask in rows]  # each row without its left padding
+    alone = [build_inputs(model.processor, [one])["input_ids"][0].tolist() for one in chats]
+    assert medium_key(later) == medium_key(videos[0])  # the same pixels: encoded once
+    assert together == alone and together[0] != together[1]  # each states its own times
+
+
+def test_palette_images_with_other_colours_are_other_media():
+    indices = Image.new("P", (8, 8), 1)
+    indices.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    other = indices.copy()
+    other.putpalette([0, 0, 0, 0, 0, 255] + [0] * 762)
+    assert indices.tobytes() == other.tobytes() and medium_key(indices) != medium_key(other)

@@ -264,7 +264,7 @@ def answer_windows(
     cache = answerer.model.features
     started, encoding = time.perf_counter(), cache.stats.encode_seconds
     answers = answerer.answer(chats)
-    cache.discard(medium_key(window.video) for _, window in live)  # every prompt about them is answered
+    cache.discard([medium_key(window.video) for _, window in live])  # every prompt about them is answered
     encode = (cache.stats.encode_seconds - encoding) / len(chats)  # each chat's share of the batch's seconds
     generate = (time.perf_counter() - started) / len(chats) - encode
     names = list(job.prompts)

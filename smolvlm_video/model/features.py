@@ -46,6 +46,7 @@ def medium_key(item: Image.Image | SampledVideo) -> str:
         digest.update(memoryview(frames).cast("B"))
     elif isinstance(item, Image.Image):
         digest.update(f"image {item.size} {item.mode}".encode())
+        digest.update(bytes(item.getpalette() or []))  # a palette image's colours are not in its bytes
         digest.update(item.tobytes())
     else:
         raise TypeError(f"A chat's media are PIL images and SampledVideo, not {type(item).__name__}.")
@@ -121,6 +122,13 @@ class FeatureCache:
             self._entries[key] = features
             self._bytes += size
 
+    def count(self, media: int, seconds: float) -> None:
+        """One encoder call, of `media` media, that took `seconds`."""
+        with self._lock:
+            self.stats.encoder_calls += 1
+            self.stats.encoded += media
+            self.stats.encode_seconds += seconds
+
     def discard(self, keys: Iterable[str]) -> None:
         """Let these entries go, if held: a batch job's windows, once every prompt about them is answered."""
         with self._lock:
@@ -176,11 +184,16 @@ def _encode(model: LoadedModel, keys: list[str], batch: ChatBatch) -> dict[str, 
     sizes = [p.values.shape[1] * model.tokens_per_frame for p in pixels]
     found = dict(zip(keys, rows.split(sizes) if len(keys) > 1 else [rows], strict=True))
     found = {key: f.clone() if len(keys) > 1 else f for key, f in found.items()}  # no view holds the rest
-    if model.device.type == "cuda":
-        torch.cuda.synchronize(model.device)  # the encoder's time, not just its launch
-    cache.stats.encoder_calls += 1
-    cache.stats.encoded += len(keys)
-    cache.stats.encode_seconds += time.perf_counter() - started
+    _synchronize(model.device)  # the encoder's time, not just its launch
+    cache.count(len(keys), time.perf_counter() - started)
     for key, f in found.items():
         cache.put(key, f)
     return found
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA and MPS run it asynchronously); nothing on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

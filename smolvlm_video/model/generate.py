@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import traceback
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -103,16 +104,22 @@ def generate(
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
         if not out_of_memory(error):
             raise
-        batch = held = None  # let the failed batch's tensors go before the caller retries
-        model.features.clear()
-        if model.device.type == "cuda":
-            torch.cuda.empty_cache()
+        batch = held = None  # let the failed batch's tensors go before the caller retries,
+        traceback.clear_frames(error.__traceback__)  # with those its traceback's frames hold
+        _free_memory(model)
         raise OutOfMemoryError(
             f"Out of memory on {model.device} for a batch of {len(chats)} chats; "
             "lower the batch size or max_frames."
         ) from error
     answers = model.processor.tokenizer.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
     return [answer.strip() for answer in answers]
+
+
+def _free_memory(model: LoadedModel) -> None:
+    """After running out of memory: the feature cache let go, and CUDA's cached blocks returned."""
+    model.features.clear()
+    if model.device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 CPU_OUT_OF_MEMORY = ("DefaultCPUAllocator: can't allocate memory", "not enough memory")
@@ -158,6 +165,8 @@ def stream(
                     stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
                 )
         except BaseException as error:  # reported to the consumer below
+            if out_of_memory(error):
+                _free_memory(model)
             failure.append(error)
             streamer.end()
 

@@ -122,27 +122,31 @@ def chat_batch(
     """Token ids for a batch of chats, left-padded for generation, and the pixels of their distinct media.
 
     A medium in several chats (the same object, or the same pixels) is processed once. `known(key)`
-    says whether its vision features are already at hand, in which case its pixels are not made at all.
+    says whether its vision features are already at hand, in which case no pixels are made for it (an
+    image is still processed for its tiles, which its text names). Each medium has its own text: two
+    windows with the same frames share pixels and features, not their timestamps.
     With a `device`, every tensor goes there: pinned pixels (`prepare_video`) are copied without blocking.
     """
-    keys: dict[int, str] = {}  # id(medium) -> key: each medium object is hashed once
-    texts: dict[str, str] = {}  # key -> the text that stands for it
+    keys: dict[int, str] = {}  # id(medium) -> its key: each medium object is hashed once
+    texts: dict[int, str] = {}  # id(medium) -> the text that stands for it
+    at_hand: dict[str, bool] = {}  # key -> whether its features are known (asked once a key)
     pixels: dict[str, ModelPixels] = {}
     rows, media = [], []
     for messages in chats:
         row = []
         for item in chat_media(messages):
             key = keys[id(item)] = keys.get(id(item)) or medium_key(item)
-            if key not in texts:
-                if known(key):
-                    texts[key] = medium_text(processor, item, strings)
+            if id(item) not in texts:
+                at_hand[key] = at_hand[key] if key in at_hand else known(key)
+                if at_hand[key] or key in pixels:
+                    texts[id(item)] = medium_text(processor, item, strings)
                 else:
                     encoded = encode_medium(processor, item, strings)
-                    texts[key] = encoded.text
+                    texts[id(item)] = encoded.text
                     values, mask = encoded.pixels.values, encoded.pixels.mask
                     pixels[key] = ModelPixels(_to(values, device), _to(mask, device))
             row.append(key)
-        rows.append(render_chat(messages, [texts[key] for key in row]))
+        rows.append(render_chat(messages, [texts[id(item)] for item in chat_media(messages)]))
         media.append(row)
     batch = processor.tokenizer(rows, padding=True, padding_side="left", return_tensors="pt")
     return ChatBatch({name: _to(tensor, device) for name, tensor in batch.items()}, media, pixels)
