@@ -14,7 +14,14 @@ from smolvlm_video.batch.engines import ENGINES
 from smolvlm_video.batch.ray_engine import RayOptions
 from smolvlm_video.batch.runs import Shard
 from smolvlm_video.errors import ModelLoadError, OptionsError, OutputError, SmolVLMVideoError
-from smolvlm_video.model.registry import ATTENTIONS, DEFAULT_MODEL, DEVICES, DTYPE_NAMES, VISION_MODES
+from smolvlm_video.model.registry import (
+    ATTENTIONS,
+    DEFAULT_MODEL,
+    DEVICES,
+    DTYPE_NAMES,
+    FEATURE_CACHE_MB,
+    VISION_MODES,
+)
 from smolvlm_video.options import (
     BACKENDS,
     DEFAULT_FPS,
@@ -115,8 +122,8 @@ _MODEL = [
         "--feature-cache-mb",
         type=click.IntRange(min=0),
         default=None,
-        help="MB of recent media's vision features kept for reuse [default: 512 on the CPU, 2048 on CUDA; "
-        "0: none].",
+        help="MB of recent media's vision features kept for reuse [default: "
+        f"{FEATURE_CACHE_MB['cpu']} on the CPU, {FEATURE_CACHE_MB['cuda']} on CUDA; 0: none].",
     ),
 ]
 

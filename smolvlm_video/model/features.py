@@ -19,11 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from PIL import Image
 
 from ..video import SampledVideo
+from .registry import FEATURE_CACHE_MB
 
 if TYPE_CHECKING:
     from .inputs import ChatBatch
@@ -32,24 +32,20 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MB = 1_000_000
-# The default bound of a model's cache in MB, by device type: about 50 videos of 64 frames for the 256M
-# model in float32 on the CPU (9.4 MB each), more on a GPU, where the features are in half precision.
-DEFAULT_CACHE_MB = {"cpu": 512, "mps": 512, "cuda": 2048}
 
 
 def medium_key(item: Image.Image | SampledVideo) -> str:
-    """What a medium's features depend on: its pixels (a video's sampled frames, an image's), their shape."""
-    digest = hashlib.blake2b(digest_size=16)
+    """What a medium's features depend on: its pixels (a video's sampled frames, an image's), their shape.
+
+    A video's is its `digest`, made once per sampled video however often it is asked for.
+    """
     if isinstance(item, SampledVideo):
-        frames = np.ascontiguousarray(item.frames)
-        digest.update(f"video {frames.shape} {frames.dtype}".encode())
-        digest.update(memoryview(frames).cast("B"))
-    elif isinstance(item, Image.Image):
-        digest.update(f"image {item.size} {item.mode}".encode())
-        digest.update(bytes(item.getpalette() or []))  # a palette image's colours are not in its bytes
-        digest.update(item.tobytes())
-    else:
+        return item.digest
+    if not isinstance(item, Image.Image):
         raise TypeError(f"A chat's media are PIL images and SampledVideo, not {type(item).__name__}.")
+    digest = hashlib.blake2b(f"image {item.size} {item.mode}".encode(), digest_size=16)
+    digest.update(bytes(item.getpalette() or []))  # a palette image's colours are not in its bytes
+    digest.update(item.tobytes())
     return digest.hexdigest()
 
 
@@ -81,8 +77,9 @@ class FeatureCache:
 
     @classmethod
     def for_device(cls, device: torch.device, mb: int | None = None) -> FeatureCache:
-        """A cache of `mb` MB, or of the device type's default (`DEFAULT_CACHE_MB`)."""
-        return cls((DEFAULT_CACHE_MB.get(device.type, 512) if mb is None else mb) * MB)
+        """A cache of `mb` MB, or of the device type's default (`registry.FEATURE_CACHE_MB`)."""
+        default = FEATURE_CACHE_MB.get(device.type, FEATURE_CACHE_MB["cpu"])
+        return cls((default if mb is None else mb) * MB)
 
     @property
     def bytes(self) -> int:
@@ -107,17 +104,17 @@ class FeatureCache:
 
     def put(self, key: str, features: torch.Tensor) -> None:
         """Keep `features`, letting the least recently used entries go until they fit under the bound."""
-        size = features.numel() * features.element_size()
+        size = features.nbytes
+        if size > self.max_bytes:
+            if self.max_bytes:
+                logger.debug("Features of %d bytes exceed the cache's %d: not kept.", size, self.max_bytes)
+            return
         with self._lock:
-            if key in self._entries or size > self.max_bytes:
-                if size > self.max_bytes and self.max_bytes:
-                    logger.debug(
-                        "Features of %d bytes exceed the cache's %d: not kept.", size, self.max_bytes
-                    )
+            if key in self._entries:
                 return
             while self._bytes + size > self.max_bytes:
                 _, dropped = self._entries.popitem(last=False)
-                self._bytes -= dropped.numel() * dropped.element_size()
+                self._bytes -= dropped.nbytes
                 self.stats.evicted += 1
             self._entries[key] = features
             self._bytes += size
@@ -135,7 +132,7 @@ class FeatureCache:
             for key in keys:
                 dropped = self._entries.pop(key, None)
                 if dropped is not None:
-                    self._bytes -= dropped.numel() * dropped.element_size()
+                    self._bytes -= dropped.nbytes
 
     def clear(self) -> None:
         """Let every entry go (after running out of memory, for one)."""
@@ -182,8 +179,8 @@ def _encode(model: LoadedModel, keys: list[str], batch: ChatBatch) -> dict[str, 
         rows = torch.cat(list(rows))
     rows = rows.reshape(-1, rows.shape[-1])
     sizes = [p.values.shape[1] * model.tokens_per_frame for p in pixels]
-    found = dict(zip(keys, rows.split(sizes) if len(keys) > 1 else [rows], strict=True))
-    found = {key: f.clone() if len(keys) > 1 else f for key, f in found.items()}  # no view holds the rest
+    parts = rows.split(sizes)  # a copy of each where there are several: no view holds the others' rows
+    found = {key: part.clone() if len(parts) > 1 else part for key, part in zip(keys, parts, strict=True)}
     _synchronize(model.device)  # the encoder's time, not just its launch
     cache.count(len(keys), time.perf_counter() - started)
     for key, f in found.items():

@@ -137,7 +137,8 @@ def chat_batch(
         for item in chat_media(messages):
             key = keys[id(item)] = keys.get(id(item)) or medium_key(item)
             if id(item) not in texts:
-                at_hand[key] = at_hand[key] if key in at_hand else known(key)
+                if key not in at_hand:
+                    at_hand[key] = known(key)
                 if at_hand[key] or key in pixels:
                     texts[id(item)] = medium_text(processor, item, strings)
                 else:
@@ -145,9 +146,9 @@ def chat_batch(
                     texts[id(item)] = encoded.text
                     values, mask = encoded.pixels.values, encoded.pixels.mask
                     pixels[key] = ModelPixels(_to(values, device), _to(mask, device))
-            row.append(key)
-        rows.append(render_chat(messages, [texts[id(item)] for item in chat_media(messages)]))
-        media.append(row)
+            row.append((key, texts[id(item)]))
+        rows.append(render_chat(messages, [text for _, text in row]))
+        media.append([key for key, _ in row])
     batch = processor.tokenizer(rows, padding=True, padding_side="left", return_tensors="pt")
     return ChatBatch({name: _to(tensor, device) for name, tensor in batch.items()}, media, pixels)
 
@@ -168,9 +169,9 @@ def build_inputs(
     values = [[batch.pixels[key].values for key in row] for row in batch.media]
     if any(values):
         masks = [[batch.pixels[key].mask for key in row] for row in batch.media]
-        first = next(row for row in values if row)  # a chat with media gives the shapes
-        data["pixel_values"] = _stack_padded(values, first[0])
-        data["pixel_attention_mask"] = _stack_padded(masks, next(row for row in masks if row)[0])
+        first = next(i for i, row in enumerate(values) if row)  # a chat with media gives the shapes
+        data["pixel_values"] = _stack_padded(values, values[first][0])
+        data["pixel_attention_mask"] = _stack_padded(masks, masks[first][0])
     return BatchFeature(data)
 
 

@@ -15,6 +15,9 @@ DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 ATTENTIONS = ("auto", "sdpa", "flash_attention_2", "eager")  # transformers' attn_implementation names
 # How the vision encoder takes a batch's frames: all chats in one call, or one chat's per call
 VISION_MODES = ("auto", "batched", "per-chat")
+# The default bound, in MB, of a model's cache of vision features (`model.features`), by device type:
+# about 50 videos of 64 frames for the 256M model in float32 on the CPU (9.4 MB each), more on a GPU.
+FEATURE_CACHE_MB = {"cpu": 512, "mps": 512, "cuda": 2048}
 
 
 def resolve_model_id(name: str) -> str:

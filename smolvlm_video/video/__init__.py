@@ -10,6 +10,8 @@ look at videos start fast and worker processes that sample frames stay light.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -60,6 +62,17 @@ class SampledVideo:
     @property
     def frame_count(self) -> int:
         return len(self.frames)
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """A hash of the frames' pixels and shape, made once: the same frames, whatever the file, one digest.
+
+        The model side knows a video's vision features by it (`model.features.medium_key`).
+        """
+        frames = np.ascontiguousarray(self.frames)
+        digest = hashlib.blake2b(f"video {frames.shape} {frames.dtype}".encode(), digest_size=16)
+        digest.update(memoryview(frames).cast("B"))
+        return digest.hexdigest()
 
 
 def _info(video: VideoSource) -> VideoInfo:
