@@ -9,6 +9,7 @@ from smolvlm_video import __version__
 from .ask import ask_command
 from .caption import caption_command
 from .demo import demo_command
+from .export import export_command
 from .info import info_command
 
 
@@ -22,6 +23,7 @@ cli.add_command(info_command)
 cli.add_command(caption_command)
 cli.add_command(ask_command)
 cli.add_command(demo_command)
+cli.add_command(export_command)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import click
 from smolvlm_video.batch.engines import ENGINES
 from smolvlm_video.batch.ray_engine import RayOptions
 from smolvlm_video.batch.runs import Shard
-from smolvlm_video.errors import ModelLoadError, OptionsError, OutputError, SmolVLMVideoError
+from smolvlm_video.errors import ModelLoadError, OptionsError, OutputError, RecordsError, SmolVLMVideoError
 from smolvlm_video.model.registry import (
     ATTENTIONS,
     DEFAULT_MODEL,
@@ -265,7 +265,10 @@ def _renamed(params: dict[str, Any], name: str, old: str, default: Any) -> Any:
 
 # The flag of each core option field whose name differs from its flag's.
 FLAGS = {"name": "--model", "prompts": "--prompt-file",
-         "inputs": "PATHS", "subtitles": "--format", "attention": "--attn"}  # fmt: skip
+         "inputs": "PATHS", "subtitles": "--format", "attention": "--attn",
+         # export's options: ExportOptions and CutOptions
+         "format": "--to", "mode": "--cut", "codec": "--clip-codec", "crf": "--clip-crf",
+         "preset": "--clip-preset", "side": "--clip-side"}  # fmt: skip
 
 
 def flag(option: str | None) -> str | None:
@@ -279,7 +282,8 @@ def core_errors(command: F) -> F:
     """Show the core's errors as Click errors, with no traceback, and give each its exit status.
 
     2: a usage error: an option value the core rejects (naming its flag), a model that cannot be
-    loaded, an output that cannot be written. 1: anything else the core raises on purpose.
+    loaded, an output that cannot be written, a records file with a line that is not a record.
+    1: anything else the core raises on purpose.
     130: Ctrl-C, at any moment.
     """
 
@@ -289,7 +293,7 @@ def core_errors(command: F) -> F:
             return command(*args, **kwargs)
         except OptionsError as error:
             raise click.BadParameter(str(error), param_hint=flag(error.option)) from error
-        except (ModelLoadError, OutputError) as error:
+        except (ModelLoadError, OutputError, RecordsError) as error:
             raise click.UsageError(str(error)) from error
         except SmolVLMVideoError as error:
             raise click.ClickException(str(error)) from error

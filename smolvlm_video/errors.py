@@ -78,6 +78,18 @@ class CorruptVideoError(VideoError):
     code = "corrupt"
 
 
+class SourceChangedError(VideoError):
+    """The video has changed (its size or modification time) since it was captioned."""
+
+    code = "changed"
+
+
+class CutError(VideoError):
+    """A window of a video could not be cut into a clip of its own."""
+
+    code = "cut_failed"
+
+
 class ImageError(FileError):
     """An image file cannot be used: missing, not an image, or damaged. The message names the file."""
 
@@ -118,3 +130,9 @@ class OutputError(SmolVLMVideoError):
     """The records file cannot be written (a full disk, a quota, a file size limit)."""
 
     code = "output"
+
+
+class RecordsError(SmolVLMVideoError):
+    """A line of a records file is not a caption record. The message names the file and the line."""
+
+    code = "bad_records"

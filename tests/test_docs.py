@@ -37,6 +37,14 @@ SNIPPET_NAMES = {
     'device="cuda"': 'device="cpu"',
     '"/data/clips"': '"clips"',
 }
+# What some snippets read, made first with the commands the docs give for it.
+SNIPPET_INPUTS = {
+    "captions.jsonl": ["smolvlm-video caption clips -o captions.jsonl --split scenes"],
+    '"./dataset"': [
+        "smolvlm-video caption clips -o captions.jsonl --split scenes",
+        "smolvlm-video export captions.jsonl ./dataset --to hf",
+    ],
+}
 EXAMPLE_VIDEO = ROOT / "examples" / "clips" / "testsrc2.mp4"
 
 
@@ -91,6 +99,10 @@ def test_documented_commands_run(block: Block, workspace: Path, tiny_checkpoint:
 @pytest.mark.parametrize("block", SNIPPETS, ids=lambda b: b.where)
 def test_documented_python_runs(block: Block, workspace: Path, tiny_checkpoint: Path):
     code = block.text
+    needed = [line for name, lines in SNIPPET_INPUTS.items() if name in code for line in lines]
+    for line in dict.fromkeys(needed):
+        status, output = run(line, tiny_checkpoint)
+        assert status == 0, f"{block.where}: {line}\n{output[-3000:]}"
     for name, stand_in in SNIPPET_NAMES.items():
         code = code.replace(name, stand_in or repr(str(tiny_checkpoint)))
     exec(compile(code, block.where, "exec"), {"__name__": "__docs__"})

@@ -1,0 +1,110 @@
+"""`smolvlm-video export RECORDS FOLDER`: a caption JSONL to Parquet, a Hugging Face dataset folder, or
+WebDataset shards, with each window cut into a clip of its own on request."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .options import core_errors
+
+EXPORT_EXTRA = "pip install 'smolvlm-video[export]'"
+
+
+@click.command("export")
+@click.argument("records", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--to",
+    "output_format",
+    type=click.Choice(["hf", "parquet", "webdataset"]),
+    default="hf",
+    show_default=True,
+    help="hf: a Hugging Face dataset folder (Parquet under data/ and a dataset card). parquet: clips.parquet "
+    "and windows.parquet. webdataset: tar shards, a sample per window (.json, .txt, and .mp4 with --clips).",
+)
+@click.option(
+    "--clips", "cut_clips", is_flag=True, help="Cut each window into its own MP4 under FOLDER/cuts/."
+)
+@click.option(
+    "--cut",
+    type=click.Choice(["exact", "copy"]),
+    default="exact",
+    show_default=True,
+    help="exact: re-encode from the window's first frame. copy: copy packets from the keyframe at or before "
+    "the start; fast, but the clip may start up to a keyframe interval early.",
+)
+@click.option("--clip-codec", default="libx264", show_default=True, help="Video encoder of exact cuts.")
+@click.option("--clip-crf", type=click.IntRange(0, 63), default=23, show_default=True,
+              help="The encoder's constant rate factor: lower is better and bigger.")  # fmt: skip
+@click.option(
+    "--clip-preset", default=None, help="The encoder's speed preset (libx264: ultrafast ... veryslow)."
+)
+@click.option(
+    "--clip-side",
+    type=click.IntRange(min=16),
+    help="Scale cut clips to this many pixels on their longest side [default: the source's].",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Clips cut at once."
+)
+@click.option("--shard-mb", type=click.IntRange(min=1), default=500, show_default=True,
+              help="hf and webdataset: start a new shard after this many MB.")  # fmt: skip
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@core_errors
+def export_command(records: Path, folder: Path, **params: Any) -> None:
+    """Export the caption records in RECORDS (a `caption` JSONL) to FOLDER.
+
+    RECORDS may be read while a run still appends to it. Rerunning replaces the export whole; clips already
+    cut are reused. Exit status: 0 when all went well; 1 when some window could not be cut (its row says
+    why); 2 when a line of RECORDS is not a record, or an option is wrong (nothing is written then).
+    """
+    try:
+        from smolvlm_video.export.exporting import export
+    except ImportError as error:
+        raise click.UsageError(f"export needs PyArrow ({error}): {EXPORT_EXTRA}") from error
+    options = build_export(params)
+    console = Console(stderr=True, quiet=params["quiet"])
+    with Progress(TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=params["quiet"]) as progress:  # fmt: skip
+        task = progress.add_task("exporting", total=None)
+        report = export(
+            records, folder, options, lambda done, total: progress.update(task, completed=done, total=total)
+        )
+    found = report.survey
+    console.print(
+        f"Exported {found.records} records ({found.ok} ok, {found.records - found.ok} errors) and "
+        f"{found.windows} windows to {folder} ({options.format}): {len(report.files)} files."
+    )
+    if options.cut is not None:
+        failed = ", ".join(f"{n} {kind}" for kind, n in report.cuts.items() if kind not in ("cut", "reused"))
+        console.print(
+            f"Clips: {report.cuts['cut']} cut, {report.cuts['reused']} reused, {report.cut_failures} failed"
+            f"{f' ({failed}; the windows table says why)' if failed else ''}."
+        )
+    if report.cut_failures:
+        sys.exit(1)
+
+
+def build_export(params: dict[str, Any]) -> Any:
+    """The ExportOptions the flags describe."""
+    from smolvlm_video.export.cutting import CutOptions
+    from smolvlm_video.export.exporting import ExportOptions
+
+    cut = None
+    if params["cut_clips"]:
+        cut = CutOptions(
+            mode=params["cut"],
+            codec=params["clip_codec"],
+            crf=params["clip_crf"],
+            preset=params["clip_preset"],
+            side=params["clip_side"],
+        )
+    return ExportOptions(
+        format=params["output_format"], cut=cut, workers=params["workers"], shard_mb=params["shard_mb"]
+    )

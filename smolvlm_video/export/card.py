@@ -1,0 +1,118 @@
+"""The dataset card (README.md) of an `hf` export: the configs `datasets.load_dataset` reads, and what a
+reader of the dataset needs to know: how it was made (models, prompts and their schemas, sampling),
+how many clips, windows and errors it holds, which answer columns are JSON text and why, and how to push it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from huggingface_hub import DatasetCardData
+
+from ..version import __version__
+from .answers import Column
+from .reading import Survey
+
+if TYPE_CHECKING:
+    from .exporting import ExportOptions, ExportReport
+
+TABLES = ("windows", "clips")  # the configs, the first the default
+
+
+def write_card(
+    path: Path,
+    found: Survey,
+    answers: Column,
+    options: ExportOptions,
+    report: ExportReport,
+    files: dict[str, list[str]],
+) -> None:
+    """The card at `path`; `files`: each table's Parquet files, relative to the folder."""
+    configs = [
+        {
+            "config_name": name,
+            "data_files": [{"split": "train", "path": files[name]}],
+            "default": name == "windows",
+        }
+        for name in TABLES
+    ]
+    data = DatasetCardData(configs=configs, tags=["video", "captions", "smolvlm-video"])
+    parts = [f"---\n{data.to_yaml()}\n---", _summary(found), _how_made(found), _columns(answers)]
+    if options.cut is not None:
+        parts.append(_cuts(options, report))
+    parts.append(_use(report.folder.name))
+    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+
+
+def _summary(found: Survey) -> str:
+    errors = ", ".join(f"{kind}: {n}" for kind, n in found.errors.most_common()) or "none"
+    return (
+        f"# {found.ok} videos captioned in {found.windows} windows\n\n"
+        f"Made with smolvlm-video {__version__} from {found.records} caption records.\n\n"
+        "| config | rows | one row per |\n|---|---|---|\n"
+        f"| `windows` | {found.windows} | window of a captioned video: its span, caption and answers |\n"
+        f"| `clips` | {found.records} | record: every video, the {found.records - found.ok} that failed too "
+        f"(errors: {errors}) |"
+    )
+
+
+def _how_made(found: Survey) -> str:
+    models = ", ".join(f"`{model}` ({n} records)" for model, n in found.models.most_common())
+    lines = ["## How it was made", "", f"Models: {models}.", "", "Prompts:", ""]
+    for name, schemas in found.schemas.items():
+        texts = " / ".join(f'"{text}"' for text in sorted(found.texts.get(name, ())))
+        lines.append(f"- `{name}`: {texts or '(text not recorded)'}")
+        lines += [f"  - schema: `{schema}`" for schema in sorted(s for s in schemas if s is not None)]
+    lines += ["", "Sampling (the frames each window was shown):", ""]
+    for sampling, n in found.samplings.most_common():
+        lines.append(f"- {n} records: `{json.dumps(json.loads(sampling), separators=(', ', ': '))}`")
+    return "\n".join(lines)
+
+
+def _columns(answers: Column) -> str:
+    lines = [
+        "## Answers",
+        "",
+        "`answers` in `windows` holds one column per prompt: text for a prompt without a schema, and a typed "
+        "value for one with a schema (an object a struct, an enum a string, an array a list).",
+    ]
+    if answers.as_text:
+        lines += ["", "These are stored as JSON text, since their schema does not give them one type:", ""]
+        lines += [f"- `answers.{path}`: {why}" for path, why in answers.as_text]
+    lines += [
+        "",
+        "In `clips`, `answers` (each prompt's answer over the whole video) and `generation_extra` are "
+        "JSON text.",
+    ]
+    return "\n".join(lines)
+
+
+def _cuts(options: ExportOptions, report: ExportReport) -> str:
+    cut = options.cut
+    assert cut is not None
+    failed = ", ".join(f"{kind}: {n}" for kind, n in report.cuts.items() if kind not in ("cut", "reused"))
+    how = (
+        f"re-encoded exactly from the window's first frame with {cut.codec} at CRF {cut.crf}"
+        if cut.mode == "exact"
+        else "copied as they are from the keyframe at or before the window's start"
+    )
+    return (
+        "## Clip files\n\n"
+        f"Each window is cut into its own MP4 under `cuts/<clip id>/`, {how}"
+        f"{f', longest side {cut.side} px' if cut.side else ''}, with its audio. `cut_path` in `windows` is "
+        "its path from this folder; where a window has none, `cut_error_type` and `cut_error_message` say "
+        f"why"
+        f"{f' ({failed})' if failed else ''}."
+    )
+
+
+def _use(name: str) -> str:
+    return (
+        "## Use\n\n"
+        "```python\nfrom datasets import load_dataset\n\n"
+        f'windows = load_dataset("{name}", "windows", split="train")\n'
+        f'clips = load_dataset("{name}", "clips", split="train")\n```\n\n'
+        f"Push it to the Hub with `hf upload <user>/<dataset> {name} --repo-type dataset`."
+    )

@@ -1,0 +1,430 @@
+"""Cut a clip's windows out of their source video, each into a clip file of its own, with PyAV.
+
+Two ways, `CutOptions.mode`:
+
+- `exact` (the default): each window's frames, from the one at its start to the last before its end,
+  re-encoded with the source's timing, and its audio trimmed to the sample. Decoding starts at the
+  keyframe before the first window and runs once through all of a clip's windows, so consecutive shots
+  cost one decode, not one each from their own keyframe. Exactness matters because shots start between
+  keyframes: a cut that starts at a keyframe starts with frames of the shot before.
+- `copy`: the packets from the keyframe at or before a window's start to its end, copied as they are.
+  Nothing is decoded, so it is many times faster, but the clip starts at that keyframe (up to a keyframe
+  interval early: a few seconds of the previous shot with common encoder settings) and may end a few
+  frames late, where B-frames need a later frame.
+
+The frames are turned upright (a phone's rotation applied), scaled to `side` on their longest edge if asked,
+and encoded as yuv420p. Each file is written under a temporary name and renamed when complete, so a file
+that exists is whole, and a rerun can take it as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import av
+import numpy as np
+
+from ..errors import CutError, OptionsError, SmolVLMVideoError
+from ..video.probe import VideoInfo, stream_origin
+
+logger = logging.getLogger(__name__)
+
+CUT_MODES = ("exact", "copy")
+DEFAULT_CODEC = "libx264"
+DEFAULT_CRF = 23  # libx264's own default: visually near the source at a fraction of its size
+DECODE_AHEAD = 8  # frames decoded ahead of the encoder (at 1080p, 3 MB each)
+SEEK_GAP_SECONDS = 10.0  # windows further apart than this are reached by a seek, not by decoding through
+AUDIO_CODEC = "aac"
+
+
+@dataclass(frozen=True)
+class CutOptions:
+    """How windows are cut into clips."""
+
+    mode: Literal["exact", "copy"] = "exact"
+    codec: str = DEFAULT_CODEC  # the video encoder of exact cuts (any FFmpeg encoder: libx264, libx265, ...)
+    crf: int = DEFAULT_CRF  # the encoder's constant rate factor: lower is better and bigger
+    preset: str | None = (
+        None  # the encoder's speed preset (libx264: ultrafast ... veryslow); None: its default
+    )
+    side: int | None = None  # scale each frame so its longest side is this many pixels; None: keep the size
+
+    def __post_init__(self) -> None:
+        if self.mode not in CUT_MODES:
+            raise OptionsError(f"cut mode must be one of {', '.join(CUT_MODES)}, got {self.mode!r}.", "mode")
+        if self.side is not None and self.side < 16:
+            raise OptionsError(f"side must be at least 16 pixels, got {self.side!r}.", "side")
+        if not 0 <= self.crf <= 63:
+            raise OptionsError(f"crf must be between 0 and 63, got {self.crf!r}.", "crf")
+        if self.mode == "exact" and not _has_encoder(self.codec):
+            raise OptionsError(f"FFmpeg (as PyAV has it) has no encoder named {self.codec!r}.", "codec")
+
+    @property
+    def digest(self) -> str:
+        """8 hex digits that change with any option that changes a cut's bytes: part of each file's name."""
+        key = repr((self.mode, self.codec, self.crf, self.preset, self.side))
+        return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+    def file_name(self, start: float, end: float) -> str:
+        """The name of the clip of the window [start, end): its span in milliseconds, and the options."""
+        return f"{round(start * 1000):09d}-{round(end * 1000):09d}-{self.mode}-{self.digest}.mp4"
+
+
+def _has_encoder(name: str) -> bool:
+    try:
+        return av.codec.Codec(name, "w").type == "video"
+    except (av.error.FFmpegError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class Span:
+    """A window to cut: its start and end in seconds from the start of the video, and the file it becomes."""
+
+    start: float
+    end: float
+    target: Path
+
+
+def cut_spans(
+    info: VideoInfo, spans: Sequence[Span], options: CutOptions, stop: threading.Event | None = None
+) -> list[SmolVLMVideoError | None]:
+    """Cut each span of one video into its target file; for each, None or the error that stopped it.
+
+    A span whose target exists already is left as it is. One span's failure is its own: the others go on.
+    Setting `stop` (an export interrupted) ends the cutting at the next frame, leaving no partial file.
+    """
+    todo = [span for span in spans if not span.target.exists()]
+    failed: dict[Span, SmolVLMVideoError] = {}
+    for run in _runs(sorted(todo, key=lambda span: span.start)):
+        for span in run:
+            span.target.parent.mkdir(parents=True, exist_ok=True)
+        cut = _cut_exact if options.mode == "exact" else _cut_copy
+        failed |= cut(info, run, options, stop or threading.Event())
+    return [failed.get(span) for span in spans]
+
+
+def _runs(spans: list[Span]) -> Iterator[list[Span]]:
+    """The spans in groups that one pass of the decoder reaches without a seek."""
+    run: list[Span] = []
+    for span in spans:
+        if run and span.start - max(s.end for s in run) > SEEK_GAP_SECONDS:
+            yield run
+            run = []
+        run.append(span)
+    if run:
+        yield run
+
+
+def _part(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.part")
+
+
+def _failure(info: VideoInfo, span: Span, error: Exception) -> CutError:
+    return CutError(info.path, f"cutting {span.start:.3f}-{span.end:.3f} s failed: {error}")
+
+
+# --- exact: decode once through a run of windows, re-encode each window's frames and audio ---------------
+
+
+class _ExactClip:
+    """One window being written: its encoders, and the first frame's time, which becomes its zero."""
+
+    def __init__(
+        self, span: Span, source: Any, audio: Any | None, size: tuple[int, int], options: CutOptions
+    ):
+        self.span = span
+        self.part = _part(span.target)
+        self.output = av.open(os.fspath(self.part), "w", format="mp4")
+        rate = source.average_rate or source.guessed_rate or Fraction(30)
+        self.video = self.output.add_stream(options.codec, rate=rate)
+        self.video.width, self.video.height = size
+        self.video.pix_fmt = "yuv420p"
+        self.video.thread_type = "AUTO"  # frame threads, as the ffmpeg CLI: PyAV's default, slices, is slower
+        self.video.codec_context.time_base = source.time_base  # the source's timing, variable rates too
+        self.video.options = {
+            "crf": str(options.crf),
+            **({"preset": options.preset} if options.preset else {}),
+        }
+        self.audio = None
+        if audio is not None:
+            self.audio = self.output.add_stream(AUDIO_CODEC, rate=audio.sample_rate)
+            self.audio.layout = audio.layout.name
+        self.zero: float | None = None  # the time of the window's first frame, in the source
+        self.zero_pts = 0
+        self.early_audio: list[tuple[Any, float]] = []  # audio demuxed before the first frame
+        self.video_done = False
+        self.audio_done = audio is None
+
+    def add_frame(self, frame: Any, time: float) -> None:
+        if self.zero is None:
+            self.zero, self.zero_pts = time, frame.pts
+            for early, at in self.early_audio:
+                self.add_audio(early, at)
+            self.early_audio = []
+        frame.pts -= self.zero_pts
+        self.output.mux(self.video.encode(frame))
+        frame.pts += self.zero_pts
+
+    def add_audio(self, frame: Any, time: float) -> None:
+        """The part of an audio frame (starting at `time`) that falls in the window, to the sample."""
+        if self.audio is None:
+            return
+        if self.zero is None:
+            self.early_audio.append((frame, time))
+            return
+        rate = frame.sample_rate
+        first = max(0, round((self.zero - time) * rate))
+        last = min(frame.samples, round((self.span.end - time) * rate))
+        if first >= last:
+            return
+        piece = _slice_audio(frame, first, last)
+        piece.pts = round((time - self.zero) * rate) + first
+        piece.time_base = Fraction(1, rate)
+        self.output.mux(self.audio.encode(piece))
+
+    def finish(self) -> None:
+        self.output.mux(self.video.encode(None))
+        if self.audio is not None:
+            self.output.mux(self.audio.encode(None))
+        self.output.close()
+        if self.zero is None:
+            raise ValueError("no frame of the video falls in this window")
+        os.replace(self.part, self.span.target)
+
+    def abandon(self) -> None:
+        with contextlib.suppress(av.error.FFmpegError, ValueError):
+            self.output.close()
+        self.part.unlink(missing_ok=True)
+
+
+def _slice_audio(frame: Any, first: int, last: int) -> Any:
+    if first == 0 and last == frame.samples:
+        return frame
+    samples = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    cut = samples[:, first:last] if frame.format.is_planar else samples[:, first * channels : last * channels]
+    piece = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(cut), format=frame.format.name, layout=frame.layout.name
+    )
+    piece.sample_rate = frame.sample_rate
+    return piece
+
+
+def _cut_exact(
+    info: VideoInfo, run: list[Span], options: CutOptions, stop: threading.Event
+) -> dict[Span, SmolVLMVideoError]:
+    failed: dict[Span, SmolVLMVideoError] = {}
+    pending = list(run)
+    open_clips: list[_ExactClip] = []
+    container = av.open(info.path, metadata_errors="ignore")
+    try:
+        source = container.streams.video[0]
+        source.thread_type = "AUTO"
+        audio = container.streams.audio[0] if container.streams.audio else None
+        origin = stream_origin(source)
+        half = 0.5 / info.fps  # a frame belongs to the window its time rounds into
+        turn = _Upright(source, info, options.side)
+        container.seek(max(0, round((origin + run[0].start - half) / source.time_base)), stream=source)
+        streams = [source] if audio is None else [source, audio]
+        for frame in _decoded_ahead(container, streams):
+            if stop.is_set():
+                raise InterruptedError("the export was stopped")
+            time = float(frame.time) - origin
+            audible = isinstance(frame, av.AudioFrame)
+            reach = time + frame.samples / frame.sample_rate if audible else time
+            while pending and pending[0].start - half <= reach:
+                open_clips.append(_ExactClip(pending.pop(0), source, audio, turn.size, options))
+            for clip in open_clips:
+                if audible:
+                    clip.add_audio(frame, time)
+                    clip.audio_done = clip.audio_done or reach >= clip.span.end
+                elif time >= clip.span.end - half:
+                    clip.video_done = True
+                elif time >= clip.span.start - half:
+                    for upright in turn(frame):
+                        clip.add_frame(upright, time)
+            for clip in [c for c in open_clips if c.video_done and c.audio_done]:
+                open_clips.remove(clip)
+                _finish(clip, info, failed)
+            if not pending and not open_clips:
+                break
+    except (av.error.FFmpegError, ValueError, OSError) as error:
+        for clip in open_clips:
+            clip.abandon()
+            failed[clip.span] = _failure(info, clip.span, error)
+        open_clips = []
+        failed |= {span: _failure(info, span, error) for span in pending}
+        pending = []
+    finally:
+        container.close()
+    for clip in open_clips:  # the video ended: what each window holds is all it has
+        _finish(clip, info, failed)
+    for span in pending:
+        failed[span] = CutError(
+            info.path, f"no frame of the video falls in {span.start:.3f}-{span.end:.3f} s"
+        )
+    return failed
+
+
+def _finish(clip: _ExactClip, info: VideoInfo, failed: dict[Span, SmolVLMVideoError]) -> None:
+    try:
+        clip.finish()
+    except (av.error.FFmpegError, ValueError, OSError) as error:
+        clip.abandon()
+        failed[clip.span] = _failure(info, clip.span, error)
+
+
+def _frames(container: Any, streams: list[Any]) -> Iterator[Any]:
+    """Every decoded frame of the streams, in the container's order; timeless frames left out."""
+    for packet in container.demux(*streams):
+        for frame in packet.decode():
+            if frame.pts is not None and frame.time is not None:
+                yield frame
+
+
+_END = object()
+
+
+def _decoded_ahead(container: Any, streams: list[Any]) -> Iterator[Any]:
+    """`_frames`, decoded on a thread of its own up to DECODE_AHEAD frames ahead, so that decoding overlaps
+    encoding as in the ffmpeg CLI (PyAV lets go of the GIL in both). A decoding error is raised here."""
+    frames: queue.Queue[Any] = queue.Queue(DECODE_AHEAD)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        """Put `item` on the queue once there is room; False if the consumer has stopped meanwhile."""
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                frames.put(item, timeout=0.1)
+                return True
+        return False
+
+    def decode() -> None:
+        try:
+            for frame in _frames(container, streams):
+                if not offer(frame):
+                    return
+            offer(_END)
+        except BaseException as error:  # handed to the consumer, which raises it
+            offer(error)
+
+    thread = threading.Thread(target=decode, name="cut-decode", daemon=True)
+    thread.start()
+    try:
+        while (item := frames.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class _Upright:
+    """Turns decoded frames upright and to the asked size, as yuv420p; a filter graph where one is needed."""
+
+    def __init__(self, source: Any, info: VideoInfo, side: int | None) -> None:
+        width, height = info.width, info.height  # as displayed: after rotation
+        if side is not None and max(width, height) > side:
+            scale = side / max(width, height)
+            width, height = round(width * scale), round(height * scale)
+        self.size = (max(2, width // 2 * 2), max(2, height // 2 * 2))  # yuv420p wants even sides
+        self.graph = None
+        turns = {90: ["transpose=cclock"], 180: ["hflip", "vflip"], 270: ["transpose=clock"]}
+        steps = [*turns.get(info.rotation, []), f"scale={self.size[0]}:{self.size[1]}", "format=yuv420p"]
+        if info.rotation:
+            self.graph = av.filter.Graph()
+            nodes = [self.graph.add_buffer(template=source)]
+            for step in steps:
+                name, _, arguments = step.partition("=")
+                nodes.append(self.graph.add(name, arguments or None))
+            nodes.append(self.graph.add("buffersink"))
+            for a, b in itertools.pairwise(nodes):
+                a.link_to(b)
+            self.graph.configure()
+
+    def __call__(self, frame: Any) -> Iterator[Any]:
+        if self.graph is None:
+            turned = frame.reformat(width=self.size[0], height=self.size[1], format="yuv420p")
+            turned.pts, turned.time_base = frame.pts, frame.time_base
+            yield turned
+            return
+        self.graph.push(frame)
+        while True:
+            try:
+                yield self.graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+
+
+# --- copy: the packets from the keyframe at or before the start, as they are ---------------------------
+
+
+def _cut_copy(
+    info: VideoInfo, run: list[Span], options: CutOptions, stop: threading.Event
+) -> dict[Span, SmolVLMVideoError]:
+    failed: dict[Span, SmolVLMVideoError] = {}
+    for span in run:
+        if stop.is_set():
+            failed[span] = _failure(info, span, InterruptedError("the export was stopped"))
+            continue
+        try:
+            _copy_span(info, span)
+        except (av.error.FFmpegError, ValueError, OSError) as error:
+            _part(span.target).unlink(missing_ok=True)
+            failed[span] = _failure(info, span, error)
+    return failed
+
+
+def _copy_span(info: VideoInfo, span: Span) -> None:
+    part = _part(span.target)
+    with av.open(info.path, metadata_errors="ignore") as container:
+        source = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        origin = stream_origin(source)
+        container.seek(max(0, round((origin + span.start) / source.time_base)), stream=source, backward=True)
+        with av.open(os.fspath(part), "w", format="mp4") as output:
+            copies = {source: output.add_stream_from_template(source)}
+            if audio is not None:
+                copies[audio] = output.add_stream_from_template(audio)
+            zero: float | None = None  # the time of the keyframe the clip starts at
+            video_done, audio_done = False, audio is None
+            for packet in container.demux(*copies):
+                if packet.dts is None or packet.pts is None:
+                    continue
+                time = float(packet.pts * packet.time_base) - origin
+                if packet.stream is source:
+                    if zero is None and not packet.is_keyframe:
+                        continue
+                    zero = time if zero is None else zero
+                    video_done = video_done or float(packet.dts * packet.time_base) - origin >= span.end
+                    if video_done:
+                        continue
+                elif zero is None or time < zero or audio_done:
+                    audio_done = audio_done or (zero is not None and time >= span.end)
+                    continue
+                elif time >= span.end:
+                    audio_done = True
+                    continue
+                shift = round((zero + origin) / packet.time_base)
+                packet.pts -= shift
+                packet.dts -= shift
+                packet.stream = copies[packet.stream]
+                output.mux(packet)
+                if video_done and audio_done:
+                    break
+            if zero is None:
+                raise ValueError("no keyframe at or after the window's start")
+    os.replace(part, span.target)

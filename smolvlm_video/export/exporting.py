@@ -1,0 +1,301 @@
+"""Export a `caption` JSONL to a training set: Parquet tables, a Hugging Face dataset folder, or WebDataset.
+
+`export(records, folder, options)` reads the JSONL twice, streaming: once to check every line and learn the
+tables' types (`reading.survey`), once to write. What it writes is staged and moved into place only when
+complete (`writers.Staging`), so a rerun replaces the previous export whole, and a failed one leaves it as
+it was. The JSONL stays the run's journal: export reads it at any time, a partial one too, and reads no
+further than the first pass did.
+
+With `ExportOptions.cut`, each window of an ok clip is also cut from its source into a clip file under
+`cuts/` (`cutting`), by a pool of `workers` threads a bounded way ahead of the writer; a clip file made by
+an earlier export with the same source, span and options is reused. A window that cannot be cut (its source
+moved or changed, the encoder failed) says why in its row, and the export goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from ..batch.records import safe_clip_id
+from ..errors import (
+    CutError,
+    OptionsError,
+    RecordsError,
+    SmolVLMVideoError,
+    SourceChangedError,
+    VideoNotFoundError,
+)
+from ..video.probe import probe
+from .answers import answers_column
+from .card import write_card
+from .cutting import CutOptions, Span, cut_spans
+from .reading import Survey, read_journal, survey
+from .tables import CLIPS, clip_row, flat, sample_json, window_rows, window_schema
+from .writers import DEFAULT_SHARD_MB, MB, ParquetShards, Staging, TarShards
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("parquet", "hf", "webdataset")
+CUTS_FOLDER = "cuts"  # where cut clips live in the export's folder, kept between exports
+PROGRESS_EVERY = 100  # records between two calls of `progress`
+DEFAULT_CUT_WORKERS = 2  # clips cut at once; each encoder also uses several threads of its own
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What an export writes."""
+
+    format: Literal["parquet", "hf", "webdataset"] = "parquet"
+    cut: CutOptions | None = None  # cut each window into a clip file of its own, so; None: no clip files
+    workers: int = DEFAULT_CUT_WORKERS  # clips cut at once
+    shard_mb: int = DEFAULT_SHARD_MB  # hf and webdataset: a new shard after this many MB
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise OptionsError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}.", "format")
+        if self.workers < 1:
+            raise OptionsError(f"workers must be at least 1, got {self.workers!r}.", "workers")
+        if self.shard_mb < 1:
+            raise OptionsError(f"shard_mb must be at least 1, got {self.shard_mb!r}.", "shard_mb")
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote."""
+
+    folder: Path
+    survey: Survey
+    files: list[Path] = field(default_factory=list)  # the tables or shards, in the folder
+    cuts: Counter[str] = field(default_factory=Counter)  # "cut", "reused", and each error type -> windows
+
+    @property
+    def cut_failures(self) -> int:
+        return sum(n for kind, n in self.cuts.items() if kind not in ("cut", "reused"))
+
+
+Progress = Callable[[int, int], None]  # called with the records written so far, and all there are
+
+
+def export(
+    records: str | os.PathLike[str],
+    folder: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    progress: Progress | None = None,
+) -> ExportReport:
+    """Export the records file to `folder`; RecordsError (and nothing written) if a line is not a record."""
+    options = options or ExportOptions()
+    found = survey(records)
+    report = ExportReport(Path(folder), found)
+    staging = Staging(report.folder)
+    try:
+        outputs = _write(Path(records), staging, options, report, progress)
+        staging.commit(outputs)
+    except BaseException:
+        staging.abort()
+        raise
+    report.files = sorted(p for name in outputs for p in _files(report.folder / name))
+    return report
+
+
+def _files(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+
+
+def _write(
+    records: Path, staging: Staging, options: ExportOptions, report: ExportReport, progress: Progress | None
+) -> list[str]:
+    """Write the tables (or shards) into the staging folder; the names to move into place."""
+    found = report.survey
+    answers = answers_column(found.answer_columns())
+    windows = window_schema(answers, cut=options.cut is not None)
+    clips, segments = _open_tables(staging, options, windows)
+    try:
+        for written, (number, record, cuts) in enumerate(
+            _with_cuts(records, found, report, options), start=1
+        ):
+            if clips is not None:
+                clips.add(clip_row(record), number)
+            tar = isinstance(segments, TarShards)
+            for window, cut in zip(window_rows(record, None if tar else answers), cuts, strict=True):
+                window |= cut
+                if tar:
+                    _add_sample(segments, window, record, report.folder)
+                else:
+                    segments.add(window, number)
+            if progress is not None and (written % PROGRESS_EVERY == 0 or written == found.records):
+                progress(written, found.records)
+        window_files = segments.close()
+        clip_files = clips.close() if clips is not None else []
+    except ValueError as error:
+        raise RecordsError(f"{records}, {error}.") from error
+    if options.format == "parquet":
+        window_files[0].rename(staging.path("windows.parquet"))  # one file each: no shard_bytes
+        clip_files[0].rename(staging.path("clips.parquet"))
+        return ["clips.parquet", "windows.parquet"]
+    if options.format == "webdataset":
+        return ["data"]
+    tables = {"windows": window_files, "clips": clip_files}
+    relative = {name: [f"data/{name}/{path.name}" for path in files] for name, files in tables.items()}
+    write_card(staging.path("README.md"), found, answers, options, report, relative)
+    return ["data", "README.md"]
+
+
+def _open_tables(
+    staging: Staging, options: ExportOptions, windows: pa.Schema
+) -> tuple[ParquetShards | None, ParquetShards | TarShards]:
+    """The writers of the clips table (None for WebDataset, whose samples are windows) and of the windows."""
+    shard_bytes = options.shard_mb * MB
+    data = staging.path("data")
+    # Shards are named after this export: `datasets` caches a folder's tables by their file names, so new
+    # names keep a re-export from loading as the old one.
+    prefix = f"train-{time.time_ns():x}"
+    if options.format == "parquet":
+        return (
+            ParquetShards(staging.root, "clips", CLIPS, transform=flat),
+            ParquetShards(staging.root, "windows", windows),
+        )
+    if options.format == "hf":
+        return (
+            ParquetShards(data / "clips", prefix, CLIPS, shard_bytes, transform=flat),
+            ParquetShards(data / "windows", prefix, windows, shard_bytes),
+        )
+    return None, TarShards(data, prefix, shard_bytes)
+
+
+def _add_sample(shards: TarShards, window: dict[str, Any], record: dict[str, Any], folder: Path) -> None:
+    key = f"{window['clip_id']}_{window['window_index']:04d}"
+    members: dict[str, bytes | Path] = {
+        "json": sample_json(window, record).encode(),
+        "txt": (window.get("caption") or "").encode(),
+    }
+    if window.get("cut_path"):
+        members["mp4"] = folder / window["cut_path"]
+    shards.add(key, members)
+
+
+def _with_cuts(
+    records: Path, found: Survey, report: ExportReport, options: ExportOptions
+) -> Iterator[tuple[int, dict[str, Any], list[dict[str, Any]]]]:
+    """(line, record, each window's cut columns) in order, as far as the survey read.
+
+    The cuts are made by a pool of `workers` threads, a clip's windows split between them in runs of
+    consecutive windows (each run decoded once), at most 2 x workers runs ahead of the writer.
+    """
+    lines = ((n, r) for n, r in read_journal(records) if n <= found.last_line)
+    if options.cut is None:
+        for number, record in lines:
+            yield number, record, [{} for _ in record.get("windows") or []]
+        return
+    cut = options.cut
+    pool = ThreadPoolExecutor(options.workers, thread_name_prefix="cut")
+    stop = threading.Event()  # set when the writer stops early (an error, Ctrl-C): cuts under way end too
+    ahead: deque[tuple[int, dict[str, Any], list[Future[list[dict[str, Any]]]]]] = deque()
+    in_flight = 0
+    try:
+        for number, record in lines:
+            runs = _runs(record, options.workers)
+            ahead.append(
+                (
+                    number,
+                    record,
+                    [pool.submit(cut_windows, record, run, report.folder, cut, stop) for run in runs],
+                )
+            )
+            in_flight += len(runs)
+            while in_flight > 2 * options.workers or (ahead and all(f.done() for f in ahead[0][2])):
+                in_flight -= len(ahead[0][2])
+                yield _counted(ahead.popleft(), report)
+        while ahead:
+            yield _counted(ahead.popleft(), report)
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _runs(record: dict[str, Any], workers: int) -> list[range]:
+    """An ok record's windows (their positions) in up to `workers` runs of consecutive windows."""
+    count = len(record["windows"]) if record.get("status") == "ok" else 0
+    parts = min(workers, count)
+    return [range(part * count // parts, (part + 1) * count // parts) for part in range(parts)]
+
+
+def _counted(
+    item: tuple[int, dict[str, Any], list[Future[list[dict[str, Any]]]]], report: ExportReport
+) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+    number, record, futures = item
+    cuts = [cut for future in futures for cut in future.result()]
+    for cut in cuts:
+        report.cuts[cut.pop("outcome")] += 1
+    return number, record, cuts
+
+
+def cut_windows(
+    record: dict[str, Any],
+    positions: range,
+    folder: Path,
+    options: CutOptions,
+    stop: threading.Event | None = None,
+) -> list[dict[str, Any]]:
+    """Cut the windows of an ok record at `positions` into their clip files under `folder`; each window's
+    cut columns, and its `outcome` ("cut", "reused", or the error's type). Never raises: a failure is in
+    the columns."""
+    windows = [record["windows"][position] for position in positions]
+    spans = [
+        Span(
+            w["start"],
+            w["end"],
+            folder / CUTS_FOLDER / record["id"] / options.file_name(w["start"], w["end"]),
+        )
+        for w in windows
+    ]
+    existing = [span.target.exists() for span in spans]
+    try:
+        errors = [None] * len(spans) if all(existing) else cut_spans(_source(record), spans, options, stop)
+    except SmolVLMVideoError as error:
+        errors = [error] * len(spans)
+    except Exception as error:  # an item never stops the batch: it says why in its row
+        logger.warning("cutting %s failed", record["path"], exc_info=True)
+        errors = [CutError(record["path"], f"{type(error).__name__}: {error}")] * len(spans)
+    return [
+        _cut_columns(span, error, found, folder)
+        for span, error, found in zip(spans, errors, existing, strict=True)
+    ]
+
+
+def _source(record: dict[str, Any]) -> Any:
+    """The record's video as it was captioned, probed; an error if it has moved or changed since."""
+    path = record.get("abs_path") or record["path"]
+    if not os.path.exists(path):
+        raise VideoNotFoundError(
+            path, "the video is no longer there (moved or deleted since it was captioned)"
+        )
+    if safe_clip_id(path) != record["id"]:
+        raise SourceChangedError(path, "the video has changed since it was captioned (its size or time)")
+    return probe(path)
+
+
+def _cut_columns(span: Span, error: SmolVLMVideoError | None, existed: bool, folder: Path) -> dict[str, Any]:
+    if error is not None:
+        return {
+            "cut_path": None,
+            "cut_error_type": error.code,
+            "cut_error_message": str(error),
+            "outcome": error.code,
+        }
+    return {
+        "cut_path": span.target.relative_to(folder).as_posix(),
+        "cut_error_type": None,
+        "cut_error_message": None,
+        "outcome": "reused" if existed else "cut",
+    }

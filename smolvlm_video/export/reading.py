@@ -1,0 +1,143 @@
+"""Read a `caption` JSONL as export needs it: streaming, line by line, each line a record or an error.
+
+The JSONL is the run's journal, and export may read it while a run still appends to it. A last line with
+no newline that does not parse is the remains of a write in progress or cut short: it is skipped, with a
+warning, as resume does. Any other line that is not a caption record stops the export with a
+`RecordsError` that names the file and the line. Blank lines are skipped.
+
+`survey` reads the file once before anything is written: it checks every line, and gathers what the
+tables' types depend on (each prompt's schemas, whether every answer fits them) and what the dataset
+card says (models, prompts, sampling, counts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import RecordsError
+from .answers import TEXT, Column, as_json, schema_column
+
+logger = logging.getLogger(__name__)
+
+REQUIRED = ("id", "path", "status")  # what a line must have to be a caption record
+
+
+def read_journal(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number from 1, record) for each record of the JSONL at `path`."""
+    file = Path(path)
+    try:
+        lines = open(file, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 (closed below)
+    except OSError as error:
+        raise RecordsError(f"{file}: cannot read the records ({error.strerror or error}).") from error
+    with lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                if not line.endswith("\n"):
+                    logger.warning("%s: line %d is cut short (a write in progress?); skipped.", file, number)
+                    return
+                raise RecordsError(f"{file}, line {number}: not JSON ({error.msg}).") from error
+            yield number, _checked(record, file, number)
+
+
+def _checked(record: Any, file: Path, number: int) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise RecordsError(f"{file}, line {number}: a JSON {type(record).__name__}, not a caption record.")
+    if missing := [key for key in REQUIRED if not isinstance(record.get(key), str)]:
+        raise RecordsError(
+            f"{file}, line {number}: not a caption record (no {', '.join(missing)}); "
+            "export reads the JSONL that `smolvlm-video caption` writes."
+        )
+    if record["status"] == "ok" and not isinstance(record.get("windows"), list):
+        raise RecordsError(f"{file}, line {number}: an ok record without its windows.")
+    return record
+
+
+def prompt_schemas(record: dict[str, Any]) -> dict[str, str | None]:
+    """A record's prompts: name -> its schema's JSON text, or None for a prompt answered in text."""
+    prompts = record.get("prompts")
+    if prompts and isinstance(prompts, list) and all(isinstance(p, dict) and "name" in p for p in prompts):
+        return {p["name"]: p.get("schema") for p in prompts}
+    return dict.fromkeys(record.get("answers") or {})  # records older than prompt lists
+
+
+@dataclass
+class Survey:
+    """What one pass over a records file found: counts, and what the tables and the card need."""
+
+    records: int = 0
+    last_line: int = 0  # the line of the last record read: a second pass reads no further
+    ok: int = 0
+    windows: int = 0
+    errors: Counter[str] = field(default_factory=Counter)  # error type -> records
+    schemas: dict[str, set[str | None]] = field(default_factory=dict)  # prompt -> the schemas it came with
+    texts: dict[str, set[str]] = field(default_factory=dict)  # prompt -> its texts
+    unfit: dict[str, int] = field(default_factory=dict)  # prompt -> first line whose answer missed its type
+    models: Counter[str] = field(default_factory=Counter)
+    samplings: Counter[str] = field(default_factory=Counter)  # each sampling, as JSON text -> records
+    _columns: dict[str | None, Column] = field(default_factory=dict)
+
+    def add(self, number: int, record: dict[str, Any]) -> None:
+        self.records += 1
+        self.last_line = number
+        self.models[str((record.get("model") or {}).get("id"))] += 1
+        self.samplings[json.dumps(record.get("sampling"), sort_keys=True)] += 1
+        prompts = prompt_schemas(record)
+        for prompt in record.get("prompts") or []:
+            if isinstance(prompt, dict) and isinstance(prompt.get("text"), str):
+                self.texts.setdefault(prompt["name"], set()).add(prompt["text"])
+        for name, schema in prompts.items():
+            self.schemas.setdefault(name, set()).add(schema)
+        if record["status"] != "ok":
+            self.errors[str((record.get("error") or {}).get("type"))] += 1
+            return
+        self.ok += 1
+        self.windows += len(record["windows"])
+        for window in record["windows"]:
+            answers = window.get("answers") if isinstance(window, dict) else None
+            for name, schema in prompts.items():
+                if name not in self.unfit and not self._column(schema).fits((answers or {}).get(name)):
+                    self.unfit[name] = number
+
+    def _column(self, schema: str | None) -> Column:
+        if schema not in self._columns:
+            self._columns[schema] = TEXT if schema is None else schema_column(_parsed(schema), "")
+        return self._columns[schema]
+
+    def answer_columns(self) -> dict[str, Column]:
+        """Each prompt's column in the windows table, in the order the prompts were first seen."""
+        columns = {}
+        for name, schemas in self.schemas.items():
+            if len(schemas) > 1:
+                columns[name] = as_json(name, "the prompt came with different schemas in different runs")
+            elif name in self.unfit:
+                columns[name] = as_json(name, f"answers that do not fit its schema (line {self.unfit[name]})")
+            else:
+                schema = next(iter(schemas))
+                columns[name] = TEXT if schema is None else schema_column(_parsed(schema), name)
+        return columns
+
+
+def _parsed(schema: str) -> Any:
+    try:
+        return json.loads(schema)
+    except (TypeError, json.JSONDecodeError):
+        return None  # typed as JSON text: "the schema is not an object"
+
+
+def survey(path: str | os.PathLike[str]) -> Survey:
+    """Read every record of the file once (raising RecordsError at the first bad line)."""
+    found = Survey()
+    for number, record in read_journal(path):
+        found.add(number, record)
+    return found

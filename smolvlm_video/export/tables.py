@@ -1,0 +1,143 @@
+"""The two tables an export writes: their types, and the rows of each record.
+
+- `clips`: one row per record, errors included, flat: a record's nested facts (error, model, sampling,
+  generation, video, timings) become columns named `<group>_<field>`, typed as the options and `VideoInfo`
+  declare them. `answers` (over a clip's windows, its shape depends on how many there are) and
+  `generation_extra` (any `generate()` argument) are free-form, so stored as JSON text.
+- `windows`: one row per window of every ok clip, with its clip's id and path, its span, caption, frames,
+  and `answers`: a struct of one typed column per prompt (see `answers`). With cut clips, also the clip's
+  file (`cut_path`, relative to the export's folder) or why it has none (`cut_error_type`, `_message`).
+
+Every column has one type whatever the records hold, so any mix of runs is one table. A row is handed to
+PyArrow as the record's own dict (PyArrow converts in C++ and ignores keys the table has not); only the JSON
+text columns are made here.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import fields
+from typing import Any
+
+import pyarrow as pa
+
+from ..batch.records import TIMINGS, VIDEO_FIELDS
+from ..options import GenerationOptions, SamplingOptions
+from ..video.probe import VideoInfo
+from .answers import Column, json_text
+
+TEXT = pa.string()
+ERROR = pa.struct([("type", TEXT), ("message", TEXT)])
+PYTHON_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: TEXT}
+
+
+def _arrow_type(hint: Any) -> pa.DataType:
+    """The type of a dataclass field: int, float, bool or str (or None of them); anything else JSON text."""
+    arguments = [a for a in typing.get_args(hint) if a is not type(None)]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return _arrow_type(arguments[0]) if len(arguments) == 1 else TEXT
+    return PYTHON_TYPES.get(hint, TEXT)
+
+
+def _struct(cls: type, names: tuple[str, ...] | None = None) -> pa.StructType:
+    hints = typing.get_type_hints(cls)
+    return pa.struct(
+        [(f.name, _arrow_type(hints[f.name])) for f in fields(cls) if names is None or f.name in names]
+    )
+
+
+# The clips table as the records nest it; written flat (`error.type` becomes `error_type`).
+CLIPS = pa.schema(
+    [
+        ("id", TEXT),
+        ("path", TEXT),
+        ("abs_path", TEXT),
+        ("status", TEXT),
+        ("error", ERROR),
+        ("caption", TEXT),
+        ("answers", TEXT),  # JSON text
+        ("window_count", pa.int64()),
+        ("summarized", pa.bool_()),
+        ("summary_error", ERROR),
+        ("model", pa.struct([("id", TEXT), ("revision", TEXT)])),
+        ("prompts", pa.list_(pa.struct([("name", TEXT), ("text", TEXT), ("schema", TEXT)]))),
+        ("system", TEXT),
+        ("sampling", _struct(SamplingOptions)),
+        ("generation", _struct(GenerationOptions)),  # extra: JSON text
+        ("video", _struct(VideoInfo, VIDEO_FIELDS)),
+        ("timings", pa.struct([(name, pa.float64()) for name in TIMINGS])),
+        ("tool_version", TEXT),
+        ("created_at", TEXT),
+    ]
+)
+CUT_FIELDS = [("cut_path", TEXT), ("cut_error_type", TEXT), ("cut_error_message", TEXT)]
+
+
+def clip_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as the clips table reads it (nested, as `CLIPS`)."""
+    generation = record.get("generation")
+    if isinstance(generation, dict) and "extra" in generation:
+        generation = {**generation, "extra": json_text(generation["extra"])}
+    answers = record.get("answers")
+    return {
+        **record,
+        "answers": json_text(answers) if answers is not None else None,
+        "window_count": len(record.get("windows") or []),
+        "generation": generation,
+    }
+
+
+def flat(table: pa.Table) -> pa.Table:
+    """The clips table as written: each group's fields as columns of their own, `<group>_<field>`."""
+    table = table.flatten()
+    return table.rename_columns([name.replace(".", "_") for name in table.column_names])
+
+
+def window_schema(answers: Column, cut: bool) -> pa.Schema:
+    """The windows table, for this answers column (a struct of the prompts'), with cut clips or not."""
+    return pa.schema(
+        [
+            ("clip_id", TEXT),
+            ("window_index", pa.int64()),
+            ("path", TEXT),
+            ("start", pa.float64()),
+            ("end", pa.float64()),
+            ("caption", TEXT),
+            ("frame_count", pa.int64()),
+            ("timestamps", pa.list_(pa.float64())),
+            ("answers", answers.arrow),
+            *(CUT_FIELDS if cut else []),
+        ]
+    )
+
+
+def window_rows(record: dict[str, Any], answers: Column | None) -> list[dict[str, Any]]:
+    """A record's windows as the windows table reads them: each with its clip's id and path, its place,
+    and its answers as `answers` stores them (None: as JSON values, as the record has them)."""
+    convert = answers.convert if answers is not None and answers.converts else None
+    rows = []
+    for index, window in enumerate(record.get("windows") or []):
+        row = {**window, "clip_id": record["id"], "path": record["path"], "window_index": index}
+        if convert is not None:
+            row["answers"] = convert(window.get("answers"))
+        rows.append(row)
+    return rows
+
+
+def sample_json(window: dict[str, Any], record: dict[str, Any]) -> str:
+    """A window as one JSON document (a WebDataset sample's `.json`): its row, answers as JSON values,
+    and its clip's model and video facts."""
+    keys = [
+        "clip_id",
+        "window_index",
+        "path",
+        "start",
+        "end",
+        "caption",
+        "frame_count",
+        "timestamps",
+        "answers",
+    ]
+    document = {key: window.get(key) for key in keys + [name for name, _ in CUT_FIELDS if name in window]}
+    return json_text({**document, "model": record.get("model"), "video": record.get("video")}) or ""

@@ -1,0 +1,417 @@
+"""`export`: caption records to Parquet, a Hugging Face dataset folder and WebDataset shards, and each window
+cut into a clip of its own, on real files: a clip made so that its shots start between keyframes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tarfile
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from conftest import ffmpeg, requires_ffmpeg
+from smolvlm_video.cli.main import cli
+
+from smolvlm_video.errors import RecordsError
+from smolvlm_video.export.answers import schema_column
+from smolvlm_video.export.cutting import CutOptions, Span, cut_spans
+from smolvlm_video.export.exporting import ExportOptions, export
+from smolvlm_video.video.probe import probe
+
+pytestmark = [requires_ffmpeg]
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENE_SCHEMA = ROOT / "examples" / "schemas" / "scene.json"
+SHOT_SECONDS = 2
+GOP = (
+    35  # a keyframe every 1.4 s at 25 fps: at 0, 1.4, 2.8 and 4.2 s, so each cut (2 s, 4 s) falls between two
+)
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """6 s at 25 fps: three shots of 2 s, each moving (a test pattern, a Mandelbrot zoom, the game of life),
+    with a tone for audio; a long GOP, and no keyframe forced at a cut (-sc_threshold 0)."""
+    path = tmp_path_factory.mktemp("shots") / "shots.mp4"
+    sources = [
+        "testsrc2=size=320x240:rate=25",
+        "mandelbrot=size=320x240:rate=25",
+        "life=size=320x240:rate=25:mold=10",
+    ]
+    inputs = [arg for source in sources for arg in ("-f", "lavfi", "-t", str(SHOT_SECONDS), "-i", source)]
+    inputs += ["-f", "lavfi", "-t", "6", "-i", "sine=frequency=440:sample_rate=44100"]
+    joined = "[0:v][1:v][2:v]concat=n=3:v=1:a=0,format=yuv420p[v]"
+    encode = ["-c:v", "libx264", "-preset", "ultrafast", "-g", str(GOP), "-sc_threshold", "0", "-c:a", "aac"]
+    ffmpeg(*inputs, "-filter_complex", joined, "-map", "[v]", "-map", "3:a", *encode, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def captioned(tmp_path_factory, shots, tiny_checkpoint) -> Path:
+    """`caption --split scenes` over the shots clip, another example clip and one unreadable file."""
+    folder = tmp_path_factory.mktemp("captioned")
+    clips = folder / "clips"
+    clips.mkdir()
+    shutil.copy(shots, clips / "shots.mp4")
+    shutil.copy(ROOT / "examples" / "clips" / "testsrc2.mp4", clips / "testsrc2.mp4")
+    (clips / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    out = folder / "captions.jsonl"
+    result = run("caption", clips, "-o", out, "--split", "scenes", "--model", tiny_checkpoint,
+                 "--max-new-tokens", "4", "--quiet")  # fmt: skip
+    assert result.exit_code == 1, result.output  # the broken file
+    return out
+
+
+@pytest.fixture(scope="module")
+def hf_export(captioned, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("export") / "dataset"
+    result = run("export", captioned, folder, "--to", "hf", "--clips", "--quiet")
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def frames_of(path: Path) -> list[tuple[float, np.ndarray]]:
+    with av.open(str(path)) as container:
+        return [
+            (float(f.time), f.to_ndarray(format="rgb24").astype(np.int16)) for f in container.decode(video=0)
+        ]
+
+
+def keyframe_times(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [float(f.time) for f in container.decode(video=0) if f.key_frame]
+
+
+@pytest.mark.slow
+def test_hf_export_loads_with_datasets_one_row_per_window_and_per_record(captioned, hf_export):
+    datasets = pytest.importorskip("datasets")
+    records = lines(captioned)
+    ok = [r for r in records if r["status"] == "ok"]
+    windows = datasets.load_dataset(str(hf_export), "windows", split="train")
+    clips = datasets.load_dataset(str(hf_export), "clips", split="train")
+    assert len(windows) == sum(len(r["windows"]) for r in ok)
+    assert len(clips) == len(records) == 3
+    shots = next(r for r in ok if r["path"].endswith("shots.mp4"))
+    assert [(w["start"], w["end"]) for w in shots["windows"]] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
+    assert sorted(clips["status"]) == ["error", "ok", "ok"]
+    assert [t for t in clips["error_type"] if t] == ["corrupt"]
+    assert all(
+        path and not error for path, error in zip(windows["cut_path"], windows["cut_error_type"], strict=True)
+    )
+    card = (hf_export / "README.md").read_text()
+    assert "config_name: windows" in card and "hf upload" in card and "corrupt: 1" in card
+
+
+@pytest.mark.slow
+def test_each_cut_clip_is_its_window_exactly_from_the_frame_at_its_start_with_audio(
+    captioned, hf_export, shots
+):
+    pq_windows = pq.read_table(hf_export / "data" / "windows").to_pylist()
+    source = frames_of(shots)
+    keyframes = keyframe_times(shots)
+    fps = 25
+    for window in [w for w in pq_windows if w["path"].endswith("shots.mp4")]:
+        start, end = window["start"], window["end"]
+        if start > 0:
+            assert start not in keyframes  # the cut falls between keyframes
+        clip = hf_export / window["cut_path"]
+        frames = frames_of(clip)
+        assert abs(len(frames) / fps - (end - start)) <= 1 / fps
+        # Of the source's frames around the start, the cut's first frame is the one at the start: not the
+        # frame before it (the last of the previous shot), nor one after it.
+        first = frames[0][1]
+        near = [
+            (time, np.abs(first - image).mean()) for time, image in source if abs(time - start) < 2.5 / fps
+        ]
+        closest, difference = min(near, key=lambda pair: pair[1])
+        assert abs(closest - start) < 0.5 / fps and difference < 10, near
+        with av.open(str(clip)) as container:
+            audio = container.streams.audio[0]
+            samples = sum(frame.samples for frame in container.decode(audio))
+        assert abs(samples / audio.sample_rate - (end - start)) < 0.05
+
+
+@pytest.mark.slow
+def test_a_rerun_replaces_the_tables_and_reuses_the_cut_clips(captioned, hf_export, tmp_path):
+    folder = tmp_path / "again"
+    shutil.copytree(hf_export, folder)
+    before = {p: p.stat().st_mtime_ns for p in (folder / "cuts").rglob("*.mp4")}
+    (folder / "data" / "windows" / "stale.parquet").write_bytes(b"from an older export")
+    report = export(captioned, folder, ExportOptions(format="hf", cut=CutOptions()))
+    assert report.cuts == {"reused": len(before)}
+    assert {p: p.stat().st_mtime_ns for p in (folder / "cuts").rglob("*.mp4")} == before
+    assert not (folder / "data" / "windows" / "stale.parquet").exists()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".export")]
+
+
+@pytest.mark.slow
+def test_copy_cuts_start_at_the_keyframe_before_the_window(captioned, tmp_path, shots):
+    report = export(
+        captioned, tmp_path / "copy", ExportOptions(format="parquet", cut=CutOptions(mode="copy"))
+    )
+    assert report.cut_failures == 0
+    rows = pq.read_table(tmp_path / "copy" / "windows.parquet").to_pylist()
+    second = next(w for w in rows if w["path"].endswith("shots.mp4") and w["start"] == 2.0)
+    frames = frames_of(tmp_path / "copy" / second["cut_path"])
+    keyframe = max(t for t in keyframe_times(shots) if t <= 2.0)  # 1.4 s
+    assert abs(len(frames) / 25 - (second["end"] - keyframe)) <= 2 / 25
+
+
+@pytest.mark.slow
+def test_json_schema_answers_are_typed_columns(tmp_path, tiny_checkpoint):
+    out = tmp_path / "scene.jsonl"
+    clip = ROOT / "examples" / "clips" / "testsrc2.mp4"
+    result = run("caption", clip, "-o", out, "--model", tiny_checkpoint, "--json-schema", SCENE_SCHEMA,
+                 "--max-new-tokens", "200", "--window-seconds", "3", "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    export(out, tmp_path / "ds", ExportOptions(format="hf"))
+    table = pq.read_table(tmp_path / "ds" / "data" / "windows")
+    scene = table.schema.field("answers").type.field("caption").type
+    assert scene.field("people").type == pa.bool_()
+    assert scene.field("setting").type == pa.string()
+    assert scene.field("tags").type == pa.list_(pa.string())
+    datasets = pytest.importorskip("datasets")
+    features = datasets.load_dataset(str(tmp_path / "ds"), "windows", split="train").features
+    typed = features["answers"]["caption"]
+    assert typed["people"] == datasets.Value("bool") and typed["setting"] == datasets.Value("string")
+    assert typed["tags"] == datasets.List(datasets.Value("string"))
+    rows = table.to_pylist()
+    assert len(rows) == 2 and all(isinstance(r["answers"]["caption"]["people"], bool) for r in rows)
+
+
+@pytest.mark.slow
+def test_a_mix_of_runs_is_one_type_per_column_with_no_json_columns(captioned, tmp_path, tiny_checkpoint):
+    prompts = tmp_path / "prompts.json"
+    tags = {"type": "array", "items": {"enum": ["car", "sky", "text"]}, "maxItems": 2}
+    prompts.write_text(json.dumps({"short": "One line.", "tags": {"prompt": "Tags?", "schema": tags}}))
+    mixed = tmp_path / "mixed.jsonl"
+    shutil.copy(captioned, mixed)
+    clip = ROOT / "examples" / "clips" / "mandelbrot.mp4"
+    result = run("caption", clip, "-o", mixed, "--model", tiny_checkpoint, "--prompt-file", prompts,
+                 "--max-new-tokens", "40", "--window-seconds", "4", "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = export(mixed, tmp_path / "ds", ExportOptions(format="hf"))
+    assert report.survey.records == 4 and report.survey.ok == 3
+    datasets = pytest.importorskip("datasets")
+    windows = datasets.load_dataset(str(tmp_path / "ds"), "windows", split="train")
+    clips = datasets.load_dataset(str(tmp_path / "ds"), "clips", split="train")
+    answers = windows.features["answers"]
+    assert answers["caption"] == datasets.Value("string") and answers["short"] == datasets.Value("string")
+    assert answers["tags"] == datasets.List(datasets.Value("string"))
+    for features in (windows.features, clips.features):
+        assert not _json_features(features)
+    assert clips.features["generation_extra"] == datasets.Value("string")  # free-form: JSON text
+    mandelbrot = [w for w in windows if w["path"].endswith("mandelbrot.mp4")]
+    assert len(mandelbrot) == 2 and all(w["answers"]["caption"] is None for w in mandelbrot)
+    assert all(isinstance(w["answers"]["tags"], list) for w in mandelbrot)
+
+
+def _json_features(features) -> list:
+    import datasets
+
+    found = []
+    for feature in features.values() if isinstance(features, dict) else [features]:
+        if isinstance(feature, datasets.Json):
+            found.append(feature)
+        elif isinstance(feature, dict):
+            found += _json_features(feature)
+        elif isinstance(feature, datasets.List):
+            found += _json_features(feature.feature)
+    return found
+
+
+@pytest.mark.slow
+def test_webdataset_shards_hold_json_text_and_mp4_per_window(captioned, tmp_path):
+    folder = tmp_path / "wds"
+    result = run("export", captioned, folder, "--to", "webdataset", "--clips", "--quiet")
+    assert result.exit_code == 0, result.output
+    shards = sorted((folder / "data").glob("*.tar"))
+    assert len(shards) == 1 and shards[0].name.endswith("-00000-of-00001.tar")
+    with tarfile.open(shards[0]) as tar:
+        names = tar.getnames()
+    keys = sorted({name.split(".")[0] for name in names})
+    assert len(keys) == 4 and sorted(names) == sorted(
+        f"{k}.{e}" for k in keys for e in ("json", "txt", "mp4")
+    )
+    webdataset = pytest.importorskip("webdataset")
+    samples = list(webdataset.WebDataset(str(shards[0]), shardshuffle=False))
+    assert len(samples) == 4
+    document = json.loads(samples[0]["json"])
+    assert document["caption"] == samples[0]["txt"].decode() and samples[0]["mp4"][4:8] == b"ftyp"
+    datasets = pytest.importorskip("datasets")
+    loaded = datasets.load_dataset("webdataset", data_files=[str(s) for s in shards], split="train")
+    assert len(loaded) == 4 and {"json", "txt", "mp4"} <= set(loaded.column_names)
+    plain = loaded.cast_column("mp4", datasets.Video(decode=False))  # no torchcodec needed to read bytes
+    assert plain[0]["mp4"]["bytes"][4:8] == b"ftyp"
+
+
+# --- bad input ---
+
+
+def test_a_torn_last_line_is_skipped_with_a_warning(captioned, tmp_path, caplog):
+    torn = tmp_path / "torn.jsonl"
+    torn.write_bytes(captioned.read_bytes() + b'{"path": "half a rec')
+    with caplog.at_level(logging.WARNING):
+        report = export(torn, tmp_path / "out", ExportOptions(format="parquet"))
+    assert report.survey.records == 3
+    assert "line 4 is cut short" in caplog.text
+    assert pq.read_table(tmp_path / "out" / "clips.parquet").num_rows == 3
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [("not json at all", "line 2: not JSON"), ('["a list"]', "line 2: a JSON list"),
+     ('{"id": "x"}', "line 2: not a caption record (no path, status)")],
+)  # fmt: skip
+def test_a_line_that_is_not_a_record_stops_with_exit_2_and_writes_nothing(captioned, tmp_path, line, message):
+    first, *rest = captioned.read_text().splitlines(keepends=True)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(first + line + "\n" + "".join(rest))
+    folder = tmp_path / "out"
+    result = run("export", bad, folder, "--to", "hf")
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not folder.exists() or not list(folder.iterdir())
+    with pytest.raises(RecordsError, match="line 2"):
+        export(bad, folder)
+
+
+def test_a_failed_rerun_leaves_the_previous_export_as_it_was(captioned, tmp_path):
+    folder = tmp_path / "out"
+    export(captioned, folder, ExportOptions(format="parquet"))
+    before = (folder / "clips.parquet").read_bytes()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(captioned.read_text() + "oops\n" + captioned.read_text())
+    with pytest.raises(RecordsError):
+        export(bad, folder, ExportOptions(format="parquet"))
+    assert (folder / "clips.parquet").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["clips.parquet", "windows.parquet"]
+
+
+@pytest.mark.slow
+def test_a_moved_or_changed_source_marks_its_windows_and_the_export_goes_on(captioned, shots, tmp_path):
+    records = lines(captioned)
+    moved = tmp_path / "moved.jsonl"
+    for record in records:
+        if record["path"].endswith("shots.mp4"):
+            record["abs_path"] = str(tmp_path / "gone" / "shots.mp4")
+        elif record["status"] == "ok":
+            changed = tmp_path / "changed.mp4"
+            shutil.copy(record["abs_path"], changed)
+            record["abs_path"] = str(changed)  # another file than the one the id was made from
+    moved.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = run("export", moved, tmp_path / "out", "--to", "parquet", "--clips")
+    assert result.exit_code == 1 and "3 not_found" in result.output and "1 changed" in result.output, (
+        result.output
+    )
+    rows = pq.read_table(tmp_path / "out" / "windows.parquet").to_pylist()
+    assert {r["cut_error_type"] for r in rows} == {"not_found", "changed"}
+    assert all(r["cut_path"] is None and "since it was captioned" in r["cut_error_message"] for r in rows)
+
+
+def test_bad_cut_options_name_their_flag(captioned, tmp_path):
+    result = run("export", captioned, tmp_path / "out", "--clips", "--clip-codec", "no-such-encoder")
+    assert result.exit_code == 2 and "--clip-codec" in result.output and "no-such-encoder" in result.output
+
+
+# --- cutting, alone ---
+
+
+def test_an_exact_cut_of_a_rotated_phone_video_comes_out_upright(make_video, tmp_path):
+    plain = make_video("export-plain.mp4", size="160x120", seconds=2)
+    rotated = tmp_path / "rotated.mp4"
+    ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rotated))
+    info = probe(rotated)
+    assert info.rotation in (90, 270) and (info.width, info.height) == (120, 160)
+    target = tmp_path / "cut.mp4"
+    assert cut_spans(info, [Span(0.4, 1.2, target)], CutOptions(side=80)) == [None]
+    with av.open(str(target)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (60, 80)
+        assert stream.frames == 20 and stream.average_rate == Fraction(25)
+
+
+def test_a_stopped_cut_ends_without_leaving_a_partial_file(make_video, tmp_path):
+    video = make_video("export-stop.mp4", seconds=2)
+    stop = threading.Event()
+    stop.set()
+    (error,) = cut_spans(probe(video), [Span(0.0, 1.0, tmp_path / "cut.mp4")], CutOptions(), stop)
+    assert error is not None and error.code == "cut_failed" and "stopped" in str(error)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- answer columns from schemas ---
+
+
+@pytest.mark.parametrize(
+    ("schema", "arrow"),
+    [
+        ({"type": "string"}, pa.string()),
+        ({"enum": ["a", "b"]}, pa.string()),
+        ({"type": "boolean"}, pa.bool_()),
+        ({"type": "integer"}, pa.int64()),
+        ({"type": "number"}, pa.float64()),
+        ({"type": ["number", "null"]}, pa.float64()),
+        ({"type": "array", "items": {"type": "integer"}}, pa.list_(pa.int64())),
+        (
+            {
+                "type": "object",
+                "properties": {"n": {"type": "integer"}, "o": {"properties": {"b": {"const": True}}}},
+            },
+            pa.struct([("n", pa.int64()), ("o", pa.struct([("b", pa.bool_())]))]),
+        ),
+    ],
+)
+def test_a_schema_gives_its_answers_a_typed_column(schema, arrow):
+    column = schema_column(schema, "p")
+    assert column.arrow == arrow and column.as_text == ()
+
+
+@pytest.mark.parametrize(
+    ("schema", "why"),
+    [
+        ({"oneOf": [{"type": "string"}, {"type": "integer"}]}, "oneOf"),
+        (
+            {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": True},
+            "additional",
+        ),
+        ({"type": "object"}, "without properties"),
+        ({"type": "array"}, "without one schema for its items"),
+        ({"enum": ["a", 1]}, "several types"),
+        ({"type": ["string", "integer"]}, "no single type"),
+    ],
+)
+def test_a_schema_that_cannot_be_typed_is_json_text_and_says_why(schema, why):
+    column = schema_column({"type": "object", "properties": {"x": schema}}, "p")
+    assert column.arrow == pa.struct([("x", pa.string())])
+    (path, reason), *_ = column.as_text
+    assert path == "p.x" and why in reason
+    assert column.convert({"x": {"k": [1]}}) == {"x": '{"k":[1]}'}
+
+
+def test_export_imports_neither_torch_nor_transformers():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, smolvlm_video.export.exporting; "
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
