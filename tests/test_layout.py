@@ -83,3 +83,11 @@ def test_the_core_is_four_parts_and_the_top_level_is_as_asked():
     top = {path.name for path in ROOT.iterdir() if not path.name.startswith(".")}
     expected = {"demo", "smolvlm_video", "cli", "examples", "tests", "app.py", "pyproject.toml", "benchmarks"}
     assert expected <= top
+
+
+def test_the_wheel_lists_every_package_of_the_core():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {module_name(path) for path in PACKAGE.rglob("__init__.py")}
+    assert found <= listed, f"add to pyproject.toml's packages: {sorted(found - listed)}"
