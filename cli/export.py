@@ -11,6 +11,18 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from smolvlm_video.export.options import (
+    CUT_MODES,
+    DEFAULT_CODEC,
+    DEFAULT_CRF,
+    DEFAULT_CUT_WORKERS,
+    DEFAULT_SHARD_MB,
+    FORMATS,
+    MIN_CLIP_SIDE,
+    CutOptions,
+    ExportOptions,
+)
+
 from .options import core_errors
 
 EXPORT_EXTRA = "pip install 'smolvlm-video[export]'"
@@ -22,8 +34,8 @@ EXPORT_EXTRA = "pip install 'smolvlm-video[export]'"
 @click.option(
     "--to",
     "output_format",
-    type=click.Choice(["hf", "parquet", "webdataset"]),
-    default="hf",
+    type=click.Choice(FORMATS),
+    default=FORMATS[0],
     show_default=True,
     help="hf: a Hugging Face dataset folder (Parquet under data/ and a dataset card). parquet: clips.parquet "
     "and windows.parquet. webdataset: tar shards, a sample per window (.json, .txt, and .mp4 with --clips).",
@@ -33,27 +45,31 @@ EXPORT_EXTRA = "pip install 'smolvlm-video[export]'"
 )
 @click.option(
     "--cut",
-    type=click.Choice(["exact", "copy"]),
-    default="exact",
+    type=click.Choice(CUT_MODES),
+    default=CUT_MODES[0],
     show_default=True,
     help="exact: re-encode from the window's first frame. copy: copy packets from the keyframe at or before "
     "the start; fast, but the clip may start up to a keyframe interval early.",
 )
-@click.option("--clip-codec", default="libx264", show_default=True, help="Video encoder of exact cuts.")
-@click.option("--clip-crf", type=click.IntRange(0, 63), default=23, show_default=True,
+@click.option("--clip-codec", default=DEFAULT_CODEC, show_default=True, help="Video encoder of exact cuts.")
+@click.option("--clip-crf", type=click.IntRange(0, 63), default=DEFAULT_CRF, show_default=True,
               help="The encoder's constant rate factor: lower is better and bigger.")  # fmt: skip
 @click.option(
     "--clip-preset", default=None, help="The encoder's speed preset (libx264: ultrafast ... veryslow)."
 )
 @click.option(
     "--clip-side",
-    type=click.IntRange(min=16),
+    type=click.IntRange(min=MIN_CLIP_SIDE),
     help="Scale cut clips to this many pixels on their longest side [default: the source's].",
 )
 @click.option(
-    "--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Clips cut at once."
+    "--workers",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CUT_WORKERS,
+    show_default=True,
+    help="Runs of windows cut at once (each encoder also uses threads of its own).",
 )
-@click.option("--shard-mb", type=click.IntRange(min=1), default=500, show_default=True,
+@click.option("--shard-mb", type=click.IntRange(min=1), default=DEFAULT_SHARD_MB, show_default=True,
               help="hf and webdataset: start a new shard after this many MB.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @core_errors
@@ -78,7 +94,7 @@ def export_command(records: Path, folder: Path, **params: Any) -> None:
         )
     found = report.survey
     console.print(
-        f"Exported {found.records} records ({found.ok} ok, {found.records - found.ok} errors) and "
+        f"Exported {found.records} records ({found.ok} ok, {found.records - found.ok} failed) and "
         f"{found.windows} windows to {folder} ({options.format}): {len(report.files)} files."
     )
     if options.cut is not None:
@@ -91,11 +107,8 @@ def export_command(records: Path, folder: Path, **params: Any) -> None:
         sys.exit(1)
 
 
-def build_export(params: dict[str, Any]) -> Any:
+def build_export(params: dict[str, Any]) -> ExportOptions:
     """The ExportOptions the flags describe."""
-    from smolvlm_video.export.cutting import CutOptions
-    from smolvlm_video.export.exporting import ExportOptions
-
     cut = None
     if params["cut_clips"]:
         cut = CutOptions(

@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import (
     CorruptVideoError,
+    CutError,
     EmptyVideoError,
     GenerationError,
     ImageError,
@@ -19,7 +20,9 @@ from .errors import (
     OptionsError,
     OutOfMemoryError,
     OutputError,
+    RecordsError,
     SmolVLMVideoError,
+    SourceChangedError,
     VideoError,
     VideoNotFoundError,
 )
@@ -50,6 +53,9 @@ _LAZY = {
     "RunPlan": "batch.runs",
     "Shard": "batch.runs",
     "plan_run": "batch.runs",
+    "export": "export.exporting",
+    "ExportOptions": "export.options",
+    "CutOptions": "export.options",
 }
 
 
@@ -61,6 +67,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CorruptVideoError",
+    "CutError",
     "EmptyVideoError",
     "FramePlan",
     "GenerationError",
@@ -72,9 +79,11 @@ __all__ = [
     "OptionsError",
     "OutOfMemoryError",
     "OutputError",
+    "RecordsError",
     "SampledVideo",
     "SamplingOptions",
     "SmolVLMVideoError",
+    "SourceChangedError",
     "VideoError",
     "VideoInfo",
     "VideoNotFoundError",

@@ -23,8 +23,9 @@ from smolvlm_video.cli.main import cli
 
 from smolvlm_video.errors import RecordsError
 from smolvlm_video.export.answers import schema_column
-from smolvlm_video.export.cutting import CutOptions, Span, cut_spans
-from smolvlm_video.export.exporting import ExportOptions, export
+from smolvlm_video.export.cutting import Span, cut_spans
+from smolvlm_video.export.exporting import export
+from smolvlm_video.export.options import CutOptions, ExportOptions
 from smolvlm_video.video.probe import probe
 
 pytestmark = [requires_ffmpeg]

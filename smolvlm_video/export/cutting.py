@@ -20,7 +20,6 @@ that exists is whole, and a rerun can take it as it is.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import logging
 import os
@@ -30,62 +29,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import av
 import numpy as np
 
-from ..errors import CutError, OptionsError, SmolVLMVideoError
+from ..errors import CutError, SmolVLMVideoError
 from ..video.probe import VideoInfo, stream_origin
+from .options import CutOptions
 
 logger = logging.getLogger(__name__)
 
-CUT_MODES = ("exact", "copy")
-DEFAULT_CODEC = "libx264"
-DEFAULT_CRF = 23  # libx264's own default: visually near the source at a fraction of its size
 DECODE_AHEAD = 8  # frames decoded ahead of the encoder (at 1080p, 3 MB each)
 SEEK_GAP_SECONDS = 10.0  # windows further apart than this are reached by a seek, not by decoding through
 AUDIO_CODEC = "aac"
-
-
-@dataclass(frozen=True)
-class CutOptions:
-    """How windows are cut into clips."""
-
-    mode: Literal["exact", "copy"] = "exact"
-    codec: str = DEFAULT_CODEC  # the video encoder of exact cuts (any FFmpeg encoder: libx264, libx265, ...)
-    crf: int = DEFAULT_CRF  # the encoder's constant rate factor: lower is better and bigger
-    preset: str | None = (
-        None  # the encoder's speed preset (libx264: ultrafast ... veryslow); None: its default
-    )
-    side: int | None = None  # scale each frame so its longest side is this many pixels; None: keep the size
-
-    def __post_init__(self) -> None:
-        if self.mode not in CUT_MODES:
-            raise OptionsError(f"cut mode must be one of {', '.join(CUT_MODES)}, got {self.mode!r}.", "mode")
-        if self.side is not None and self.side < 16:
-            raise OptionsError(f"side must be at least 16 pixels, got {self.side!r}.", "side")
-        if not 0 <= self.crf <= 63:
-            raise OptionsError(f"crf must be between 0 and 63, got {self.crf!r}.", "crf")
-        if self.mode == "exact" and not _has_encoder(self.codec):
-            raise OptionsError(f"FFmpeg (as PyAV has it) has no encoder named {self.codec!r}.", "codec")
-
-    @property
-    def digest(self) -> str:
-        """8 hex digits that change with any option that changes a cut's bytes: part of each file's name."""
-        key = repr((self.mode, self.codec, self.crf, self.preset, self.side))
-        return hashlib.sha256(key.encode()).hexdigest()[:8]
-
-    def file_name(self, start: float, end: float) -> str:
-        """The name of the clip of the window [start, end): its span in milliseconds, and the options."""
-        return f"{round(start * 1000):09d}-{round(end * 1000):09d}-{self.mode}-{self.digest}.mp4"
-
-
-def _has_encoder(name: str) -> bool:
-    try:
-        return av.codec.Codec(name, "w").type == "video"
-    except (av.error.FFmpegError, ValueError):
-        return False
 
 
 @dataclass(frozen=True)

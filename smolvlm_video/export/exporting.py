@@ -23,51 +23,31 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 
 from ..batch.records import safe_clip_id
 from ..errors import (
     CutError,
-    OptionsError,
     RecordsError,
     SmolVLMVideoError,
     SourceChangedError,
     VideoNotFoundError,
 )
-from ..video.probe import probe
+from ..video.probe import VideoInfo, probe
 from .answers import answers_column
 from .card import write_card
-from .cutting import CutOptions, Span, cut_spans
+from .cutting import Span, cut_spans
+from .options import CutOptions, ExportOptions
 from .reading import Survey, read_journal, survey
 from .tables import CLIPS, clip_row, flat, sample_json, window_rows, window_schema
-from .writers import DEFAULT_SHARD_MB, MB, ParquetShards, Staging, TarShards
+from .writers import MB, ParquetShards, Staging, TarShards
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("parquet", "hf", "webdataset")
 CUTS_FOLDER = "cuts"  # where cut clips live in the export's folder, kept between exports
 PROGRESS_EVERY = 100  # records between two calls of `progress`
-DEFAULT_CUT_WORKERS = 2  # clips cut at once; each encoder also uses several threads of its own
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """What an export writes."""
-
-    format: Literal["parquet", "hf", "webdataset"] = "parquet"
-    cut: CutOptions | None = None  # cut each window into a clip file of its own, so; None: no clip files
-    workers: int = DEFAULT_CUT_WORKERS  # clips cut at once
-    shard_mb: int = DEFAULT_SHARD_MB  # hf and webdataset: a new shard after this many MB
-
-    def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise OptionsError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}.", "format")
-        if self.workers < 1:
-            raise OptionsError(f"workers must be at least 1, got {self.workers!r}.", "workers")
-        if self.shard_mb < 1:
-            raise OptionsError(f"shard_mb must be at least 1, got {self.shard_mb!r}.", "shard_mb")
 
 
 @dataclass
@@ -118,24 +98,23 @@ def _write(
     """Write the tables (or shards) into the staging folder; the names to move into place."""
     found = report.survey
     answers = answers_column(found.answer_columns())
-    windows = window_schema(answers, cut=options.cut is not None)
-    clips, segments = _open_tables(staging, options, windows)
+    clips, windows = _open_tables(staging, options, window_schema(answers, cut=options.cut is not None))
     try:
         for written, (number, record, cuts) in enumerate(
             _with_cuts(records, found, report, options), start=1
         ):
             if clips is not None:
                 clips.add(clip_row(record), number)
-            tar = isinstance(segments, TarShards)
+            tar = isinstance(windows, TarShards)
             for window, cut in zip(window_rows(record, None if tar else answers), cuts, strict=True):
                 window |= cut
                 if tar:
-                    _add_sample(segments, window, record, report.folder)
+                    _add_sample(windows, window, record, report.folder)
                 else:
-                    segments.add(window, number)
+                    windows.add(window, number)
             if progress is not None and (written % PROGRESS_EVERY == 0 or written == found.records):
                 progress(written, found.records)
-        window_files = segments.close()
+        window_files = windows.close()
         clip_files = clips.close() if clips is not None else []
     except ValueError as error:
         raise RecordsError(f"{records}, {error}.") from error
@@ -154,7 +133,8 @@ def _write(
 def _open_tables(
     staging: Staging, options: ExportOptions, windows: pa.Schema
 ) -> tuple[ParquetShards | None, ParquetShards | TarShards]:
-    """The writers of the clips table (None for WebDataset, whose samples are windows) and of the windows."""
+    """The writers of the clips table (None for WebDataset, whose samples are windows) and of the windows
+    table (`windows`: its schema)."""
     shard_bytes = options.shard_mb * MB
     data = staging.path("data")
     # Shards are named after this export: `datasets` caches a folder's tables by their file names, so new
@@ -273,7 +253,7 @@ def cut_windows(
     ]
 
 
-def _source(record: dict[str, Any]) -> Any:
+def _source(record: dict[str, Any]) -> VideoInfo:
     """The record's video as it was captioned, probed; an error if it has moved or changed since."""
     path = record.get("abs_path") or record["path"]
     if not os.path.exists(path):

@@ -25,7 +25,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROW_GROUP_ROWS = 10_000  # rows buffered before they are written as one Parquet row group
-DEFAULT_SHARD_MB = 500  # a new shard once the current one passes this many MB (the Hub suggests < 1 GB)
 MB = 1 << 20
 
 

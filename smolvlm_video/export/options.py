@@ -1,0 +1,78 @@
+"""What an export writes, and how it cuts clips: frozen option objects, checked once.
+
+Free of PyArrow, so that the command line can offer their choices and defaults without loading it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+import av
+
+from ..errors import OptionsError
+
+FORMATS = ("hf", "parquet", "webdataset")  # the first the default
+CUT_MODES = ("exact", "copy")
+DEFAULT_CODEC = "libx264"
+DEFAULT_CRF = 23  # libx264's own default: visually near the source at a fraction of its size
+DEFAULT_CUT_WORKERS = 2  # runs of windows cut at once; each encoder also uses several threads of its own
+DEFAULT_SHARD_MB = 500  # a new shard once the current one passes this many MB (the Hub suggests < 1 GB)
+MIN_CLIP_SIDE = 16  # pixels: the smallest longest side a cut clip may be scaled to
+
+
+@dataclass(frozen=True)
+class CutOptions:
+    """How windows are cut into clips of their own (see `cutting`)."""
+
+    mode: Literal["exact", "copy"] = "exact"  # exact: re-encoded from the window's first frame; copy: packets
+    codec: str = DEFAULT_CODEC  # the video encoder of exact cuts (any FFmpeg encoder: libx264, libx265, ...)
+    crf: int = DEFAULT_CRF  # the encoder's constant rate factor: lower is better and bigger
+    preset: str | None = None  # the encoder's speed preset (libx264: ultrafast ... veryslow); None: its own
+    side: int | None = None  # scale each frame so its longest side is this many pixels; None: keep the size
+
+    def __post_init__(self) -> None:
+        if self.mode not in CUT_MODES:
+            raise OptionsError(f"cut mode must be one of {', '.join(CUT_MODES)}, got {self.mode!r}.", "mode")
+        if self.side is not None and self.side < MIN_CLIP_SIDE:
+            raise OptionsError(f"side must be at least {MIN_CLIP_SIDE} pixels, got {self.side!r}.", "side")
+        if not 0 <= self.crf <= 63:
+            raise OptionsError(f"crf must be between 0 and 63, got {self.crf!r}.", "crf")
+        if self.mode == "exact" and not _has_encoder(self.codec):
+            raise OptionsError(f"FFmpeg (as PyAV has it) has no video encoder named {self.codec!r}.", "codec")
+
+    @property
+    def digest(self) -> str:
+        """8 hex digits that change with any option that changes a cut's bytes: part of each file's name."""
+        key = repr((self.mode, self.codec, self.crf, self.preset, self.side))
+        return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+    def file_name(self, start: float, end: float) -> str:
+        """The name of the clip of the window [start, end): its span in milliseconds, and the options."""
+        return f"{round(start * 1000):09d}-{round(end * 1000):09d}-{self.mode}-{self.digest}.mp4"
+
+
+def _has_encoder(name: str) -> bool:
+    try:
+        return av.codec.Codec(name, "w").type == "video"
+    except (av.error.FFmpegError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What an export writes."""
+
+    format: Literal["hf", "parquet", "webdataset"] = "hf"
+    cut: CutOptions | None = None  # cut each window into a clip file of its own, so; None: no clip files
+    workers: int = DEFAULT_CUT_WORKERS  # runs of windows cut at once
+    shard_mb: int = DEFAULT_SHARD_MB  # hf and webdataset: a new shard after this many MB
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise OptionsError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}.", "format")
+        if self.workers < 1:
+            raise OptionsError(f"workers must be at least 1, got {self.workers!r}.", "workers")
+        if self.shard_mb < 1:
+            raise OptionsError(f"shard_mb must be at least 1, got {self.shard_mb!r}.", "shard_mb")
