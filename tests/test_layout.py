@@ -4,8 +4,12 @@ functions."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "smolvlm_video"
@@ -91,3 +95,12 @@ def test_the_wheel_lists_every_package_of_the_core():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {module_name(path) for path in PACKAGE.rglob("__init__.py")}
     assert found <= listed, f"add to pyproject.toml's packages: {sorted(found - listed)}"
+
+
+@pytest.mark.parametrize(
+    "modules", ["smolvlm_video.video, smolvlm_video.cli.main", "smolvlm_video.export.exporting"]
+)
+def test_these_import_neither_torch_nor_transformers(modules):
+    code = f"import sys, {modules}; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

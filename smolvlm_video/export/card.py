@@ -102,9 +102,9 @@ def _cuts(options: ExportOptions, report: ExportReport) -> str:
     return (
         "## Clip files\n\n"
         f"Each window is cut into its own MP4 under `cuts/<clip id>/`, {how}"
-        f"{f', longest side {cut.side} px' if cut.side else ''}, with its audio where the source has one. `cut_path` in `windows` is "
-        "its path from this folder; where a window has none, `cut_error_type` and `cut_error_message` say "
-        f"why"
+        f"{f', longest side {cut.side} px' if cut.side else ''}, with its audio where the source has one. "
+        "`cut_path` in `windows` is its path from this folder; where a window has none, `cut_error_type` and "
+        "`cut_error_message` say why"
         f"{f' ({failed})' if failed else ''}."
     )
 

@@ -119,11 +119,7 @@ class ParquetShards:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        total = len(self.files)
-        named = [self.folder / f"{self.prefix}-{n:05d}-of-{total:05d}.parquet" for n in range(total)]
-        for old, new in zip(self.files, named, strict=True):
-            old.rename(new)
-        return named
+        return _numbered(self.files)
 
 
 class TarShards:
@@ -157,11 +153,16 @@ class TarShards:
             self._tar = None
 
     def close(self) -> list[Path]:
+        """Close the last shard, and name the shards as numbered ones (one shard: `-00000-of-00001`)."""
         if self._tar is not None:
             self._tar.close()
             self._tar = None
-        total = len(self.files)
-        named = [self.folder / f"{self.prefix}-{n:05d}-of-{total:05d}.tar" for n in range(total)]
-        for old, new in zip(self.files, named, strict=True):
-            old.rename(new)
-        return named
+        return _numbered(self.files)
+
+
+def _numbered(files: list[Path]) -> list[Path]:
+    """Rename shards written as `<prefix>-00001.<ext>` to `<prefix>-00001-of-00003.<ext>`; the new paths."""
+    named = [path.with_name(f"{path.stem}-of-{len(files):05d}{path.suffix}") for path in files]
+    for old, new in zip(files, named, strict=True):
+        old.rename(new)
+    return named
