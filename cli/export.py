@@ -92,7 +92,7 @@ def export_command(records: Path, folder: Path, **params: Any) -> None:
         report = export(
             records, folder, options, lambda done, total: progress.update(task, completed=done, total=total)
         )
-    found = report.survey
+    found = report.counts
     console.print(
         f"Exported {found.records} records ({found.ok} ok, {found.records - found.ok} failed) and "
         f"{found.windows} windows to {folder} ({options.format}): {len(report.files)} files."

@@ -53,7 +53,6 @@ _LAZY = {
     "RunPlan": "batch.runs",
     "Shard": "batch.runs",
     "plan_run": "batch.runs",
-    "export": "export.exporting",
     "ExportOptions": "export.options",
     "CutOptions": "export.options",
 }

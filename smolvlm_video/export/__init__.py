@@ -8,4 +8,29 @@ each window cut into a clip file of its own. Needs PyArrow: pip install 'smolvlm
 - `writers`: Parquet in row groups, tar shards, and the staging that replaces an export whole.
 - `card`: the dataset card of a Hugging Face dataset folder.
 - `exporting`: `export()`, all of it together.
+
+    from smolvlm_video.export import CutOptions, ExportOptions, export
+    report = export("captions.jsonl", "dataset", ExportOptions(format="hf", cut=CutOptions()))
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Served lazily, so that the command line can read `options` without loading PyArrow.
+_LAZY = {
+    "export": "exporting",
+    "ExportReport": "exporting",
+    "ExportOptions": "options",
+    "CutOptions": "options",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = list(_LAZY)

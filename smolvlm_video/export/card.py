@@ -13,7 +13,7 @@ from huggingface_hub import DatasetCardData
 
 from ..version import __version__
 from .answers import Column
-from .reading import Survey
+from .reading import Counts, Survey
 
 if TYPE_CHECKING:
     from .exporting import ExportReport
@@ -40,14 +40,15 @@ def write_card(
         for name in TABLES
     ]
     data = DatasetCardData(configs=configs, tags=["video", "captions", "smolvlm-video"])
-    parts = [f"---\n{data.to_yaml()}\n---", _summary(found), _how_made(found), _columns(answers)]
+    counts = report.counts
+    parts = [f"---\n{data.to_yaml()}\n---", _summary(counts), _how_made(found, counts), _columns(answers)]
     if options.cut is not None:
         parts.append(_cuts(options, report))
     parts.append(_use(report.folder.name))
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
 
 
-def _summary(found: Survey) -> str:
+def _summary(found: Counts) -> str:
     errors = ", ".join(f"{kind}: {n}" for kind, n in found.errors.most_common()) or "none"
     return (
         f"# {found.ok} videos captioned in {found.windows} windows\n\n"
@@ -59,15 +60,15 @@ def _summary(found: Survey) -> str:
     )
 
 
-def _how_made(found: Survey) -> str:
-    models = ", ".join(f"`{model}` ({n} records)" for model, n in found.models.most_common())
+def _how_made(found: Survey, counts: Counts) -> str:
+    models = ", ".join(f"`{model}` ({n} records)" for model, n in counts.models.most_common())
     lines = ["## How it was made", "", f"Models: {models}.", "", "Prompts:", ""]
     for name, schemas in found.schemas.items():
         texts = " / ".join(f'"{text}"' for text in sorted(found.texts.get(name, ())))
         lines.append(f"- `{name}`: {texts or '(text not recorded)'}")
         lines += [f"  - schema: `{schema}`" for schema in sorted(s for s in schemas if s is not None)]
     lines += ["", "Sampling (the frames each window was shown):", ""]
-    for sampling, n in found.samplings.most_common():
+    for sampling, n in counts.samplings.most_common():
         lines.append(f"- {n} records: `{json.dumps(json.loads(sampling), separators=(', ', ': '))}`")
     return "\n".join(lines)
 

@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 DECODE_AHEAD = 8  # frames decoded ahead of the encoder (at 1080p, 3 MB each)
 SEEK_GAP_SECONDS = 10.0  # windows further apart than this are reached by a seek, not by decoding through
+# A window is closed once the video is this far past its end, even if no audio came up to its end: the
+# audio ended early, or has a gap. (Audio and video are interleaved within a second or so in any file.)
+AUDIO_SLACK_SECONDS = 5.0
+TIME_ROUNDING = 0.0005  # seconds: records keep a window's start and end to the millisecond
 AUDIO_CODEC = "aac"
 
 
@@ -62,14 +66,14 @@ def cut_spans(
     A span whose target exists already is left as it is. One span's failure is its own: the others go on.
     Setting `stop` (an export interrupted) ends the cutting at the next frame, leaving no partial file.
     """
-    todo = [span for span in spans if not span.target.exists()]
-    failed: dict[Span, SmolVLMVideoError] = {}
+    todo = list({span.target: span for span in spans if not span.target.exists()}.values())  # each file once
+    failed: dict[Path, SmolVLMVideoError] = {}
     for run in _runs(sorted(todo, key=lambda span: span.start)):
         for span in run:
             span.target.parent.mkdir(parents=True, exist_ok=True)
         cut = _cut_exact if options.mode == "exact" else _cut_copy
         failed |= cut(info, run, options, stop or threading.Event())
-    return [failed.get(span) for span in spans]
+    return [failed.get(span.target) for span in spans]
 
 
 def _runs(spans: list[Span]) -> Iterator[list[Span]]:
@@ -85,10 +89,11 @@ def _runs(spans: list[Span]) -> Iterator[list[Span]]:
 
 
 def _part(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{os.getpid()}.part")
+    """Where a clip is written before it is whole: a name of this process and thread alone."""
+    return target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.part")
 
 
-def _failure(info: VideoInfo, span: Span, error: Exception) -> CutError:
+def _failure(info: VideoInfo, span: Span, error: object) -> CutError:
     return CutError(info.path, f"cutting {span.start:.3f}-{span.end:.3f} s failed: {error}")
 
 
@@ -104,6 +109,20 @@ class _ExactClip:
         self.span = span
         self.part = _part(span.target)
         self.output = av.open(os.fspath(self.part), "w", format="mp4")
+        try:
+            self._add_streams(source, audio, size, options)
+        except BaseException:
+            self.abandon()
+            raise
+        self.zero: float | None = None  # the time of the window's first frame, in the source
+        self.zero_pts = 0
+        self.early_audio: list[tuple[Any, float]] = []  # audio demuxed before the first frame
+        self.video_done = False
+        self.audio_done = audio is None
+
+    def _add_streams(
+        self, source: Any, audio: Any | None, size: tuple[int, int], options: CutOptions
+    ) -> None:
         rate = source.average_rate or source.guessed_rate or Fraction(30)
         self.video = self.output.add_stream(options.codec, rate=rate)
         self.video.width, self.video.height = size
@@ -118,11 +137,21 @@ class _ExactClip:
         if audio is not None:
             self.audio = self.output.add_stream(AUDIO_CODEC, rate=audio.sample_rate)
             self.audio.layout = audio.layout.name
-        self.zero: float | None = None  # the time of the window's first frame, in the source
-        self.zero_pts = 0
-        self.early_audio: list[tuple[Any, float]] = []  # audio demuxed before the first frame
-        self.video_done = False
-        self.audio_done = audio is None
+
+    def take(self, frame: Any, time: float, reach: float, half: float, turn: _Upright) -> None:
+        """A decoded frame (video or audio, from `time` to `reach`), kept if it falls in the window."""
+        if isinstance(frame, av.AudioFrame):
+            self.add_audio(frame, time)
+            self.audio_done = self.audio_done or reach >= self.span.end
+        elif time >= self.span.end - half:
+            self.video_done = True
+        elif time >= self.span.start - half:
+            for upright in turn(frame):
+                self.add_frame(upright, time)
+
+    def done(self, clock: float) -> bool:
+        """Whether all of the window is in, the video having reached `clock`."""
+        return self.video_done and (self.audio_done or clock >= self.span.end + AUDIO_SLACK_SECONDS)
 
     def add_frame(self, frame: Any, time: float) -> None:
         if self.zero is None:
@@ -161,7 +190,7 @@ class _ExactClip:
         os.replace(self.part, self.span.target)
 
     def abandon(self) -> None:
-        with contextlib.suppress(av.error.FFmpegError, ValueError):
+        with contextlib.suppress(Exception):  # already failing: the first error is the one reported
             self.output.close()
         self.part.unlink(missing_ok=True)
 
@@ -181,66 +210,57 @@ def _slice_audio(frame: Any, first: int, last: int) -> Any:
 
 def _cut_exact(
     info: VideoInfo, run: list[Span], options: CutOptions, stop: threading.Event
-) -> dict[Span, SmolVLMVideoError]:
-    failed: dict[Span, SmolVLMVideoError] = {}
-    pending = list(run)
-    open_clips: list[_ExactClip] = []
-    container = av.open(info.path, metadata_errors="ignore")
+) -> dict[Path, SmolVLMVideoError]:
+    """Decode once from the keyframe before the run's first window; each window's frames and audio go to
+    its own encoders, opened when the decoder reaches the window and closed once it is past it."""
+    failed: dict[Path, SmolVLMVideoError] = {}
+    pending, open_clips = list(run), []
     try:
-        source = container.streams.video[0]
-        source.thread_type = "AUTO"
-        audio = container.streams.audio[0] if container.streams.audio else None
-        origin = stream_origin(source)
-        half = 0.5 / info.fps  # a frame belongs to the window its time rounds into
-        turn = _Upright(source, info, options.side)
-        container.seek(max(0, round((origin + run[0].start - half) / source.time_base)), stream=source)
-        streams = [source] if audio is None else [source, audio]
-        for frame in _decoded_ahead(container, streams):
-            if stop.is_set():
-                raise InterruptedError("the export was stopped")
-            time = float(frame.time) - origin
-            audible = isinstance(frame, av.AudioFrame)
-            reach = time + frame.samples / frame.sample_rate if audible else time
-            while pending and pending[0].start - half <= reach:
-                open_clips.append(_ExactClip(pending.pop(0), source, audio, turn.size, options))
-            for clip in open_clips:
-                if audible:
-                    clip.add_audio(frame, time)
-                    clip.audio_done = clip.audio_done or reach >= clip.span.end
-                elif time >= clip.span.end - half:
-                    clip.video_done = True
-                elif time >= clip.span.start - half:
-                    for upright in turn(frame):
-                        clip.add_frame(upright, time)
-            for clip in [c for c in open_clips if c.video_done and c.audio_done]:
-                open_clips.remove(clip)
-                _finish(clip, info, failed)
-            if not pending and not open_clips:
-                break
-    except (av.error.FFmpegError, ValueError, OSError) as error:
+        with av.open(info.path, metadata_errors="ignore") as container:
+            source = container.streams.video[0]
+            source.thread_type = "AUTO"
+            audio = container.streams.audio[0] if container.streams.audio else None
+            origin, half = stream_origin(source), 0.5 / info.fps  # a frame belongs where its time rounds to
+            turn = _Upright(source, info, options.side)
+            container.seek(max(0, round((origin + run[0].start - half) / source.time_base)), stream=source)
+            clock = run[0].start  # the time the video has reached
+            for frame in _decoded_ahead(container, [source] if audio is None else [source, audio]):
+                if stop.is_set():
+                    raise InterruptedError("the export was stopped")
+                time = float(frame.time) - origin
+                audible = isinstance(frame, av.AudioFrame)
+                reach = time + frame.samples / frame.sample_rate if audible else time
+                clock = clock if audible else time
+                while pending and pending[0].start - half <= reach:
+                    open_clips.append(_ExactClip(pending.pop(0), source, audio, turn.size, options))
+                for clip in open_clips:
+                    clip.take(frame, time, reach, half, turn)
+                for clip in [c for c in open_clips if c.done(clock)]:
+                    open_clips.remove(clip)
+                    _finish(clip, info, failed)
+                if not pending and not open_clips:
+                    break
+    except Exception as error:  # every window not finished fails with it, leaving no partial file
         for clip in open_clips:
             clip.abandon()
-            failed[clip.span] = _failure(info, clip.span, error)
-        open_clips = []
-        failed |= {span: _failure(info, span, error) for span in pending}
-        pending = []
-    finally:
-        container.close()
+        return failed | {
+            span.target: _failure(info, span, error) for span in [c.span for c in open_clips] + pending
+        }
     for clip in open_clips:  # the video ended: what each window holds is all it has
         _finish(clip, info, failed)
     for span in pending:
-        failed[span] = CutError(
+        failed[span.target] = CutError(
             info.path, f"no frame of the video falls in {span.start:.3f}-{span.end:.3f} s"
         )
     return failed
 
 
-def _finish(clip: _ExactClip, info: VideoInfo, failed: dict[Span, SmolVLMVideoError]) -> None:
+def _finish(clip: _ExactClip, info: VideoInfo, failed: dict[Path, SmolVLMVideoError]) -> None:
     try:
         clip.finish()
-    except (av.error.FFmpegError, ValueError, OSError) as error:
+    except Exception as error:  # this window fails alone
         clip.abandon()
-        failed[clip.span] = _failure(info, clip.span, error)
+        failed[clip.span.target] = _failure(info, clip.span, error)
 
 
 def _frames(container: Any, streams: list[Any]) -> Iterator[Any]:
@@ -331,21 +351,24 @@ class _Upright:
 
 def _cut_copy(
     info: VideoInfo, run: list[Span], options: CutOptions, stop: threading.Event
-) -> dict[Span, SmolVLMVideoError]:
-    failed: dict[Span, SmolVLMVideoError] = {}
+) -> dict[Path, SmolVLMVideoError]:
+    failed: dict[Path, SmolVLMVideoError] = {}
     for span in run:
-        if stop.is_set():
-            failed[span] = _failure(info, span, InterruptedError("the export was stopped"))
-            continue
         try:
-            _copy_span(info, span)
-        except (av.error.FFmpegError, ValueError, OSError) as error:
+            _copy_span(info, span, stop)
+        except Exception as error:  # this window fails alone
             _part(span.target).unlink(missing_ok=True)
-            failed[span] = _failure(info, span, error)
+            hint = (
+                ""
+                if isinstance(error, InterruptedError)
+                else " (--cut exact re-encodes what MP4 cannot hold)"
+            )
+            failed[span.target] = _failure(info, span, f"{error}{hint}")
     return failed
 
 
-def _copy_span(info: VideoInfo, span: Span) -> None:
+def _copy_span(info: VideoInfo, span: Span, stop: threading.Event) -> None:
+    """The packets from the keyframe at or before the span's start up to its end, into the span's file."""
     part = _part(span.target)
     with av.open(info.path, metadata_errors="ignore") as container:
         source = container.streams.video[0]
@@ -356,32 +379,41 @@ def _copy_span(info: VideoInfo, span: Span) -> None:
             copies = {source: output.add_stream_from_template(source)}
             if audio is not None:
                 copies[audio] = output.add_stream_from_template(audio)
-            zero: float | None = None  # the time of the keyframe the clip starts at
-            video_done, audio_done = False, audio is None
-            for packet in container.demux(*copies):
-                if packet.dts is None or packet.pts is None:
-                    continue
-                time = float(packet.pts * packet.time_base) - origin
-                if packet.stream is source:
-                    if zero is None and not packet.is_keyframe:
-                        continue
-                    zero = time if zero is None else zero
-                    video_done = video_done or float(packet.dts * packet.time_base) - origin >= span.end
-                    if video_done:
-                        continue
-                elif zero is None or time < zero or audio_done:
-                    audio_done = audio_done or (zero is not None and time >= span.end)
-                    continue
-                elif time >= span.end:
-                    audio_done = True
-                    continue
-                shift = round((zero + origin) / packet.time_base)
-                packet.pts -= shift
-                packet.dts -= shift
-                packet.stream = copies[packet.stream]
-                output.mux(packet)
-                if video_done and audio_done:
-                    break
-            if zero is None:
-                raise ValueError("no keyframe at or after the window's start")
+            covered = _copy_packets(container, output, copies, span, origin, stop)
+    if not covered:
+        raise ValueError("no frame of the video falls in this window")
     os.replace(part, span.target)
+
+
+def _copy_packets(
+    container: Any, output: Any, copies: dict[Any, Any], span: Span, origin: float, stop: threading.Event
+) -> bool:
+    """Mux the span's packets, timed from the keyframe at or before its start; whether a frame of the video
+    falls in the span."""
+    source = next(iter(copies))
+    zero: float | None = None  # the time of the keyframe the clip starts at
+    covered, video_done, audio_done, clock = False, False, len(copies) == 1, span.start
+    for packet in container.demux(*copies):
+        if stop.is_set():
+            raise InterruptedError("the export was stopped")
+        if packet.dts is None or packet.pts is None:
+            continue
+        time = float(packet.pts * packet.time_base) - origin
+        if packet.stream is source:
+            zero = time if zero is None and packet.is_keyframe else zero
+            clock = float(packet.dts * packet.time_base) - origin
+            video_done = video_done or clock >= span.end
+            covered = covered or span.start - TIME_ROUNDING <= time < span.end
+            keep = zero is not None and not video_done
+        else:
+            audio_done = audio_done or time >= span.end
+            keep = zero is not None and zero <= time < span.end
+        if video_done and (audio_done or clock >= span.end + AUDIO_SLACK_SECONDS):
+            break
+        if keep:
+            assert zero is not None
+            shift = round((zero + origin) / packet.time_base)
+            packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
+            packet.stream = copies[packet.stream]
+            output.mux(packet)
+    return covered

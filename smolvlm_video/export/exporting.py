@@ -30,6 +30,7 @@ import pyarrow as pa
 from ..batch.records import safe_clip_id
 from ..errors import (
     CutError,
+    OutputError,
     RecordsError,
     SmolVLMVideoError,
     SourceChangedError,
@@ -40,9 +41,9 @@ from .answers import answers_column
 from .card import write_card
 from .cutting import Span, cut_spans
 from .options import CutOptions, ExportOptions
-from .reading import Survey, read_journal, survey
+from .reading import Counts, Survey, read_journal, survey
 from .tables import CLIPS, clip_row, flat, sample_json, window_rows, window_schema
-from .writers import MB, ParquetShards, Staging, TarShards
+from .writers import MB, ParquetShards, RowError, Staging, TarShards
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class ExportReport:
 
     folder: Path
     survey: Survey
+    counts: Counts = field(default_factory=Counts)  # the records written: one per clip id
     files: list[Path] = field(default_factory=list)  # the tables or shards, in the folder
     cuts: Counter[str] = field(default_factory=Counter)  # "cut", "reused", and each error type -> windows
 
@@ -75,15 +77,20 @@ def export(
 ) -> ExportReport:
     """Export the records file to `folder`; RecordsError (and nothing written) if a line is not a record."""
     options = options or ExportOptions()
-    found = survey(records)
-    report = ExportReport(Path(folder), found)
-    staging = Staging(report.folder)
+    report = ExportReport(Path(folder), survey(records))
     try:
-        outputs = _write(Path(records), staging, options, report, progress)
-        staging.commit(outputs)
-    except BaseException:
-        staging.abort()
-        raise
+        staging = Staging(report.folder)
+        try:
+            outputs = _write(Path(records), staging, options, report, progress)
+            staging.commit(outputs)
+        except BaseException:
+            staging.abort()
+            raise
+    except OSError as error:  # a full disk, a folder that cannot be written
+        raise OutputError(
+            f"Cannot write the export to {report.folder}: {error.strerror or error}. Any export there "
+            "before is as it was; make room (or write elsewhere) and run again."
+        ) from error
     report.files = sorted(p for name in outputs for p in _files(report.folder / name))
     return report
 
@@ -103,6 +110,7 @@ def _write(
         for written, (number, record, cuts) in enumerate(
             _with_cuts(records, found, report, options), start=1
         ):
+            report.counts.add(record)
             if clips is not None:
                 clips.add(clip_row(record), number)
             tar = isinstance(windows, TarShards)
@@ -116,7 +124,7 @@ def _write(
                 progress(written, found.records)
         window_files = windows.close()
         clip_files = clips.close() if clips is not None else []
-    except ValueError as error:
+    except RowError as error:
         raise RecordsError(f"{records}, {error}.") from error
     if options.format == "parquet":
         window_files[0].rename(staging.path("windows.parquet"))  # one file each: no shard_bytes
@@ -172,7 +180,7 @@ def _with_cuts(
     The cuts are made by a pool of `workers` threads, a clip's windows split between them in runs of
     consecutive windows (each run decoded once), at most 2 x workers runs ahead of the writer.
     """
-    lines = ((n, r) for n, r in read_journal(records) if n <= found.last_line)
+    lines = ((n, r) for n, r in read_journal(records) if n <= found.last_line and n not in found.superseded)
     if options.cut is None:
         for number, record in lines:
             yield number, record, [{} for _ in record.get("windows") or []]
@@ -230,26 +238,24 @@ def cut_windows(
     """Cut the windows of an ok record at `positions` into their clip files under `folder`; each window's
     cut columns, and its `outcome` ("cut", "reused", or the error's type). Never raises: a failure is in
     the columns."""
-    windows = [record["windows"][position] for position in positions]
-    spans = [
-        Span(
-            w["start"],
-            w["end"],
-            folder / CUTS_FOLDER / record["id"] / options.file_name(w["start"], w["end"]),
-        )
-        for w in windows
-    ]
-    existing = [span.target.exists() for span in spans]
+    spans: list[Span] = []
     try:
+        for position in positions:
+            start, end = record["windows"][position]["start"], record["windows"][position]["end"]
+            spans.append(
+                Span(start, end, folder / CUTS_FOLDER / record["id"] / options.file_name(start, end))
+            )
+        existing = [span.target.exists() for span in spans]
         errors = [None] * len(spans) if all(existing) else cut_spans(_source(record), spans, options, stop)
     except SmolVLMVideoError as error:
-        errors = [error] * len(spans)
+        existing, errors = [False] * len(positions), [error] * len(positions)
     except Exception as error:  # an item never stops the batch: it says why in its row
         logger.warning("cutting %s failed", record["path"], exc_info=True)
-        errors = [CutError(record["path"], f"{type(error).__name__}: {error}")] * len(spans)
+        failure = CutError(record["path"], f"{type(error).__name__}: {error}")
+        existing, errors = [False] * len(positions), [failure] * len(positions)
     return [
-        _cut_columns(span, error, found, folder)
-        for span, error, found in zip(spans, errors, existing, strict=True)
+        _cut_columns(spans[n] if n < len(spans) else None, errors[n], existing[n], folder)
+        for n in range(len(positions))
     ]
 
 
@@ -265,8 +271,11 @@ def _source(record: dict[str, Any]) -> VideoInfo:
     return probe(path)
 
 
-def _cut_columns(span: Span, error: SmolVLMVideoError | None, existed: bool, folder: Path) -> dict[str, Any]:
-    if error is not None:
+def _cut_columns(
+    span: Span | None, error: SmolVLMVideoError | None, existed: bool, folder: Path
+) -> dict[str, Any]:
+    if error is not None or span is None:
+        assert error is not None
         return {
             "cut_path": None,
             "cut_error_type": error.code,

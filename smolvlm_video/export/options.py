@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 import av
@@ -39,8 +40,8 @@ class CutOptions:
             raise OptionsError(f"side must be at least {MIN_CLIP_SIDE} pixels, got {self.side!r}.", "side")
         if not 0 <= self.crf <= 63:
             raise OptionsError(f"crf must be between 0 and 63, got {self.crf!r}.", "crf")
-        if self.mode == "exact" and not _has_encoder(self.codec):
-            raise OptionsError(f"FFmpeg (as PyAV has it) has no video encoder named {self.codec!r}.", "codec")
+        if self.mode == "exact":
+            _check_encoder(self.codec, self.crf, self.preset)
 
     @property
     def digest(self) -> str:
@@ -53,11 +54,33 @@ class CutOptions:
         return f"{round(start * 1000):09d}-{round(end * 1000):09d}-{self.mode}-{self.digest}.mp4"
 
 
-def _has_encoder(name: str) -> bool:
+def _check_encoder(codec: str, crf: int, preset: str | None) -> None:
+    """Open the encoder once on a tiny picture, so a codec or preset it does not take is refused up front."""
     try:
-        return av.codec.Codec(name, "w").type == "video"
+        if av.codec.Codec(codec, "w").type != "video":
+            raise ValueError(codec)
+    except (av.error.FFmpegError, ValueError) as error:
+        raise OptionsError(
+            f"FFmpeg (as PyAV has it) has no video encoder named {codec!r}.", "codec"
+        ) from error
+    if not _opens(codec, crf, preset):
+        if preset is not None and _opens(codec, crf, None):
+            raise OptionsError(f"{codec} has no preset {preset!r}.", "preset")
+        raise OptionsError(
+            f"{codec} cannot encode yuv420p video at CRF {crf}; pick another --clip-codec.", "codec"
+        )
+
+
+def _opens(codec: str, crf: int, preset: str | None) -> bool:
+    context = av.codec.CodecContext.create(codec, "w")
+    context.width, context.height, context.pix_fmt = 64, 64, "yuv420p"
+    context.time_base = Fraction(1, 25)
+    context.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
+    try:
+        context.open()
     except (av.error.FFmpegError, ValueError):
         return False
+    return True
 
 
 @dataclass(frozen=True)

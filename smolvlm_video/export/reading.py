@@ -12,6 +12,8 @@ card says (models, prompts, sampling, counts).
 
 from __future__ import annotations
 
+import array
+import hashlib
 import json
 import logging
 import os
@@ -20,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import RecordsError
 from .answers import TEXT, Column, as_json, schema_column
@@ -60,7 +64,14 @@ def _checked(record: Any, file: Path, number: int) -> dict[str, Any]:
         )
     if record["status"] == "ok" and not isinstance(record.get("windows"), list):
         raise RecordsError(f"{file}, line {number}: an ok record without its windows.")
+    for index, window in enumerate(record.get("windows") or []):
+        if not isinstance(window, dict) or not all(_seconds(window.get(key)) for key in ("start", "end")):
+            raise RecordsError(f"{file}, line {number}: window {index} has no start and end in seconds.")
     return record
+
+
+def _seconds(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def prompt_schemas(record: dict[str, Any]) -> dict[str, str | None]:
@@ -72,42 +83,75 @@ def prompt_schemas(record: dict[str, Any]) -> dict[str, str | None]:
 
 
 @dataclass
-class Survey:
-    """What one pass over a records file found: counts, and what the tables and the card need."""
+class Counts:
+    """How many records, videos, windows and errors: what the card and the command's summary say."""
 
     records: int = 0
-    last_line: int = 0  # the line of the last record read: a second pass reads no further
     ok: int = 0
     windows: int = 0
     errors: Counter[str] = field(default_factory=Counter)  # error type -> records
+    models: Counter[str] = field(default_factory=Counter)  # model id -> records
+    samplings: Counter[str] = field(default_factory=Counter)  # each sampling, as JSON text -> records
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.records += 1
+        self.models[str((record.get("model") or {}).get("id"))] += 1
+        self.samplings[json.dumps(record.get("sampling"), sort_keys=True)] += 1
+        if record["status"] == "ok":
+            self.ok += 1
+            self.windows += len(record["windows"])
+        else:
+            self.errors[str((record.get("error") or {}).get("type"))] += 1
+
+
+@dataclass
+class Survey:
+    """What one pass over a records file found: what the tables' types need, and which records to keep.
+
+    A clip retried after an error has two records, the error and then the new one: only the last record of
+    each clip id is kept (`superseded` holds the lines of the others).
+    """
+
+    lines: int = 0  # records read
+    last_line: int = 0  # the line of the last record read: a second pass reads no further
     schemas: dict[str, set[str | None]] = field(default_factory=dict)  # prompt -> the schemas it came with
     texts: dict[str, set[str]] = field(default_factory=dict)  # prompt -> its texts
     unfit: dict[str, int] = field(default_factory=dict)  # prompt -> first line whose answer missed its type
-    models: Counter[str] = field(default_factory=Counter)
-    samplings: Counter[str] = field(default_factory=Counter)  # each sampling, as JSON text -> records
+    superseded: set[int] = field(
+        default_factory=set
+    )  # lines of records that a later one of their clip replaces
+    _keys: array.array = field(default_factory=lambda: array.array("Q"))  # each record's clip id, as 64 bits
+    _numbers: array.array = field(default_factory=lambda: array.array("Q"))  # and its line
     _columns: dict[str | None, Column] = field(default_factory=dict)
 
+    @property
+    def records(self) -> int:
+        """The records an export keeps: one per clip id."""
+        return self.lines - len(self.superseded)
+
     def add(self, number: int, record: dict[str, Any]) -> None:
-        self.records += 1
+        self.lines += 1
         self.last_line = number
-        self.models[str((record.get("model") or {}).get("id"))] += 1
-        self.samplings[json.dumps(record.get("sampling"), sort_keys=True)] += 1
+        self._keys.append(_id_key(record["id"]))
+        self._numbers.append(number)
         prompts = prompt_schemas(record)
         for prompt in record.get("prompts") or []:
             if isinstance(prompt, dict) and isinstance(prompt.get("text"), str):
                 self.texts.setdefault(prompt["name"], set()).add(prompt["text"])
         for name, schema in prompts.items():
             self.schemas.setdefault(name, set()).add(schema)
-        if record["status"] != "ok":
-            self.errors[str((record.get("error") or {}).get("type"))] += 1
-            return
-        self.ok += 1
-        self.windows += len(record["windows"])
-        for window in record["windows"]:
-            answers = window.get("answers") if isinstance(window, dict) else None
+        for window in record.get("windows") or [] if record["status"] == "ok" else []:
+            answers = window.get("answers") or {}
             for name, schema in prompts.items():
-                if name not in self.unfit and not self._column(schema).fits((answers or {}).get(name)):
+                if name not in self.unfit and not self._column(schema).fits(answers.get(name)):
                     self.unfit[name] = number
+
+    def finish(self) -> None:
+        """Find the records that a later record of the same clip replaces (a retried error)."""
+        keys, numbers = np.frombuffer(self._keys, np.uint64), np.frombuffer(self._numbers, np.uint64)
+        order = np.argsort(keys, kind="stable")  # a clip's records stay in the order of their lines
+        repeated = keys[order][:-1] == keys[order][1:]  # a record followed by one of the same clip
+        self.superseded = set(numbers[order][:-1][repeated].tolist())
 
     def _column(self, schema: str | None) -> Column:
         if schema not in self._columns:
@@ -140,4 +184,17 @@ def survey(path: str | os.PathLike[str]) -> Survey:
     found = Survey()
     for number, record in read_journal(path):
         found.add(number, record)
+    found.finish()
     return found
+
+
+def _id_key(clip_id: str) -> int:
+    """A clip id as 64 bits: its 16 hex digits as they are, any other id hashed."""
+    try:
+        return int(clip_id, 16) if len(clip_id) == 16 else _hashed(clip_id)
+    except ValueError:
+        return _hashed(clip_id)
+
+
+def _hashed(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).digest())

@@ -1,9 +1,9 @@
 """The two tables an export writes: their types, and the rows of each record.
 
-- `clips`: one row per record, errors included, flat: a record's nested facts (error, model, sampling,
-  generation, video, timings) become columns named `<group>_<field>`, typed as the options and `VideoInfo`
-  declare them. `answers` (over a clip's windows, its shape depends on how many there are) and
-  `generation_extra` (any `generate()` argument) are free-form, so stored as JSON text.
+- `clips`: one row per record (the latest of each clip), errors included, flat: a record's nested facts
+  (error, model, sampling, generation, video, timings) become columns named `<group>_<field>`, typed as the
+  options and `VideoInfo` declare them. `answers` (over a clip's windows, its shape depends on how many
+  there are) and `generation_extra` (any `generate()` argument) are free-form, so stored as JSON text.
 - `windows`: one row per window of every ok clip, with its clip's id and path, its span, caption, frames,
   and `answers`: a struct of one typed column per prompt (see `answers`). With cut clips, also the clip's
   file (`cut_path`, relative to the export's folder) or why it has none (`cut_error_type`, `_message`).

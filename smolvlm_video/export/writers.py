@@ -43,18 +43,35 @@ class Staging:
         return self.root / name
 
     def commit(self, names: list[str]) -> None:
-        """Move each staged output over its old version, then drop the staging folder."""
-        for name in names:
-            staged, target = self.root / name, self.folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if staged.is_dir() and target.exists():
-                old = self.root / f".old-{name.replace('/', '-')}"
-                target.rename(old)
-            os.replace(staged, target)
-        self.abort()
+        """Move each staged output over its old version; if any move fails, put every old one back."""
+        backup = self.root / ".old"
+        backup.mkdir()
+        moved: list[str] = []
+        try:
+            for name in names:
+                target = self.folder / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    target.rename(backup / name.replace("/", "-"))
+                moved.append(name)
+                (self.root / name).rename(target)
+        except BaseException:
+            for name in reversed(moved):
+                target, old = self.folder / name, backup / name.replace("/", "-")
+                if (target.is_dir() and not target.is_symlink()) and old.exists():
+                    shutil.rmtree(target)
+                if old.exists():
+                    os.replace(old, target)
+            raise
+        finally:
+            self.abort()
 
     def abort(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RowError(ValueError):
+    """A row that does not fit its table's types; the message names the line of the records it came from."""
 
 
 class ParquetShards:
@@ -109,7 +126,7 @@ class ParquetShards:
             try:
                 pa.Table.from_pylist([row], schema=self.schema)
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:
-                raise ValueError(f"line {line}: {error}") from error
+                raise RowError(f"line {line}: {error}") from error
         raise AssertionError("a row group failed whose rows each convert")
 
     def close(self) -> list[Path]:
