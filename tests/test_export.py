@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import ffmpeg, requires_ffmpeg
+from conftest import ffmpeg, requires_ffmpeg, testsrc
 from smolvlm_video.cli.main import cli
 
 from smolvlm_video.errors import RecordsError
@@ -402,6 +402,37 @@ def test_a_window_past_the_end_fails_in_both_modes_and_audio_shorter_than_video_
     copy = cut_spans(info, [Span(20.0, 21.0, tmp_path / "copy-past.mp4")], CutOptions(mode="copy"))
     assert copy[0] is not None and "no frame" in str(copy[0]) and not (tmp_path / "copy-past.mp4").exists()
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_a_variable_frame_rate_cut_starts_with_the_frame_on_screen_at_its_start(tmp_path):
+    video = tmp_path / "vfr.mp4"  # 25 fps, but no frame from 1 s to 2 s: the frame at 0.96 s stays on screen
+    gap = ["-vf", "select='not(between(t,1,2))'", "-fps_mode", "vfr"]
+    ffmpeg(*testsrc("160x120", 25, 4), *gap, "-c:v", "libx264", "-preset", "ultrafast", str(video))
+    source = dict(frames_of(video))
+    after = min(time for time in source if time > 1.5)  # the first frame after the gap
+    spans = [Span(1.5, 3.0, tmp_path / "across.mp4"), Span(1.2, 1.8, tmp_path / "inside.mp4")]
+    assert cut_spans(probe(video), spans, CutOptions(crf=10)) == [None, None]
+    across = frames_of(spans[0].target)
+    assert [round(time, 2) for time, _ in across[:2]] == [0.0, round(after - 1.5, 2)]  # shown from the start
+    assert np.abs(across[0][1] - source[0.96]).mean() < 3 and np.abs(across[1][1] - source[after]).mean() < 3
+    (only,) = frames_of(spans[1].target)  # a window inside the gap is the held frame alone
+    assert np.abs(only[1] - source[0.96]).mean() < 3
+
+
+def test_part_files_a_killed_export_left_are_deleted_when_their_window_is_cut(make_video, tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    target = tmp_path / "cut.mp4"
+    stale = tmp_path / f".cut.mp4.{gone.stdout.strip()}-1.part"  # a process that has ended
+    stale.write_bytes(b"half a clip")
+    assert cut_spans(
+        probe(make_video("export-stale.mp4", seconds=2)), [Span(0.0, 1.0, target)], CutOptions()
+    ) == [None]
+    assert target.exists() and not stale.exists()
 
 
 def test_a_stopped_cut_ends_without_leaving_a_partial_file(make_video, tmp_path):

@@ -71,6 +71,7 @@ def cut_spans(
     for run in _runs(sorted(todo, key=lambda span: span.start)):
         for span in run:
             span.target.parent.mkdir(parents=True, exist_ok=True)
+            _drop_stale_parts(span.target)
         cut = _cut_exact if options.mode == "exact" else _cut_copy
         failed |= cut(info, run, options, stop or threading.Event())
     return [failed.get(span.target) for span in spans]
@@ -93,11 +94,34 @@ def _part(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.part")
 
 
+def _drop_stale_parts(target: Path) -> None:
+    """Delete the part files of `target` that an export killed mid-cut left behind (their process is gone)."""
+    if os.name != "posix":  # no cheap way to ask whether a process lives; the hidden files stay
+        return
+    for part in target.parent.glob(f".{target.name}.*.part"):
+        pid = part.name[len(target.name) + 2 :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _failure(info: VideoInfo, span: Span, error: object) -> CutError:
     return CutError(info.path, f"cutting {span.start:.3f}-{span.end:.3f} s failed: {error}")
 
 
 # --- exact: decode once through a run of windows, re-encode each window's frames and audio ---------------
+
+
+Held = tuple[Any, float, float] | None  # the video frame decoded last, its time, and the stream's origin
 
 
 class _ExactClip:
@@ -138,16 +162,34 @@ class _ExactClip:
             self.audio = self.output.add_stream(AUDIO_CODEC, rate=audio.sample_rate)
             self.audio.layout = audio.layout.name
 
-    def take(self, frame: Any, time: float, reach: float, half: float, turn: _Upright) -> None:
-        """A decoded frame (video or audio, from `time` to `reach`), kept if it falls in the window."""
+    def take(self, frame: Any, time: float, reach: float, half: float, turn: _Upright, held: Held) -> None:
+        """A decoded frame (video or audio, from `time` to `reach`), kept if it falls in the window.
+
+        `held` is the video frame decoded before this one. Where the window's first frame comes later than
+        its start (a variable frame rate holds a frame on screen), the held frame is what the window shows
+        at its start, and it opens the clip, timed at the start.
+        """
         if isinstance(frame, av.AudioFrame):
             self.add_audio(frame, time)
             self.audio_done = self.audio_done or reach >= self.span.end
-        elif time >= self.span.end - half:
+            return
+        if self.zero is None and time > self.span.start + half:
+            self._start_held(held, half, turn)
+        if time >= self.span.end - half:
             self.video_done = True
         elif time >= self.span.start - half:
             for upright in turn(frame):
                 self.add_frame(upright, time)
+
+    def _start_held(self, held: Held, half: float, turn: _Upright) -> None:
+        if held is None or held[1] >= self.span.start - half:
+            return
+        frame, time, origin = held[0], self.span.start, held[2]
+        pts = frame.pts
+        frame.pts = round((origin + time) / frame.time_base)
+        for upright in turn(frame):
+            self.add_frame(upright, time)
+        frame.pts = pts
 
     def done(self, clock: float) -> bool:
         """Whether all of the window is in, the video having reached `clock`."""
@@ -224,6 +266,7 @@ def _cut_exact(
             turn = _Upright(source, info, options.side)
             container.seek(max(0, round((origin + run[0].start - half) / source.time_base)), stream=source)
             clock = run[0].start  # the time the video has reached
+            held: Held = None
             for frame in _decoded_ahead(container, [source] if audio is None else [source, audio]):
                 if stop.is_set():
                     raise InterruptedError("the export was stopped")
@@ -234,7 +277,8 @@ def _cut_exact(
                 while pending and pending[0].start - half <= reach:
                     open_clips.append(_ExactClip(pending.pop(0), source, audio, turn.size, options))
                 for clip in open_clips:
-                    clip.take(frame, time, reach, half, turn)
+                    clip.take(frame, time, reach, half, turn, held)
+                held = held if audible else (frame, time, origin)
                 for clip in [c for c in open_clips if c.done(clock)]:
                     open_clips.remove(clip)
                     _finish(clip, info, failed)
