@@ -11,6 +11,7 @@ from .caption import caption_command
 from .demo import demo_command
 from .export import export_command
 from .info import info_command
+from .serve import serve_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +25,7 @@ cli.add_command(caption_command)
 cli.add_command(ask_command)
 cli.add_command(demo_command)
 cli.add_command(export_command)
+cli.add_command(serve_command)
 
 
 def main() -> None:

@@ -26,11 +26,15 @@ pytestmark = [pytest.mark.slow, requires_ffmpeg]
 # Lines of the docs that no test runs here, each with why. Every other line that runs smolvlm-video is run.
 NOT_RUN = {
     "smolvlm-video demo": "a server that runs until stopped; tests/test_demo.py serves the app and calls it",
+    "smolvlm-video serve": "a server that runs until stopped; tests/test_server.py serves it and calls it",
     "CUDA_VISIBLE_DEVICES": "one process per GPU, each a `caption --shard i/4` as docs/cli.md's example",
     "--ray-address auto": "joins a Ray cluster started beforehand with `ray start`",
 }
 # Python snippets run elsewhere: gradio_client against a running app.
-RUN_ELSEWHERE = {"from gradio_client import": "tests/test_demo.py::test_the_api_example_in_the_docs"}
+RUN_ELSEWHERE = {
+    "from gradio_client import": "tests/test_demo.py::test_the_api_example_in_the_docs",
+    "from openai import OpenAI": "tests/test_server.py::test_the_client_example_in_the_docs",
+}
 # What the Python snippets name, and what stands in for it here.
 SNIPPET_NAMES = {
     '"256M"': None,  # the test checkpoint's folder

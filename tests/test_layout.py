@@ -1,5 +1,5 @@
-"""The package's shape: four parts (video, model, batch, export), and no import cycle, counting imports in
-functions."""
+"""The package's shape: five parts (video, model, batch, export, server), and no import cycle, counting
+imports in functions."""
 
 from __future__ import annotations
 
@@ -80,9 +80,9 @@ def test_the_finder_sees_a_cycle_through_a_function_level_import(monkeypatch, tm
     assert find_cycle() == ["smolvlm_video.a", "smolvlm_video.b", "smolvlm_video.a"]
 
 
-def test_the_core_is_four_parts_and_the_top_level_is_as_asked():
+def test_the_core_is_five_parts_and_the_top_level_is_as_asked():
     parts = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
-    assert {"video", "model", "batch", "export"} <= parts
+    assert {"video", "model", "batch", "export", "server"} <= parts
     assert len(list(PACKAGE.glob("*.py"))) <= 7  # what is shared by all three: errors, options, version, ...
     top = {path.name for path in ROOT.iterdir() if not path.name.startswith(".")}
     expected = {"demo", "smolvlm_video", "cli", "examples", "tests", "app.py", "pyproject.toml", "benchmarks"}

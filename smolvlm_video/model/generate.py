@@ -14,6 +14,8 @@ import queue
 import threading
 import traceback
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
@@ -80,6 +82,15 @@ def _generate_kwargs(model: LoadedModel, options: GenerationOptions, chats: Sequ
     return kwargs
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One chat's answer, and how many tokens its prompt and its answer took."""
+
+    text: str  # stripped
+    prompt_tokens: int
+    completion_tokens: int  # the end-of-turn token included, as OpenAI's usage counts it
+
+
 def generate(
     model: LoadedModel,
     chats: Sequence[Chat | Sequence[Message]],
@@ -92,6 +103,16 @@ def generate(
     is free text). Parse such answers with `schemas.parse_answer`. A chat whose prompt and answer
     cannot fit the model's context raises PromptTooLongError before anything is generated.
     """
+    return [answer.text for answer in answer_chats(model, chats, options, strings)]
+
+
+def answer_chats(
+    model: LoadedModel,
+    chats: Sequence[Chat | Sequence[Message]],
+    options: GenerationOptions | None = None,
+    strings: PromptStrings = TRAINED_STRINGS,
+) -> list[Answer]:
+    """`generate`, with each answer's token counts."""
     options = options or GenerationOptions()
     chats = [Chat.of(c) for c in chats]
     try:
@@ -111,8 +132,22 @@ def generate(
             f"Out of memory on {model.device} for a batch of {len(chats)} chats; "
             "lower the batch size or max_frames."
         ) from error
-    answers = model.processor.tokenizer.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
-    return [answer.strip() for answer in answers]
+    new = output[:, prompt_length:]
+    texts = model.processor.tokenizer.batch_decode(new, skip_special_tokens=True)
+    prompt_tokens = batch.inputs["attention_mask"].sum(dim=1).tolist()
+    completion_tokens = _answer_lengths(model, new)
+    return [Answer(t.strip(), p, c) for t, p, c in zip(texts, prompt_tokens, completion_tokens, strict=True)]
+
+
+def _answer_lengths(model: LoadedModel, new: torch.Tensor) -> list[int]:
+    """Tokens generated for each row, up to and with its first end token (a row that ends early is padded)."""
+    ends = model.model.generation_config.eos_token_id
+    ends = set(ends if isinstance(ends, list) else [] if ends is None else [ends])
+    lengths = []
+    for row in new.tolist():
+        end = next((index for index, token in enumerate(row) if token in ends), None)
+        lengths.append(len(row) if end is None else end + 1)
+    return lengths
 
 
 def _free_memory(model: LoadedModel) -> None:
@@ -132,17 +167,40 @@ def out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and any(text in str(error) for text in CPU_OUT_OF_MEMORY)
 
 
+@dataclass
+class StreamUsage:
+    """How many tokens a streamed chat's prompt and answer took; filled in as `stream` goes."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _CountingStreamer(TextIteratorStreamer):
+    """A text streamer that also counts the tokens it is given after the prompt."""
+
+    def __init__(self, tokenizer: Any, usage: StreamUsage, **kwargs: Any) -> None:
+        super().__init__(tokenizer, **kwargs)
+        self.usage = usage
+
+    def put(self, value: torch.Tensor) -> None:
+        if not (self.skip_prompt and self.next_tokens_are_prompt):
+            self.usage.completion_tokens += value.numel()
+        super().put(value)
+
+
 def stream(
     model: LoadedModel,
     chat: Chat | Sequence[Message],
     options: GenerationOptions | None = None,
     strings: PromptStrings = TRAINED_STRINGS,
     cancel: threading.Event | None = None,
+    usage: StreamUsage | None = None,
 ) -> Iterator[str]:
     """Yield the answer to one chat piece by piece as it is generated (JSON following its schema, if any).
 
     Generation runs in a thread. It stops when `cancel` is set, or when the caller stops iterating
-    (closing the generator sets the event too), and the thread is joined before this returns.
+    (closing the generator sets the event too), and the thread is joined before this returns. `usage`, if
+    given, counts the prompt's tokens and the answer's as they come.
     """
     options = options or GenerationOptions()
     cancel = cancel or threading.Event()
@@ -150,8 +208,14 @@ def stream(
     batch, held = _inputs(model, chats, strings)
     check_fits(model, batch.inputs, chats, strings, options.max_new_tokens)
     kwargs = _generate_kwargs(model, options, chats)
-    streamer = TextIteratorStreamer(
-        model.processor.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=STREAM_POLL_SECONDS
+    usage = usage if usage is not None else StreamUsage()
+    usage.prompt_tokens = int(batch.inputs["attention_mask"].sum())
+    streamer = _CountingStreamer(
+        model.processor.tokenizer,
+        usage,
+        skip_prompt=True,
+        skip_special_tokens=True,
+        timeout=STREAM_POLL_SECONDS,
     )
     failure: list[BaseException] = []
 

@@ -1,0 +1,75 @@
+"""`smolvlm-video serve`: an OpenAI-compatible chat-completions server for images and videos."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .options import build_model, build_sampling, core_errors, model_options, sampling_options
+
+SERVE_EXTRA = "pip install 'smolvlm-video[serve]'"
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback by default.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--api-key", envvar="SMOLVLM_API_KEY", default=None,
+              help="Clients must send it as a Bearer token [env: SMOLVLM_API_KEY].")  # fmt: skip
+@click.option("--no-auth", is_flag=True, help="Allow binding to a non-loopback address without an API key.")
+@click.option(
+    "--allowed-media-path",
+    "allowed",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder whose files requests may name by path or file:// URL (repeatable). None by default.",
+)
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="The most tokens an answer may take; a request's max_tokens is capped by it.")  # fmt: skip
+@click.option("--max-body-mb", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--max-media-mb", type=click.IntRange(min=1), default=100, show_default=True)
+@sampling_options
+@model_options
+@core_errors
+def serve_command(host: str, port: int, **params: Any) -> None:
+    """Serve the model over HTTP, OpenAI style: /v1/chat/completions, /v1/models and /health.
+
+    Messages take text, image_url, video_url and input_video parts; media as data: URIs, or as paths under
+    --allowed-media-path. Sampling flags set the videos' defaults; a request may send its own fps,
+    max_frames, start, end and split.
+    """
+    if not _loopback(host) and not params["api_key"] and not params["no_auth"]:
+        raise click.UsageError(f"Binding to {host} without an API key: set --api-key (or SMOLVLM_API_KEY), "
+                               "or pass --no-auth to serve without one.")  # fmt: skip
+    try:
+        import uvicorn
+
+        from smolvlm_video.server.app import ServerOptions, create_app
+    except ImportError as error:
+        raise click.UsageError(f"serve needs FastAPI and uvicorn ({error}): {SERVE_EXTRA}") from error
+    from smolvlm_video.model.loading import load_fitted
+
+    name = params["model"]  # build_model takes it out of params
+    model, sampling = load_fitted(build_model(params), build_sampling(params))
+    options = ServerOptions(
+        api_key=params["api_key"],
+        allowed_media_paths=tuple(Path(os.path.realpath(folder)) for folder in params["allowed"]),
+        max_body_mb=params["max_body_mb"],
+        max_media_mb=params["max_media_mb"],
+        max_new_tokens=params["max_new_tokens"],
+        sampling=sampling,
+        model_names=(name,),
+    )
+    uvicorn.run(create_app(model, options), host=host, port=port, log_level="info")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

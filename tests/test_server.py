@@ -1,0 +1,224 @@
+"""`serve`: the OpenAI-compatible server on loopback with the tiny checkpoint, through the official client."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+from conftest import requires_ffmpeg
+
+pytestmark = [pytest.mark.slow, requires_ffmpeg]
+
+openai = pytest.importorskip("openai")
+uvicorn = pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+ROOT = Path(__file__).resolve().parent.parent
+VIDEO = ROOT / "examples" / "clips" / "testsrc2.mp4"
+IMAGE = ROOT / "examples" / "images" / "testcard.png"
+SCENE = json.loads((ROOT / "examples" / "schemas" / "scene.json").read_text())
+KEY = "test-key"
+
+
+def data_uri(path: Path, kind: str) -> str:
+    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model, tmp_path_factory):
+    from smolvlm_video.options import SamplingOptions
+    from smolvlm_video.server.app import ServerOptions, create_app
+
+    shared = tmp_path_factory.mktemp("shared")
+    (shared / "clip.mp4").write_bytes(VIDEO.read_bytes())
+    sampling = SamplingOptions(max_frames=4, frame_side=64)
+    options = ServerOptions(api_key=KEY, allowed_media_paths=(shared,), max_body_mb=2, max_new_tokens=64,
+                            sampling=sampling, model_names=("tiny",))  # fmt: skip
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(tiny_model, options), host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    while not running.started:
+        time.sleep(0.05)
+    yield {"url": f"http://127.0.0.1:{port}", "shared": shared}
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def client(server):
+    return openai.OpenAI(base_url=f"{server['url']}/v1", api_key=KEY, max_retries=0, timeout=120)
+
+
+def ask(client, content, **extra):
+    return client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": content}], max_tokens=6, **extra
+    )
+
+
+def test_models_are_listed(client):
+    assert "tiny" in [model.id for model in client.models.list()]
+
+
+def test_a_text_an_image_and_a_video_chat(client):
+    text = ask(client, "Hello?")
+    image = ask(client, [{"type": "image_url", "image_url": {"url": data_uri(IMAGE, "image/png")}},
+                         {"type": "text", "text": "What is this?"}])  # fmt: skip
+    video = ask(client, [{"type": "video_url", "video_url": {"url": data_uri(VIDEO, "video/mp4")}},
+                         {"type": "text", "text": "What happens?"}])  # fmt: skip
+    for answer in (text, image, video):
+        assert answer.object == "chat.completion" and isinstance(answer.choices[0].message.content, str)
+        assert answer.usage.completion_tokens == 6 and answer.choices[0].finish_reason == "length"
+    assert video.usage.prompt_tokens > image.usage.prompt_tokens > text.usage.prompt_tokens
+
+
+def test_input_video_in_both_forms_is_the_same_as_a_video_url(client):
+    payload = base64.b64encode(VIDEO.read_bytes()).decode()
+    question = {"type": "text", "text": "What happens?"}
+    plain = ask(client, [{"type": "input_video", "input_video": payload}, question])
+    boxed = ask(client, [{"type": "input_video", "input_video": {"data": payload}}, question])
+    url = ask(client, [{"type": "video_url", "video_url": {"url": data_uri(VIDEO, "video/mp4")}}, question])
+    assert (
+        plain.choices[0].message.content == boxed.choices[0].message.content == url.choices[0].message.content
+    )
+
+
+def test_a_shared_file_is_read_by_path_and_by_file_url(client, server):
+    path = server["shared"] / "clip.mp4"
+    by_path = ask(
+        client, [{"type": "video_url", "video_url": {"url": str(path)}}, {"type": "text", "text": "?"}]
+    )
+    by_url = ask(
+        client, [{"type": "video_url", "video_url": {"url": path.as_uri()}}, {"type": "text", "text": "?"}]
+    )
+    assert by_path.choices[0].message.content == by_url.choices[0].message.content
+
+
+def test_a_two_turn_chat(client):
+    answer = client.chat.completions.create(
+        model="tiny",
+        max_tokens=4,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "And now?"},
+        ],
+    )
+    assert answer.usage.prompt_tokens > ask(client, "And now?").usage.prompt_tokens
+
+
+def test_streamed_chunks_join_to_the_answer_and_count_usage(client):
+    content = [{"type": "video_url", "video_url": {"url": data_uri(VIDEO, "video/mp4")}},
+               {"type": "text", "text": "What happens?"}]  # fmt: skip
+    whole = ask(client, content)
+    chunks = list(ask(client, content, stream=True, stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    assert chunks[-1].usage.prompt_tokens == whole.usage.prompt_tokens
+
+
+def test_a_json_schema_answer_validates(client):
+    answer = client.chat.completions.create(
+        model="tiny",
+        max_tokens=64,
+        messages=[{"role": "user", "content": [
+            {"type": "video_url", "video_url": {"url": data_uri(VIDEO, "video/mp4")}},
+            {"type": "text", "text": "Describe the scene."}]}],
+        response_format={"type": "json_schema", "json_schema": {"name": "scene", "schema": SCENE}},
+    )  # fmt: skip
+    jsonschema.validate(json.loads(answer.choices[0].message.content), SCENE)
+
+
+# --- errors: OpenAI's shape, the right status, no server path or traceback ---
+
+
+def post(server, body, key=KEY, raw: bytes | None = None):
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    url = f"{server['url']}/v1/chat/completions"
+    if raw is not None:
+        return httpx.post(
+            url, content=raw, headers={**headers, "Content-Type": "application/json"}, timeout=60
+        )
+    return httpx.post(url, json=body, headers=headers, timeout=60)
+
+
+def video_part(url: str) -> list[dict]:
+    return [{"type": "video_url", "video_url": {"url": url}}, {"type": "text", "text": "?"}]
+
+
+def message(content) -> dict:
+    return {"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": content}]}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (message(video_part("/etc/passwd")), 400, "not under a folder"),
+        (message(video_part("file:///etc/hostname")), 400, "not under a folder"),
+        (message(video_part("https://example.com/clip.mp4")), 400, "URLs is not supported"),
+        (message(video_part("data:video/mp4;base64,@@not base64@@")), 400, "does not decode"),
+        (message(video_part("data:video/mp4;base64," + base64.b64encode(b"just some text\n").decode())), 400,
+         "text file"),
+        ({**message("hi"), "model": "gpt-4o"}, 404, "not served here"),
+        ({**message("hi"), "logprobs": True}, 400, "logprobs"),
+        ({**message("hi"), "n": 2}, 400, "n=1"),
+        ({**message("hi"), "max_tokens": 10_000}, 400, "max_tokens"),
+    ],
+)  # fmt: skip
+def test_bad_requests_get_openai_errors_that_name_the_part_not_the_server(server, body, status, words):
+    response = post(server, body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and words in error["message"]
+    assert (
+        "/tmp" not in response.text
+        and "Traceback" not in response.text
+        and "smolvlm-serve" not in response.text
+    )
+    if "content" in str(body["messages"][0]["content"]) and status == 400 and "url" in str(body):
+        assert error["param"] == "messages[0].content[0]"
+
+
+def test_a_missing_or_wrong_key_is_401(server):
+    assert post(server, message("hi"), key=None).status_code == 401
+    response = post(server, message("hi"), key="wrong")
+    assert response.status_code == 401 and response.json()["error"]["type"] == "authentication_error"
+
+
+def test_a_body_over_the_limit_is_413(server):
+    response = post(server, None, raw=b"x" * (3 << 20))
+    assert response.status_code == 413 and "limit" in response.json()["error"]["message"]
+
+
+def test_health_answers_without_a_key(server):
+    assert httpx.get(f"{server['url']}/health").json() == {"status": "ok"}
+
+
+def test_the_client_example_in_the_docs(server, tiny_model, capsys):
+    from doc_examples import blocks
+
+    (block,) = [b for b in blocks("python") if "from openai import OpenAI" in b.text]
+    code = block.text.replace('"http://127.0.0.1:8000/v1"', repr(f"{server['url']}/v1"))
+    code = code.replace('api_key="unused"', f"api_key={KEY!r}").replace('"clip.mp4"', repr(str(VIDEO)))
+    code = code.replace('model="256M"', 'model="tiny"').replace("max_tokens=64", "max_tokens=4")
+    exec(compile(code, block.where, "exec"), {"__name__": "__docs__"})
+    assert "completion_tokens=4" in capsys.readouterr().out
+
+
+def test_serving_beyond_loopback_without_a_key_is_refused(tiny_checkpoint):
+    from click.testing import CliRunner
+    from smolvlm_video.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--model", str(tiny_checkpoint)])
+    assert result.exit_code == 2 and "--api-key" in result.output and "--no-auth" in result.output
