@@ -9,6 +9,15 @@ from typing import Any
 
 import click
 
+from smolvlm_video.server.options import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_BODY_MB,
+    DEFAULT_MAX_MEDIA_MB,
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_MAX_QUEUE,
+    ServerOptions,
+)
+
 from .options import build_model, build_sampling, core_errors, model_options, sampling_options
 
 SERVE_EXTRA = "pip install 'smolvlm-video[serve]'"
@@ -27,10 +36,19 @@ SERVE_EXTRA = "pip install 'smolvlm-video[serve]'"
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A folder whose files requests may name by path or file:// URL (repeatable). None by default.",
 )
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="The most tokens an answer may take; a request's max_tokens is capped by it.")  # fmt: skip
-@click.option("--max-body-mb", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--max-media-mb", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--max-new-tokens",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_NEW_TOKENS,
+    show_default=True,
+    help="The most tokens an answer may take; it caps a request's max_tokens.",
+)
+@click.option("--max-batch", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH, show_default=True,
+              help="Requests answered together in one generate call.")  # fmt: skip
+@click.option("--max-queue", type=click.IntRange(min=1), default=DEFAULT_MAX_QUEUE, show_default=True,
+              help="Requests waiting for the model; one more is answered 429 with Retry-After.")  # fmt: skip
+@click.option("--max-body-mb", type=click.IntRange(min=1), default=DEFAULT_MAX_BODY_MB, show_default=True)
+@click.option("--max-media-mb", type=click.IntRange(min=1), default=DEFAULT_MAX_MEDIA_MB, show_default=True)
 @sampling_options
 @model_options
 @core_errors
@@ -47,7 +65,7 @@ def serve_command(host: str, port: int, **params: Any) -> None:
     try:
         import uvicorn
 
-        from smolvlm_video.server.app import ServerOptions, create_app
+        from smolvlm_video.server.app import create_app
     except ImportError as error:
         raise click.UsageError(f"serve needs FastAPI and uvicorn ({error}): {SERVE_EXTRA}") from error
     from smolvlm_video.model.loading import load_fitted
@@ -62,6 +80,8 @@ def serve_command(host: str, port: int, **params: Any) -> None:
         max_new_tokens=params["max_new_tokens"],
         sampling=sampling,
         model_names=(name,),
+        max_batch=params["max_batch"],
+        max_queue=params["max_queue"],
     )
     uvicorn.run(create_app(model, options), host=host, port=port, log_level="info")
 

@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import ffmpeg, requires_ffmpeg, testsrc
+from conftest import ffmpeg, requires_ffmpeg
+from conftest import testsrc as pattern_input
 from smolvlm_video.cli.main import cli
 
 from smolvlm_video.errors import RecordsError
@@ -407,7 +408,7 @@ def test_a_window_past_the_end_fails_in_both_modes_and_audio_shorter_than_video_
 def test_a_variable_frame_rate_cut_starts_with_the_frame_on_screen_at_its_start(tmp_path):
     video = tmp_path / "vfr.mp4"  # 25 fps, but no frame from 1 s to 2 s: the frame at 0.96 s stays on screen
     gap = ["-vf", "select='not(between(t,1,2))'", "-fps_mode", "vfr"]
-    ffmpeg(*testsrc("160x120", 25, 4), *gap, "-c:v", "libx264", "-preset", "ultrafast", str(video))
+    ffmpeg(*pattern_input("160x120", 25, 4), *gap, "-c:v", "libx264", "-preset", "ultrafast", str(video))
     source = dict(frames_of(video))
     after = min(time for time in source if time > 1.5)  # the first frame after the gap
     spans = [Span(1.5, 3.0, tmp_path / "across.mp4"), Span(1.2, 1.8, tmp_path / "inside.mp4")]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import concurrent.futures
+import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -30,28 +33,43 @@ def data_uri(path: Path, kind: str) -> str:
     return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model, tmp_path_factory):
+@contextlib.contextmanager
+def serving(model, shared: Path, **options):
+    """The app on a free loopback port, in a thread of this process: {"url", "shared"}."""
     from smolvlm_video.options import SamplingOptions
-    from smolvlm_video.server.app import ServerOptions, create_app
+    from smolvlm_video.server.app import create_app
+    from smolvlm_video.server.options import ServerOptions
 
-    shared = tmp_path_factory.mktemp("shared")
-    (shared / "clip.mp4").write_bytes(VIDEO.read_bytes())
     sampling = SamplingOptions(max_frames=4, frame_side=64)
-    options = ServerOptions(api_key=KEY, allowed_media_paths=(shared,), max_body_mb=2, max_new_tokens=64,
-                            sampling=sampling, model_names=("tiny",))  # fmt: skip
+    settings = ServerOptions(api_key=KEY, allowed_media_paths=(shared,), max_body_mb=2, max_new_tokens=64,
+                             sampling=sampling, model_names=("tiny",), **options)  # fmt: skip
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(tiny_model, options), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(create_app(model, settings), host="127.0.0.1", port=port, log_level="warning")
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     while not running.started:
         time.sleep(0.05)
-    yield {"url": f"http://127.0.0.1:{port}", "shared": shared}
-    running.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "shared": shared}
+    finally:
+        running.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("shared")
+    (folder / "clip.mp4").write_bytes(VIDEO.read_bytes())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model, shared):
+    with serving(tiny_model, shared) as running:
+        yield running
 
 
 @pytest.fixture
@@ -222,3 +240,98 @@ def test_serving_beyond_loopback_without_a_key_is_refused(tiny_checkpoint):
 
     result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--model", str(tiny_checkpoint)])
     assert result.exit_code == 2 and "--api-key" in result.output and "--no-auth" in result.output
+
+
+# --- batching, the queue, and a server that stays live ---
+
+
+def metric(server, name: str) -> dict[str, float]:
+    text = httpx.get(f"{server['url']}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+    return {labels: float(value) for labels, value in re.findall(rf"^{name}(\S*) (\S+)$", text, re.MULTILINE)}
+
+
+def test_eight_concurrent_requests_are_answered_in_at_most_three_batches_each_as_alone(client, server):
+    questions = [f"Question number {n}: what is {n} + {n}?" for n in range(8)]
+    alone = [ask(client, question).choices[0].message.content for question in questions]
+    before = metric(server, "smolvlm_batches_total")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda q: ask(client, q).choices[0].message.content, questions))
+    after = metric(server, "smolvlm_batches_total")
+    batches = sum(after.values()) - sum(before.values())
+    assert together == alone and 1 <= batches <= 3, (batches, after)
+
+
+def test_the_server_stays_live_while_a_video_decodes(client, server, monkeypatch):
+    from smolvlm_video.server import media
+
+    reached, release = threading.Event(), threading.Event()
+    real = media.sample_video
+
+    def held(*args, **kwargs):
+        reached.set()
+        assert release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(media, "sample_video", held)
+    content = [
+        {"type": "video_url", "video_url": {"url": data_uri(VIDEO, "video/mp4")}},
+        {"type": "text", "text": "?"},
+    ]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        video = pool.submit(ask, client, content)
+        assert reached.wait(30)
+        assert httpx.get(f"{server['url']}/health", timeout=5).json() == {"status": "ok"}
+        assert ask(client, "Meanwhile?").choices[0].message.content is not None  # accepted and answered
+        assert not video.done()
+        release.set()
+        assert video.result(timeout=60).usage.completion_tokens == 6
+
+
+def test_a_streaming_client_that_leaves_frees_its_row(client, server):
+    body = {**message("Tell me a long story."), "max_tokens": 64, "stream": True}
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with httpx.stream("POST", f"{server['url']}/v1/chat/completions", json=body, headers=headers) as response:
+        first = next(response.iter_lines())
+        assert first.startswith("data: ")
+    assert ask(client, "Still there?").choices[0].message.content is not None
+
+
+def test_a_full_queue_is_429_with_retry_after(tiny_model, shared, monkeypatch):
+    from smolvlm_video.server import batching
+
+    busy, release = threading.Event(), threading.Event()
+    real = batching.answer_streamed
+
+    def slow(*args, **kwargs):
+        busy.set()
+        assert release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batching, "answer_streamed", slow)
+    with (
+        serving(tiny_model, shared, max_queue=1, max_batch=1) as running,
+        concurrent.futures.ThreadPoolExecutor(2) as pool,
+    ):
+        first = pool.submit(post, running, message("one"))  # taken by the model thread, held
+        assert busy.wait(30)
+        second = pool.submit(post, running, message("two"))  # waits in the queue
+        while metric(running, "smolvlm_queue_length").get("", 0) < 1:
+            time.sleep(0.05)
+        third = post(running, message("three"))
+        release.set()
+        assert first.result().status_code == 200 and second.result().status_code == 200
+    assert third.status_code == 429 and third.headers["Retry-After"] == "1"
+    assert third.json()["error"]["type"] == "rate_limit_error"
+
+
+def test_a_bug_of_ours_is_a_500_that_says_nothing_of_the_server(tiny_model, shared, monkeypatch):
+    from smolvlm_video.server import batching
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom in /srv/secret/models.py")
+
+    monkeypatch.setattr(batching, "answer_streamed", broken)
+    with serving(tiny_model, shared) as running:
+        response = post(running, message("hi"))
+    assert response.status_code == 500 and response.json()["error"]["type"] == "server_error"
+    assert "secret" not in response.text and "Traceback" not in response.text and "boom" not in response.text

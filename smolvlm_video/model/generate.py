@@ -13,12 +13,18 @@ from __future__ import annotations
 import queue
 import threading
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import (
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+    TextStreamer,
+)
 
 from ..errors import GenerationError, OutOfMemoryError
 from ..options import GenerationOptions
@@ -148,6 +154,100 @@ def _answer_lengths(model: LoadedModel, new: torch.Tensor) -> list[int]:
         end = next((index for index, token in enumerate(row) if token in ends), None)
         lengths.append(len(row) if end is None else end + 1)
     return lengths
+
+
+class _RowStreamer:
+    """A streamer for a batch: each row's new tokens decoded on their own, its text handed on in pieces."""
+
+    def __init__(self, model: LoadedModel, rows: int, on_piece: Callable[[int, str], None]) -> None:
+        ends = model.model.generation_config.eos_token_id
+        self.ends = set(ends if isinstance(ends, list) else [] if ends is None else [ends])
+        self.tokens: list[list[int]] = [[] for _ in range(rows)]
+        self.finished = [False] * rows
+        self.prompt = True
+        self.rows = [_PieceStreamer(model.processor.tokenizer, row, on_piece) for row in range(rows)]
+
+    def put(self, value: torch.Tensor) -> None:
+        if self.prompt:  # generate() hands over the prompt first
+            self.prompt = False
+            return
+        for row, token in enumerate(value.reshape(len(self.rows), -1)[:, -1].tolist()):
+            if self.finished[row]:
+                continue
+            self.tokens[row].append(token)
+            if token in self.ends:
+                self.finished[row] = True
+            else:
+                self.rows[row].put(torch.tensor([token]))
+
+    def end(self) -> None:
+        for row in self.rows:
+            row.end()
+
+
+class _PieceStreamer(TextStreamer):
+    """One row's text, in the pieces transformers' TextStreamer finalizes (whole words, whole characters)."""
+
+    def __init__(self, tokenizer: Any, row: int, on_piece: Callable[[int, str], None]) -> None:
+        super().__init__(tokenizer, skip_prompt=False, skip_special_tokens=True)
+        self.row, self.on_piece, self.started = row, on_piece, False
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        text = text if self.started else text.lstrip()
+        if text:
+            self.started = True
+            self.on_piece(self.row, text)
+
+
+class _RowsCancelled(StoppingCriteria):
+    """Marks a row done once `cancelled(row)` says its asker has gone; generate() stops when all are."""
+
+    def __init__(self, cancelled: Callable[[int], bool]) -> None:
+        self.cancelled = cancelled
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object
+    ) -> torch.Tensor:
+        return torch.tensor(
+            [self.cancelled(row) for row in range(input_ids.shape[0])], device=input_ids.device
+        )
+
+
+def answer_streamed(
+    model: LoadedModel,
+    chats: Sequence[Chat],
+    options: GenerationOptions,
+    on_piece: Callable[[int, str], None],
+    cancelled: Callable[[int], bool] = lambda row: False,
+    strings: PromptStrings = TRAINED_STRINGS,
+) -> list[Answer]:
+    """Answer a batch of chats in one generate call, handing each row's text on in pieces as it comes
+    (`on_piece(row, piece)`); a row whose `cancelled(row)` turns true stops. Returns each row's `Answer`."""
+    batch, held = _inputs(model, chats, strings)
+    check_fits(model, batch.inputs, chats, strings, options.max_new_tokens)
+    streamer = _RowStreamer(model, len(chats), on_piece)
+    kwargs = _generate_kwargs(model, options, chats)
+    try:
+        stopping = StoppingCriteriaList([_RowsCancelled(cancelled)])
+        with torch.inference_mode():
+            model.model.generate(
+                **_embedded(model, batch, held), **kwargs, streamer=streamer, stopping_criteria=stopping
+            )
+    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
+        if not out_of_memory(error):
+            raise
+        batch = held = None
+        traceback.clear_frames(error.__traceback__)
+        _free_memory(model)
+        raise OutOfMemoryError(
+            f"Out of memory on {model.device} for a batch of {len(chats)} chats."
+        ) from error
+    prompt_tokens = batch.inputs["attention_mask"].sum(dim=1).tolist()
+    decode = model.processor.tokenizer.decode
+    return [
+        Answer(decode(tokens, skip_special_tokens=True).strip(), prompt, len(tokens))
+        for tokens, prompt in zip(streamer.tokens, prompt_tokens, strict=True)
+    ]
 
 
 def _free_memory(model: LoadedModel) -> None:

@@ -8,28 +8,27 @@ OpenAI's error object with their HTTP status; a bug of ours is a 500 whose body 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from ..errors import GenerationError, OutOfMemoryError, PromptTooLongError
-from ..model.generate import StreamUsage, answer_chats, stream
+from ..model.generate import Answer
 from ..model.loading import LoadedModel
 from ..model.prompts import Chat, Message
 from ..model.schemas import Question
-from ..options import SamplingOptions
+from .batching import Batcher, Job, Metrics, QueueFull
 from .media import load_part
+from .options import ServerOptions
 from .protocol import APIError, ChatRequest, Turn, bad, parse_request, sse
 
 logger = logging.getLogger(__name__)
@@ -37,28 +36,31 @@ logger = logging.getLogger(__name__)
 MB = 1 << 20
 
 
-@dataclass(frozen=True)
-class ServerOptions:
-    """What the server serves and allows."""
-
-    api_key: str | None = None  # clients send it as a Bearer token; None: no key asked
-    allowed_media_paths: tuple[Path, ...] = ()  # folders whose files requests may name; none by default
-    max_body_mb: int = 200  # the largest request body (base64 media inflate it by a third)
-    max_media_mb: int = 100  # the largest medium, once decoded from base64
-    max_new_tokens: int = 1024  # the most tokens an answer may take (a request's max_tokens is capped by it)
-    sampling: SamplingOptions = field(default_factory=SamplingOptions)  # videos' defaults, as `ask` has them
-    model_names: tuple[str, ...] = ()  # other names the model answers to (the --model given, e.g. "256M")
-
-
 def create_app(model: LoadedModel, options: ServerOptions) -> FastAPI:
-    """The app serving `model`: /v1/models, /v1/chat/completions, /health."""
-    app = FastAPI(title="smolvlm-video", docs_url=None, redoc_url=None)
-    worker = ThreadPoolExecutor(1, thread_name_prefix="smolvlm-model")  # the model answers one at a time
+    """The app serving `model`: /v1/models, /v1/chat/completions, /health, /metrics."""
+    metrics = Metrics()
+    batcher = Batcher(model, metrics, options.max_batch, options.max_queue)
     names = {model.model_id, *options.model_names}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(batcher.close)  # the batch under way is finished first
+
+    app = FastAPI(title="smolvlm-video", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.batcher, app.state.metrics = batcher, metrics
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        if request.url.path == "/v1/chat/completions":
+            with metrics.lock:
+                metrics.requests[response.status_code] += 1
+        return response
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, error: APIError) -> JSONResponse:
-        return JSONResponse(error.body(), status_code=error.status)
+        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, error: Exception) -> JSONResponse:
@@ -68,6 +70,11 @@ def create_app(model: LoadedModel, options: ServerOptions) -> FastAPI:
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus(request: Request) -> str:
+        _check_key(request, options.api_key)
+        return metrics.text()
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -81,21 +88,40 @@ def create_app(model: LoadedModel, options: ServerOptions) -> FastAPI:
     @app.post("/v1/chat/completions", response_model=None)
     async def completions(request: Request) -> JSONResponse | StreamingResponse:
         _check_key(request, options.api_key)
-        chat_request = parse_request(await _body(request, options.max_body_mb * MB), options.sampling,
-                                     options.max_new_tokens)  # fmt: skip
+        body = await _body(request, options.max_body_mb * MB)
+        chat_request = parse_request(body, options.sampling, options.max_new_tokens)
         if chat_request.model not in names:
             raise APIError(404, f"The model {chat_request.model!r} is not served here; see GET /v1/models.",
                            "model", "model_not_found")  # fmt: skip
-        chat = await asyncio.to_thread(_chat, chat_request, options)
+        started = time.perf_counter()
+        chat = await asyncio.to_thread(
+            _chat, chat_request, options
+        )  # off the event loop: /health still answers
+        with metrics.lock:
+            metrics.decode_seconds += time.perf_counter() - started
         if chat_request.stream:
-            return StreamingResponse(_streamed(model, worker, chat, chat_request, request),
-                                     media_type="text/event-stream")  # fmt: skip
-        loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(worker, _answer, model, chat, chat_request)
-        return JSONResponse(answer)
+            return StreamingResponse(
+                _streamed(batcher, chat, chat_request, request), media_type="text/event-stream"
+            )
+        job = Job(chat, chat_request.generation)
+        _submit(batcher, job)
+        try:
+            answer = await asyncio.wrap_future(job.answer)
+        except GenerationError as error:
+            raise _generation_error(error) from error
+        finally:
+            job.cancelled.set()  # a client gone before its answer: its row stops
+        return JSONResponse(_completion(answer, chat_request))
 
-    app.state.worker = worker
     return app
+
+
+def _submit(batcher: Batcher, job: Job) -> None:
+    try:
+        batcher.submit(job)
+    except QueueFull as error:
+        raise APIError(429, "The server's queue is full; retry in a moment.", code="queue_full",
+                       headers={"Retry-After": "1"}) from error  # fmt: skip
 
 
 def _check_key(request: Request, key: str | None) -> None:
@@ -142,12 +168,8 @@ def _message(turn: Turn, request: ChatRequest, allowed: Sequence[Path], limit: i
     return Message.user(*parts)  # type: ignore[arg-type]
 
 
-def _answer(model: LoadedModel, chat: Chat, request: ChatRequest) -> dict[str, Any]:
-    """The chat.completion object for a request answered whole."""
-    try:
-        (answer,) = answer_chats(model, [chat], request.generation)
-    except GenerationError as error:
-        raise _generation_error(error) from error
+def _completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
+    """The chat.completion object of an answer."""
     text, stopped = _cut_at_stop(answer.text, request.stop)
     finish = "stop" if stopped or answer.completion_tokens < request.generation.max_new_tokens else "length"
     usage = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
@@ -177,59 +199,47 @@ def _generation_error(error: GenerationError) -> APIError:
     return APIError(500, "The model failed on this request.")
 
 
-async def _streamed(
-    model: LoadedModel, worker: ThreadPoolExecutor, chat: Chat, request: ChatRequest, http: Request
-) -> AsyncIterator[str]:
+async def _streamed(batcher: Batcher, chat: Chat, request: ChatRequest, http: Request) -> AsyncIterator[str]:
     """Server-Sent Events: a chunk per piece of the answer, the finish, usage if asked, then [DONE]."""
     loop = asyncio.get_running_loop()
-    pieces: asyncio.Queue[Any] = asyncio.Queue()
-    cancel, usage = threading.Event(), StreamUsage()
-    done = object()
-
-    def run() -> None:
-        try:
-            for piece in stream(model, chat, request.generation, cancel=cancel, usage=usage):
-                loop.call_soon_threadsafe(pieces.put_nowait, piece)
-            loop.call_soon_threadsafe(pieces.put_nowait, done)
-        except BaseException as error:  # handed to the event loop, which ends the stream with it
-            loop.call_soon_threadsafe(pieces.put_nowait, error)
-
+    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+    job = Job(
+        chat, request.generation, on_piece=lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
+    )
+    job.answer.add_done_callback(lambda _: loop.call_soon_threadsafe(pieces.put_nowait, None))
+    _submit(batcher, job)
     ident = f"chatcmpl-{uuid.uuid4().hex}"
 
     def chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return {**_envelope("chat.completion.chunk", request, ident), "choices": [choice]}
 
-    future = loop.run_in_executor(worker, run)
     text, stopped = "", False
     try:
         yield sse(chunk({"role": "assistant", "content": ""}))
-        while (item := await pieces.get()) is not done:
-            if isinstance(item, BaseException):
-                yield sse(_stream_error(item).body())
-                return
-            if await http.is_disconnected():
-                return
-            new, stopped = _cut_at_stop(text + item, request.stop)
+        while (piece := await pieces.get()) is not None:
+            new, stopped = _cut_at_stop(text + piece, request.stop)
             if new[len(text) :]:
                 yield sse(chunk({"content": new[len(text) :]}))
             text = new
             if stopped:
-                cancel.set()
+                job.cancelled.set()
                 break
+        try:
+            answer = await asyncio.wrap_future(job.answer)
+        except Exception as error:
+            yield sse(_stream_error(error).body())
+            return
         finish = (
-            "stop" if stopped or usage.completion_tokens < request.generation.max_new_tokens else "length"
+            "stop" if stopped or answer.completion_tokens < request.generation.max_new_tokens else "length"
         )
         yield sse(chunk({}, finish))
         if request.include_usage:
-            total = usage.prompt_tokens + usage.completion_tokens
-            counts = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                      "total_tokens": total}  # fmt: skip
+            counts = _completion(answer, request)["usage"]
             yield sse({**_envelope("chat.completion.chunk", request, ident), "choices": [], "usage": counts})
         yield "data: [DONE]\n\n"
     finally:
-        cancel.set()  # a client gone, or the stream cut at a stop string: generation ends at the next token
-        await future
+        job.cancelled.set()  # a client gone, or the stream cut at a stop: its row stops at the next token
 
 
 def _stream_error(error: BaseException) -> APIError:

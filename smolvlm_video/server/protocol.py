@@ -34,9 +34,17 @@ class APIError(Exception):
         413: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 503: "server_error",
     }  # fmt: skip
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers = headers
 
     def body(self) -> dict[str, Any]:
         kind = self.TYPES.get(self.status, "invalid_request_error")

@@ -1,0 +1,31 @@
+"""What the server serves and allows: one frozen object, with the defaults the command shows. No torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..options import SamplingOptions
+
+DEFAULT_MAX_BATCH = 8  # chats in one generate call
+DEFAULT_MAX_QUEUE = 64  # requests waiting; one more is refused with 429
+DEFAULT_MAX_NEW_TOKENS = 1024
+DEFAULT_MAX_BODY_MB = 200
+DEFAULT_MAX_MEDIA_MB = 100
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What the server serves and allows."""
+
+    api_key: str | None = None  # clients send it as a Bearer token; None: no key asked
+    allowed_media_paths: tuple[Path, ...] = ()  # folders whose files requests may name; none by default
+    max_body_mb: int = DEFAULT_MAX_BODY_MB  # the largest request body (base64 media inflate it by a third)
+    max_media_mb: int = DEFAULT_MAX_MEDIA_MB  # the largest medium, once decoded from base64
+    max_new_tokens: int = (
+        DEFAULT_MAX_NEW_TOKENS  # the most tokens an answer may take (a request's max_tokens is capped by it)
+    )
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)  # videos' defaults, as `ask` has them
+    model_names: tuple[str, ...] = ()  # other names the model answers to (the --model given, e.g. "256M")
+    max_batch: int = DEFAULT_MAX_BATCH  # requests answered in one generate call
+    max_queue: int = DEFAULT_MAX_QUEUE  # requests waiting for the model; one more gets 429
