@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from smolvlm_video.server.options import (
+    DEFAULT_FETCH_SECONDS,
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY_MB,
     DEFAULT_MAX_MEDIA_MB,
@@ -35,6 +36,18 @@ SERVE_EXTRA = "pip install 'smolvlm-video[serve]'"
     multiple=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A folder whose files requests may name by path or file:// URL (repeatable). None by default.",
+)
+@click.option(
+    "--allow-url-fetch",
+    is_flag=True,
+    help="Fetch http(s) media URLs (within --max-media-mb and --fetch-seconds). Off by default.",
+)
+@click.option(
+    "--fetch-seconds",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_FETCH_SECONDS,
+    show_default=True,
+    help="With --allow-url-fetch: how long a medium's download may take.",
 )
 @click.option(
     "--max-new-tokens",
@@ -80,6 +93,7 @@ def serve_command(host: str, port: int, **params: Any) -> None:
         max_new_tokens=params["max_new_tokens"],
         sampling=sampling,
         model_names=(name,),
+        fetch_seconds=params["fetch_seconds"] if params["allow_url_fetch"] else None,
         max_batch=params["max_batch"],
         max_queue=params["max_queue"],
     )

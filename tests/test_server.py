@@ -184,7 +184,7 @@ def message(content) -> dict:
     [
         (message(video_part("/etc/passwd")), 400, "not under a folder"),
         (message(video_part("file:///etc/hostname")), 400, "not under a folder"),
-        (message(video_part("https://example.com/clip.mp4")), 400, "URLs is not supported"),
+        (message(video_part("https://example.com/clip.mp4")), 400, "does not fetch URLs"),
         (message(video_part("data:video/mp4;base64,@@not base64@@")), 400, "does not decode"),
         (message(video_part("data:video/mp4;base64," + base64.b64encode(b"just some text\n").decode())), 400,
          "text file"),
@@ -335,3 +335,27 @@ def test_a_bug_of_ours_is_a_500_that_says_nothing_of_the_server(tiny_model, shar
         response = post(running, message("hi"))
     assert response.status_code == 500 and response.json()["error"]["type"] == "server_error"
     assert "secret" not in response.text and "Traceback" not in response.text and "boom" not in response.text
+
+
+def test_urls_are_fetched_where_allowed_within_the_medium_limit(tiny_model, shared, tmp_path, client):
+    import functools
+    import http.server
+
+    (tmp_path / "clip.mp4").write_bytes(VIDEO.read_bytes())
+    (tmp_path / "big.mp4").write_bytes(bytes(2 << 20))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{files.server_address[1]}"
+    try:
+        with serving(tiny_model, shared, fetch_seconds=10, max_media_mb=1) as running:
+            fetched = post(running, message(video_part(f"{base}/clip.mp4")))
+            missing = post(running, message(video_part(f"{base}/nothing.mp4")))
+            big = post(running, message(video_part(f"{base}/big.mp4")))
+    finally:
+        files.shutdown()
+    sent = ask(client, video_part(data_uri(VIDEO, "video/mp4"))).choices[0].message.content
+    assert fetched.status_code == 200 and fetched.json()["choices"][0]["message"]["content"] is not None
+    assert missing.status_code == 400 and "HTTP 404" in missing.json()["error"]["message"]
+    assert big.status_code == 413 and big.json()["error"]["param"] == "messages[0].content[0]"
+    assert sent is not None

@@ -15,7 +15,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -151,7 +150,7 @@ async def _body(request: Request, limit: int) -> Any:
 def _chat(request: ChatRequest, options: ServerOptions) -> Chat:
     """The request's messages with their media read (on a worker thread), and its schema."""
     limit = options.max_media_mb * MB
-    messages = [_message(turn, request, options.allowed_media_paths, limit) for turn in request.turns]
+    messages = [_message(turn, request, options, limit) for turn in request.turns]
     last = messages[-1]
     if request.schema is not None:  # the schema is stated after the last question, as `chat` does
         *media, text = last.content if isinstance(last.content[-1], str) else (*last.content, "")
@@ -159,12 +158,16 @@ def _chat(request: ChatRequest, options: ServerOptions) -> Chat:
     return Chat(tuple(messages), request.schema)
 
 
-def _message(turn: Turn, request: ChatRequest, allowed: Sequence[Path], limit: int) -> Message:
+def _message(turn: Turn, request: ChatRequest, options: ServerOptions, limit: int) -> Message:
     if turn.role != "user":
         text = "\n".join(part.text or "" for part in turn.parts)
         return Message.system(text) if turn.role == "system" else Message.assistant(text)
-    parts = [part.text if part.kind is None else load_part(part, request.sampling, allowed, limit)
-             for part in turn.parts]  # fmt: skip
+    parts = [
+        part.text
+        if part.kind is None
+        else load_part(part, request.sampling, options.allowed_media_paths, limit, options.fetch_seconds)
+        for part in turn.parts
+    ]
     return Message.user(*parts)  # type: ignore[arg-type]
 
 

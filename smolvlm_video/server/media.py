@@ -2,7 +2,8 @@
 
 A `data:` medium is written to a temporary file, read (an image whole, a video sampled into frames), and
 deleted. A path or `file://` URL is read only where it lies under one of `allowed` (after resolving links),
-so a client cannot read what the operator did not share. `http(s)` URLs are refused: fetching is not built.
+so a client cannot read what the operator did not share. `http(s)` URLs are fetched only where the operator
+allows it, within the medium's size limit and a timeout.
 Errors name the part (`messages[1].content[0]`), never a path on the server.
 """
 
@@ -23,14 +24,26 @@ from ..video.media import Media, is_image, load_image
 from .protocol import APIError, Part, bad
 
 
-def load_part(part: Part, sampling: SamplingOptions, allowed: Sequence[Path], max_bytes: int) -> Media:
-    """The image or sampled video a media part names; APIError (400 or 413) if it cannot be had."""
+def load_part(
+    part: Part,
+    sampling: SamplingOptions,
+    allowed: Sequence[Path],
+    max_bytes: int,
+    fetch_seconds: float | None,
+) -> Media:
+    """The image or sampled video a media part names; APIError (400 or 413) if it cannot be had.
+
+    `fetch_seconds`: how long an http(s) URL may take to fetch; None: such URLs are refused.
+    """
     assert part.url is not None and part.kind is not None
     if part.url.startswith("data:"):
         return _from_bytes(part, _decoded(part, max_bytes), sampling)
     scheme = urlparse(part.url).scheme
     if scheme in ("http", "https"):
-        raise bad("Fetching media from URLs is not supported by this server; send a data: URI.", part.where)
+        if fetch_seconds is None:
+            raise bad("This server does not fetch URLs (--allow-url-fetch); send a data: URI.", part.where,
+                      "url_fetch_off")  # fmt: skip
+        return _from_bytes(part, _fetched(part, max_bytes, fetch_seconds), sampling)
     path = Path(unquote(urlparse(part.url).path)) if scheme == "file" else Path(part.url)
     if scheme not in ("", "file") or not _allowed(path, allowed):
         raise bad(
@@ -39,7 +52,7 @@ def load_part(part: Part, sampling: SamplingOptions, allowed: Sequence[Path], ma
             "path_not_allowed",
         )
     if path.is_file() and path.stat().st_size > max_bytes:
-        raise APIError(413, f"The medium is over the server's limit of {max_bytes >> 20} MB.", part.where)
+        raise _too_big(part, max_bytes)
     return _read(part, path, sampling)
 
 
@@ -56,11 +69,43 @@ def _decoded(part: Part, max_bytes: int) -> bytes:
     if not comma or not header.endswith(";base64"):
         raise bad("A data: URI must be base64: data:<type>;base64,<data>.", part.where)
     if len(payload) * 3 // 4 > max_bytes:
-        raise APIError(413, f"The medium is over the server's limit of {max_bytes >> 20} MB.", part.where)
+        raise _too_big(part, max_bytes)
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as error:
         raise bad(f"The base64 data does not decode ({error}).", part.where) from error
+
+
+FETCH_FAILED = "url_fetch_failed"
+
+
+def _too_big(part: Part, max_bytes: int) -> APIError:
+    return APIError(413, f"The medium is over the server's limit of {max_bytes >> 20} MB.", part.where)
+
+
+def _fetched(part: Part, max_bytes: int, seconds: float) -> bytes:
+    """The bytes at an http(s) URL, read up to `max_bytes`, within `seconds`."""
+    import httpx
+
+    assert part.url is not None
+    data = bytearray()
+    try:
+        with httpx.stream("GET", part.url, timeout=seconds, follow_redirects=True) as response:
+            if response.status_code != 200:
+                raise bad(
+                    f"Fetching the URL gave HTTP {response.status_code}.", part.where, "url_fetch_failed"
+                )
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > max_bytes:
+                    raise APIError(
+                        413, f"The medium is over the server's limit of {max_bytes >> 20} MB.", part.where
+                    )
+    except httpx.HTTPError as error:
+        raise bad(
+            f"Fetching the URL failed ({type(error).__name__}).", part.where, "url_fetch_failed"
+        ) from error
+    return bytes(data)
 
 
 def _from_bytes(part: Part, data: bytes, sampling: SamplingOptions) -> Media:

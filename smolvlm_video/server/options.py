@@ -12,6 +12,7 @@ DEFAULT_MAX_QUEUE = 64  # requests waiting; one more is refused with 429
 DEFAULT_MAX_NEW_TOKENS = 1024
 DEFAULT_MAX_BODY_MB = 200
 DEFAULT_MAX_MEDIA_MB = 100
+DEFAULT_FETCH_SECONDS = 20.0  # with --allow-url-fetch: the time a medium's download may take
 
 
 @dataclass(frozen=True)
@@ -27,5 +28,6 @@ class ServerOptions:
     )
     sampling: SamplingOptions = field(default_factory=SamplingOptions)  # videos' defaults, as `ask` has them
     model_names: tuple[str, ...] = ()  # other names the model answers to (the --model given, e.g. "256M")
+    fetch_seconds: float | None = None  # how long fetching an http(s) medium may take; None: URLs refused
     max_batch: int = DEFAULT_MAX_BATCH  # requests answered in one generate call
     max_queue: int = DEFAULT_MAX_QUEUE  # requests waiting for the model; one more gets 429
