@@ -92,18 +92,22 @@ def create_app(model: LoadedModel, options: ServerOptions) -> FastAPI:
         if chat_request.model not in names:
             raise APIError(404, f"The model {chat_request.model!r} is not served here; see GET /v1/models.",
                            "model", "model_not_found")  # fmt: skip
-        started = time.perf_counter()
-        chat = await asyncio.to_thread(
-            _chat, chat_request, options
-        )  # off the event loop: /health still answers
-        with metrics.lock:
-            metrics.decode_seconds += time.perf_counter() - started
+        with batcher.arriving():  # a batch being gathered waits for this request's media
+            started = time.perf_counter()
+            chat = await asyncio.to_thread(
+                _chat, chat_request, options
+            )  # off the loop: /health still answers
+            with metrics.lock:
+                metrics.decode_seconds += time.perf_counter() - started
+            loop = asyncio.get_running_loop()
+            pieces: asyncio.Queue[str | None] = asyncio.Queue()
+            job = Job(chat, chat_request.generation)
+            if chat_request.stream:
+                job.on_piece = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
+                job.answer.add_done_callback(lambda _: loop.call_soon_threadsafe(pieces.put_nowait, None))
+            _submit(batcher, job)
         if chat_request.stream:
-            return StreamingResponse(
-                _streamed(batcher, chat, chat_request, request), media_type="text/event-stream"
-            )
-        job = Job(chat, chat_request.generation)
-        _submit(batcher, job)
+            return StreamingResponse(_streamed(job, pieces, chat_request), media_type="text/event-stream")
         try:
             answer = await asyncio.wrap_future(job.answer)
         except GenerationError as error:
@@ -202,15 +206,8 @@ def _generation_error(error: GenerationError) -> APIError:
     return APIError(500, "The model failed on this request.")
 
 
-async def _streamed(batcher: Batcher, chat: Chat, request: ChatRequest, http: Request) -> AsyncIterator[str]:
+async def _streamed(job: Job, pieces: asyncio.Queue[str | None], request: ChatRequest) -> AsyncIterator[str]:
     """Server-Sent Events: a chunk per piece of the answer, the finish, usage if asked, then [DONE]."""
-    loop = asyncio.get_running_loop()
-    pieces: asyncio.Queue[str | None] = asyncio.Queue()
-    job = Job(
-        chat, request.generation, on_piece=lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
-    )
-    job.answer.add_done_callback(lambda _: loop.call_soon_threadsafe(pieces.put_nowait, None))
-    _submit(batcher, job)
     ident = f"chatcmpl-{uuid.uuid4().hex}"
 
     def chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Requests answered together: a bounded queue, and one model thread that answers them in batches.
 
 The model thread takes the first request waiting, gathers those that arrive within `gather_seconds` (up to
-`max_batch`), splits them by generation settings (one `generate` call needs one set), and answers each
-group in one call (`model.generate.answer_streamed`), every row streaming its own text to its request. A
-streamed request and a whole one share a batch: the whole one just waits for its row's end.
+`max_batch`; it waits only while other requests are still reading their media), splits them by generation
+settings (one `generate` call needs one set), and answers each group in one call
+(`model.generate.answer_streamed`), every row streaming its own text to its request. A streamed request and
+a whole one share a batch: the whole one just waits for its row's end.
 
 A full queue refuses the request (`QueueFull`, a 429 for the client). A request whose client has gone is
 cancelled: its row stops at the next token, and a batch whose rows have all gone stops. A batch that fails
@@ -12,12 +13,13 @@ is retried one request at a time, so only a request that fails on its own fails.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -29,7 +31,8 @@ from .options import DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE
 
 logger = logging.getLogger(__name__)
 
-GATHER_SECONDS = 0.05  # how long the first request of a batch waits for others to join it
+GATHER_SECONDS = 0.05  # how long the first request of a batch waits for others being read to join it
+POLL_SECONDS = 0.005
 
 
 class QueueFull(Exception):
@@ -94,8 +97,21 @@ class Batcher:
         self.max_batch, self.gather_seconds = max_batch, gather_seconds
         self.jobs: queue.Queue[Job | None] = queue.Queue(max_queue)
         metrics.queue_length = self.jobs.qsize
+        self._arriving = 0  # requests whose media are being read: a batch waits for them (GATHER_SECONDS)
+        self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="smolvlm-model", daemon=True)
         self.thread.start()
+
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Around reading a request's media and submitting it: a batch being gathered waits for it."""
+        with self._lock:
+            self._arriving += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._arriving -= 1
 
     def submit(self, job: Job) -> None:
         try:
@@ -111,10 +127,12 @@ class Batcher:
         while (first := self.jobs.get()) is not None:
             batch, deadline = [first], time.monotonic() + self.gather_seconds
             while len(batch) < self.max_batch and (left := deadline - time.monotonic()) > 0:
+                if self.jobs.empty() and not self._arriving:
+                    break  # nobody else is coming: a lone request does not wait
                 try:
-                    job = self.jobs.get(timeout=left)
+                    job = self.jobs.get(timeout=min(left, POLL_SECONDS))
                 except queue.Empty:
-                    break
+                    continue
                 if job is None:
                     self.jobs.put(None)  # close after this batch
                     break

@@ -1,0 +1,184 @@
+"""What batching gives the server: `serve --max-batch 1` against the default, under concurrent clients.
+
+    python benchmarks/serve.py [--archs tiny,256M] [--requests 8] [--max-tokens 16] [--cache-dir DIR]
+
+Each configuration starts `smolvlm-video serve` in its own process on a random-weight checkpoint of the real
+shape (built once), then runs N clients at once (threads with the `openai` client), each sending
+`--requests` streamed requests one after another, each with one video of 8 frames (examples/clips/testsrc2.mp4
+at fps 2, as a data: URI) and `--max-tokens` new tokens (min_new_tokens is not an API field, so the random
+weights may end an answer early; the token counts are printed). The tiny shape runs with 1, 4 and 16 clients,
+the 256M shape with 1 and 4. Reported per configuration: requests per minute, p50 and p95 latency (to the last
+chunk), and the median time to the first streamed content.
+
+On the 256M shape it also times the first streamed piece of the core's in-process `stream()` on the same
+request (same video, sampling and question), the server's overhead being the difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VIDEO = ROOT / "examples" / "clips" / "testsrc2.mp4"
+QUESTION = "What happens in this video?"
+SAMPLING = {"fps": 2.0, "max_frames": 8}
+CLIENTS = {"tiny": (1, 4, 16), "256M": (1, 4)}
+
+
+def make_checkpoint(cache: Path, arch: str) -> Path:
+    folder = cache / f"checkpoint-{arch}"
+    if not (folder / "config.json").exists():
+        subprocess.run(
+            [sys.executable, "-m", "smolvlm_video.testing", str(folder), "--arch", arch], check=True
+        )
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(checkpoint: Path, max_batch: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "smolvlm_video", "serve", "--model", str(checkpoint),
+               "--port", str(port), "--max-batch", str(max_batch)]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("the server did not start")
+
+
+def one_request(client, model: str, video: str, max_tokens: int) -> tuple[float, float, int]:
+    """(seconds to the first content, seconds to the end, completion tokens) of one streamed request."""
+    started = time.perf_counter()
+    first = None
+    content = [{"type": "video_url", "video_url": {"url": video}}, {"type": "text", "text": QUESTION}]
+    chunks = client.chat.completions.create(
+        model=model,
+        max_tokens=max_tokens,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body=SAMPLING,
+        messages=[{"role": "user", "content": content}],
+    )
+    tokens = 0
+    for chunk in chunks:
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = time.perf_counter() - started
+        if chunk.usage:
+            tokens = chunk.usage.completion_tokens
+    end = time.perf_counter() - started
+    return first if first is not None else end, end, tokens
+
+
+def run_clients(url: str, model: str, clients: int, requests: int, max_tokens: int) -> dict[str, float]:
+    from openai import OpenAI
+
+    video = f"data:video/mp4;base64,{base64.b64encode(VIDEO.read_bytes()).decode()}"
+    results: list[tuple[float, float, int]] = []
+    lock = threading.Lock()
+
+    def client_loop() -> None:
+        client = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
+        for _ in range(requests):
+            result = one_request(client, model, video, max_tokens)
+            with lock:
+                results.append(result)
+
+    one_request(
+        OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0), model, video, max_tokens
+    )  # warm
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    latencies = sorted(end for _, end, _ in results)
+    return {
+        "per_minute": len(results) / wall * 60,
+        "p50": statistics.median(latencies),
+        "p95": latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))],
+        "first": statistics.median(first for first, _, _ in results),
+        "tokens": statistics.mean(tokens for _, _, tokens in results),
+    }
+
+
+def in_process_first_piece(checkpoint: Path, max_tokens: int) -> float:
+    """The core's stream() on the same request: seconds from the video file to the first piece (median of 3
+    after a warm-up)."""
+    from smolvlm_video import SamplingOptions, load_fitted
+    from smolvlm_video.model.generate import stream
+    from smolvlm_video.model.prompts import chat
+    from smolvlm_video.options import GenerationOptions, ModelOptions
+    from smolvlm_video.video import sample_video
+
+    model, sampling = load_fitted(ModelOptions(str(checkpoint)), SamplingOptions(**SAMPLING))
+    times = []
+    for _ in range(4):  # the first warms up
+        started = time.perf_counter()
+        video = sample_video(VIDEO, sampling)
+        pieces = stream(model, chat(QUESTION, video), GenerationOptions(max_new_tokens=max_tokens))
+        next(iter(pieces))
+        times.append(time.perf_counter() - started)
+        pieces.close()
+    return statistics.median(times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--archs", default="tiny,256M")
+    parser.add_argument("--requests", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
+    args = parser.parse_args()
+    cpu_lines = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpu_lines if line.startswith("model name")), "?")
+    print(f"CPU: {cpu}, {os.cpu_count()} cores; {args.requests} streamed requests a client, 8 frames, "
+          f"{args.max_tokens} new tokens at most")  # fmt: skip
+    for arch in args.archs.split(","):
+        checkpoint = make_checkpoint(args.cache_dir, arch)
+        for max_batch in (1, 8):
+            server, url = start_server(checkpoint, max_batch)
+            try:
+                for clients in CLIENTS[arch]:
+                    r = run_clients(url, str(checkpoint), clients, args.requests, args.max_tokens)
+                    print(
+                        f"{arch:5s} --max-batch {max_batch}  {clients:2d} clients: "
+                        f"{r['per_minute']:6.1f} requests/min  "
+                        f"p50 {r['p50']:6.2f} s  p95 {r['p95']:6.2f} s  first token {r['first']:6.2f} s  "
+                        f"({r['tokens']:.1f} tokens an answer)",
+                        flush=True,
+                    )
+            finally:
+                server.terminate()
+                server.wait()
+        if arch != "tiny":
+            first = in_process_first_piece(checkpoint, args.max_tokens)
+            print(f"{arch:5s} in-process stream(), first piece: {first:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
