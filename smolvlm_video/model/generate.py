@@ -15,15 +15,12 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from transformers import (
     LogitsProcessorList,
     StoppingCriteria,
     StoppingCriteriaList,
-    TextIteratorStreamer,
-    TextStreamer,
 )
 
 from ..errors import GenerationError, OutOfMemoryError
@@ -33,18 +30,6 @@ from .features import media_features
 from .inputs import ChatBatch, chat_batch
 from .loading import LoadedModel
 from .prompts import TRAINED_STRINGS, Chat, Message, PromptStrings
-
-STREAM_POLL_SECONDS = 0.1  # how often a streaming consumer checks that generation is still alive
-
-
-class _Cancelled(StoppingCriteria):
-    """Stops generate() at the next token once its event is set."""
-
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> bool:
-        return self.event.is_set()
 
 
 def _inputs(
@@ -157,46 +142,49 @@ def _answer_lengths(model: LoadedModel, new: torch.Tensor) -> list[int]:
 
 
 class _RowStreamer:
-    """A streamer for a batch: each row's new tokens decoded on their own, its text handed on in pieces."""
+    """A streamer for a batch: each row's new tokens decoded on their own, its new text handed on at once.
+
+    A row's text is handed on token by token, as far as it is settled: not a character still being spelled
+    (a multi-byte character split over tokens decodes as U+FFFD until its last byte comes), and not
+    whitespace at either end, which the finished answer is stripped of. So the pieces join to the answer.
+    """
 
     def __init__(self, model: LoadedModel, rows: int, on_piece: Callable[[int, str], None]) -> None:
         ends = model.model.generation_config.eos_token_id
         self.ends = set(ends if isinstance(ends, list) else [] if ends is None else [ends])
+        self.decode = model.processor.tokenizer.decode
+        self.on_piece = on_piece
         self.tokens: list[list[int]] = [[] for _ in range(rows)]
+        self.sent = [""] * rows  # each row's text handed on so far
         self.finished = [False] * rows
         self.prompt = True
-        self.rows = [_PieceStreamer(model.processor.tokenizer, row, on_piece) for row in range(rows)]
 
     def put(self, value: torch.Tensor) -> None:
         if self.prompt:  # generate() hands over the prompt first
             self.prompt = False
             return
-        for row, token in enumerate(value.reshape(len(self.rows), -1)[:, -1].tolist()):
+        for row, token in enumerate(value.reshape(len(self.tokens), -1)[:, -1].tolist()):
             if self.finished[row]:
                 continue
             self.tokens[row].append(token)
-            if token in self.ends:
-                self.finished[row] = True
-            else:
-                self.rows[row].put(torch.tensor([token]))
+            self.finished[row] = token in self.ends
+            if not self.finished[row]:
+                self._hand_on(row, final=False)
 
     def end(self) -> None:
-        for row in self.rows:
-            row.end()
+        for row in range(len(self.tokens)):
+            self._hand_on(row, final=True)
 
+    def text(self, row: int) -> str:
+        return self.decode(self.tokens[row], skip_special_tokens=True).strip()
 
-class _PieceStreamer(TextStreamer):
-    """One row's text, in the pieces transformers' TextStreamer finalizes (whole words, whole characters)."""
-
-    def __init__(self, tokenizer: Any, row: int, on_piece: Callable[[int, str], None]) -> None:
-        super().__init__(tokenizer, skip_prompt=False, skip_special_tokens=True)
-        self.row, self.on_piece, self.started = row, on_piece, False
-
-    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-        text = text if self.started else text.lstrip()
-        if text:
-            self.started = True
-            self.on_piece(self.row, text)
+    def _hand_on(self, row: int, final: bool) -> None:
+        text = self.text(row)
+        if not final and text.endswith("\ufffd"):
+            return  # a character not yet whole
+        if text.startswith(self.sent[row]) and len(text) > len(self.sent[row]):
+            self.on_piece(row, text[len(self.sent[row]) :])
+            self.sent[row] = text
 
 
 class _RowsCancelled(StoppingCriteria):
@@ -243,10 +231,9 @@ def answer_streamed(
             f"Out of memory on {model.device} for a batch of {len(chats)} chats."
         ) from error
     prompt_tokens = batch.inputs["attention_mask"].sum(dim=1).tolist()
-    decode = model.processor.tokenizer.decode
     return [
-        Answer(decode(tokens, skip_special_tokens=True).strip(), prompt, len(tokens))
-        for tokens, prompt in zip(streamer.tokens, prompt_tokens, strict=True)
+        Answer(streamer.text(row), prompt, len(tokens))
+        for row, (tokens, prompt) in enumerate(zip(streamer.tokens, prompt_tokens, strict=True))
     ]
 
 
@@ -269,23 +256,10 @@ def out_of_memory(error: BaseException) -> bool:
 
 @dataclass
 class StreamUsage:
-    """How many tokens a streamed chat's prompt and answer took; filled in as `stream` goes."""
+    """How many tokens a streamed chat's prompt and answer took; filled in when `stream` ends."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
-
-
-class _CountingStreamer(TextIteratorStreamer):
-    """A text streamer that also counts the tokens it is given after the prompt."""
-
-    def __init__(self, tokenizer: Any, usage: StreamUsage, **kwargs: Any) -> None:
-        super().__init__(tokenizer, **kwargs)
-        self.usage = usage
-
-    def put(self, value: torch.Tensor) -> None:
-        if not (self.skip_prompt and self.next_tokens_are_prompt):
-            self.usage.completion_tokens += value.numel()
-        super().put(value)
 
 
 def stream(
@@ -298,63 +272,43 @@ def stream(
 ) -> Iterator[str]:
     """Yield the answer to one chat piece by piece as it is generated (JSON following its schema, if any).
 
-    Generation runs in a thread. It stops when `cancel` is set, or when the caller stops iterating
+    The pieces come token by token and join to the answer `generate` gives. Generation runs in a thread
+    (`answer_streamed`, a batch of one). It stops when `cancel` is set, or when the caller stops iterating
     (closing the generator sets the event too), and the thread is joined before this returns. `usage`, if
-    given, counts the prompt's tokens and the answer's as they come.
+    given, gets the prompt's and the answer's token counts once the answer is done.
     """
     options = options or GenerationOptions()
     cancel = cancel or threading.Event()
-    chats = [Chat.of(chat)]
-    batch, held = _inputs(model, chats, strings)
-    check_fits(model, batch.inputs, chats, strings, options.max_new_tokens)
-    kwargs = _generate_kwargs(model, options, chats)
-    usage = usage if usage is not None else StreamUsage()
-    usage.prompt_tokens = int(batch.inputs["attention_mask"].sum())
-    streamer = _CountingStreamer(
-        model.processor.tokenizer,
-        usage,
-        skip_prompt=True,
-        skip_special_tokens=True,
-        timeout=STREAM_POLL_SECONDS,
-    )
+    pieces: queue.Queue[str | None] = queue.Queue()
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            with torch.inference_mode():
-                model.model.generate(
-                    **_embedded(model, batch, held),
-                    **kwargs,
-                    streamer=streamer,
-                    stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
-                )
+            (answer,) = answer_streamed(
+                model,
+                [Chat.of(chat)],
+                options,
+                on_piece=lambda row, piece: pieces.put(piece),
+                cancelled=lambda row: cancel.is_set(),
+                strings=strings,
+            )
+            if usage is not None:
+                usage.prompt_tokens, usage.completion_tokens = answer.prompt_tokens, answer.completion_tokens
         except BaseException as error:  # reported to the consumer below
-            if out_of_memory(error):
-                _free_memory(model)
             failure.append(error)
-            streamer.end()
+        finally:
+            pieces.put(None)
 
     thread = threading.Thread(target=run, name="smolvlm-generate", daemon=True)
     thread.start()
     try:
-        yield from _pieces(streamer, thread)
+        while (piece := pieces.get()) is not None:
+            yield piece
     finally:
         cancel.set()
         thread.join()
     if failure:
-        raise GenerationError(f"Generation failed: {failure[0]}") from failure[0]
-
-
-def _pieces(streamer: TextIteratorStreamer, thread: threading.Thread) -> Iterator[str]:
-    """Text pieces from the streamer, waiting in short polls so a dead thread cannot hang us."""
-    while True:
-        try:
-            piece = next(streamer)
-        except StopIteration:
-            return
-        except queue.Empty:
-            if not thread.is_alive() and streamer.text_queue.empty():
-                return
-            continue
-        if piece:
-            yield piece
+        error = failure[0]
+        if isinstance(error, GenerationError):
+            raise error
+        raise GenerationError(f"Generation failed: {error}") from error
