@@ -8,10 +8,11 @@ shape (built once), then runs N clients at once (threads with the `openai` clien
 at fps 2, as a data: URI) and `--max-tokens` new tokens (min_new_tokens is not an API field, so the random
 weights may end an answer early; the token counts are printed). The tiny shape runs with 1, 4 and 16 clients,
 the 256M shape with 1 and 4. Reported per configuration: requests per minute, p50 and p95 latency (to the last
-chunk), and the median time to the first streamed content.
+chunk), and the median time to the first streamed text (random weights may write none: then it is the end).
 
-On the 256M shape it also times the first streamed piece of the core's in-process `stream()` on the same
-request (same video, sampling and question), the server's overhead being the difference.
+Then, per shape, the first token: a request of one new token through the default server, against the same
+request in-process through the core (`sample_video` on the file, `generate`); the server's overhead is
+the difference.
 """
 
 from __future__ import annotations
@@ -124,24 +125,39 @@ def run_clients(url: str, model: str, clients: int, requests: int, max_tokens: i
     }
 
 
-def in_process_first_piece(checkpoint: Path, max_tokens: int) -> float:
-    """The core's stream() on the same request: seconds from the video file to the first piece (median of 3
-    after a warm-up)."""
+def server_first_token(url: str, model: str) -> float:
+    """Seconds to a request's first token through the server: a request of one new token, whole (median of 5
+    after a warm-up). Random weights may write no visible text at all, so the first streamed text cannot
+    stand for the first token; one token's request can."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
+    video = f"data:video/mp4;base64,{base64.b64encode(VIDEO.read_bytes()).decode()}"
+    content = [{"type": "video_url", "video_url": {"url": video}}, {"type": "text", "text": QUESTION}]
+    times = []
+    for _ in range(6):
+        started = time.perf_counter()
+        client.chat.completions.create(model=model, max_tokens=1, extra_body=SAMPLING,
+                                       messages=[{"role": "user", "content": content}])  # fmt: skip
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[1:])
+
+
+def in_process_first_token(checkpoint: Path) -> float:
+    """The same request in this process through the core: the video sampled from its file, then one new token
+    (median of 5 after a warm-up)."""
     from smolvlm_video import SamplingOptions, load_fitted
-    from smolvlm_video.model.generate import stream
+    from smolvlm_video.model.generate import generate
     from smolvlm_video.model.prompts import chat
     from smolvlm_video.options import GenerationOptions, ModelOptions
     from smolvlm_video.video import sample_video
 
     model, sampling = load_fitted(ModelOptions(str(checkpoint)), SamplingOptions(**SAMPLING))
     times = []
-    for _ in range(4):  # the first warms up
+    for _ in range(6):
         started = time.perf_counter()
-        video = sample_video(VIDEO, sampling)
-        pieces = stream(model, chat(QUESTION, video), GenerationOptions(max_new_tokens=max_tokens))
-        next(iter(pieces))
+        generate(model, [chat(QUESTION, sample_video(VIDEO, sampling))], GenerationOptions(max_new_tokens=1))
         times.append(time.perf_counter() - started)
-        pieces.close()
     return statistics.median(times[1:])
 
 
@@ -152,6 +168,7 @@ def main() -> None:
     parser.add_argument("--archs", default="tiny,256M")
     parser.add_argument("--requests", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--first-token-only", action="store_true", help="Skip the concurrent clients.")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
     args = parser.parse_args()
     cpu_lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -163,21 +180,23 @@ def main() -> None:
         for max_batch in (1, 8):
             server, url = start_server(checkpoint, max_batch)
             try:
-                for clients in CLIENTS[arch]:
+                for clients in () if args.first_token_only else CLIENTS[arch]:
                     r = run_clients(url, str(checkpoint), clients, args.requests, args.max_tokens)
                     print(
                         f"{arch:5s} --max-batch {max_batch}  {clients:2d} clients: "
                         f"{r['per_minute']:6.1f} requests/min  "
-                        f"p50 {r['p50']:6.2f} s  p95 {r['p95']:6.2f} s  first token {r['first']:6.2f} s  "
+                        f"p50 {r['p50']:6.2f} s  p95 {r['p95']:6.2f} s  first text {r['first']:6.2f} s  "
                         f"({r['tokens']:.1f} tokens an answer)",
                         flush=True,
                     )
+                if max_batch == 8:
+                    served = server_first_token(url, str(checkpoint))
             finally:
                 server.terminate()
                 server.wait()
-        if arch != "tiny":
-            first = in_process_first_piece(checkpoint, args.max_tokens)
-            print(f"{arch:5s} in-process stream(), first piece: {first:.2f} s")
+        core = in_process_first_token(checkpoint)
+        print(f"{arch:5s} first token: server {served:.3f} s, the core in-process {core:.3f} s, "
+              f"overhead {served / core - 1:+.1%}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -192,6 +192,7 @@ def message(content) -> dict:
         ({**message("hi"), "logprobs": True}, 400, "logprobs"),
         ({**message("hi"), "n": 2}, 400, "n=1"),
         ({**message("hi"), "max_tokens": 10_000}, 400, "max_tokens"),
+        ({**message("hi"), "max_frames": 500}, 400, "--max-frames"),
     ],
 )  # fmt: skip
 def test_bad_requests_get_openai_errors_that_name_the_part_not_the_server(server, body, status, words):
@@ -230,6 +231,7 @@ def test_the_client_example_in_the_docs(server, tiny_model, capsys):
     code = block.text.replace('"http://127.0.0.1:8000/v1"', repr(f"{server['url']}/v1"))
     code = code.replace('api_key="unused"', f"api_key={KEY!r}").replace('"clip.mp4"', repr(str(VIDEO)))
     code = code.replace('model="256M"', 'model="tiny"').replace("max_tokens=64", "max_tokens=4")
+    code = code.replace('"max_frames": 16', '"max_frames": 4')  # the test server's --max-frames
     exec(compile(code, block.where, "exec"), {"__name__": "__docs__"})
     assert "completion_tokens=4" in capsys.readouterr().out
 

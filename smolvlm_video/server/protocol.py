@@ -168,6 +168,12 @@ def _generation(body: dict[str, Any], limit: int) -> GenerationOptions:
 
 def _sampling(body: dict[str, Any], defaults: SamplingOptions) -> SamplingOptions:
     asked = {name: body[name] for name in SAMPLING_FIELDS if name in body}
+    frames = asked.get("max_frames", defaults.max_frames)
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames > defaults.max_frames:
+        limit = defaults.max_frames
+        raise bad(
+            f"max_frames must be an integer of at most {limit} (this server's --max-frames).", "max_frames"
+        )
     try:
         return SamplingOptions(**{**defaults.to_dict(), **asked})
     except (OptionsError, TypeError) as error:
