@@ -361,3 +361,28 @@ def test_urls_are_fetched_where_allowed_within_the_medium_limit(tiny_model, shar
     assert missing.status_code == 400 and "HTTP 404" in missing.json()["error"]["message"]
     assert big.status_code == 413 and big.json()["error"]["param"] == "messages[0].content[0]"
     assert sent is not None
+
+
+def test_a_json_object_answer_is_an_object_and_uploads_leave_no_file(client):
+    import tempfile
+
+    answer = client.chat.completions.create(
+        model="tiny", max_tokens=64, messages=[{"role": "user", "content": "Some JSON?"}],
+        response_format={"type": "json_object"},
+    )  # fmt: skip
+    content, finish = answer.choices[0].message.content, answer.choices[0].finish_reason
+    assert content.startswith("{")  # an object, whole unless the random weights' keys ran past max_tokens
+    assert finish == "length" or isinstance(json.loads(content), dict)
+    ask(client, video_part(data_uri(VIDEO, "video/mp4")))
+    assert not list(Path(tempfile.gettempdir()).glob("smolvlm-serve-*"))
+
+
+def test_requests_with_different_settings_are_answered_in_separate_calls(client, server):
+    before = metric(server, "smolvlm_batches_total")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        short = pool.submit(ask, client, "One?")
+        longer = pool.submit(lambda: client.chat.completions.create(
+            model="tiny", max_tokens=9, messages=[{"role": "user", "content": "Two?"}]))  # fmt: skip
+        assert short.result().usage.completion_tokens == 6 and longer.result().usage.completion_tokens == 9
+    after = metric(server, "smolvlm_batches_total")
+    assert after.get('{size="1"}', 0) - before.get('{size="1"}', 0) == 2
