@@ -106,13 +106,30 @@ def answer_chats(
     """`generate`, with each answer's token counts."""
     options = options or GenerationOptions()
     chats = [Chat.of(c) for c in chats]
+    prompt_tokens, new = _run(model, chats, options, strings)
+    texts = model.processor.tokenizer.batch_decode(new, skip_special_tokens=True)
+    ends = _end_tokens(model)
+    lengths = [
+        next((n + 1 for n, token in enumerate(row) if token in ends), len(row)) for row in new.tolist()
+    ]
+    return [Answer(t.strip(), p, c) for t, p, c in zip(texts, prompt_tokens, lengths, strict=True)]
+
+
+def _run(
+    model: LoadedModel,
+    chats: Sequence[Chat],
+    options: GenerationOptions,
+    strings: PromptStrings,
+    **extra: object,
+) -> tuple[list[int], torch.Tensor]:
+    """One generate call for the batch (`extra`: a streamer, stopping criteria): each chat's prompt tokens,
+    and the new ids. Running out of memory frees what it can and raises OutOfMemoryError."""
     try:
         batch, held = _inputs(model, chats, strings)
         check_fits(model, batch.inputs, chats, strings, options.max_new_tokens)
-        prompt_length = batch.inputs["input_ids"].shape[1]
         kwargs = _generate_kwargs(model, options, chats)
         with torch.inference_mode():
-            output = model.model.generate(**_embedded(model, batch, held), **kwargs)
+            output = model.model.generate(**_embedded(model, batch, held), **kwargs, **extra)
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
         if not out_of_memory(error):
             raise
@@ -123,22 +140,13 @@ def answer_chats(
             f"Out of memory on {model.device} for a batch of {len(chats)} chats; "
             "lower the batch size or max_frames."
         ) from error
-    new = output[:, prompt_length:]
-    texts = model.processor.tokenizer.batch_decode(new, skip_special_tokens=True)
-    prompt_tokens = batch.inputs["attention_mask"].sum(dim=1).tolist()
-    completion_tokens = _answer_lengths(model, new)
-    return [Answer(t.strip(), p, c) for t, p, c in zip(texts, prompt_tokens, completion_tokens, strict=True)]
+    prompt_length = batch.inputs["input_ids"].shape[1]
+    return batch.inputs["attention_mask"].sum(dim=1).tolist(), output[:, prompt_length:]
 
 
-def _answer_lengths(model: LoadedModel, new: torch.Tensor) -> list[int]:
-    """Tokens generated for each row, up to and with its first end token (a row that ends early is padded)."""
+def _end_tokens(model: LoadedModel) -> set[int]:
     ends = model.model.generation_config.eos_token_id
-    ends = set(ends if isinstance(ends, list) else [] if ends is None else [ends])
-    lengths = []
-    for row in new.tolist():
-        end = next((index for index, token in enumerate(row) if token in ends), None)
-        lengths.append(len(row) if end is None else end + 1)
-    return lengths
+    return set(ends if isinstance(ends, list) else [] if ends is None else [ends])
 
 
 class _RowStreamer:
@@ -150,8 +158,7 @@ class _RowStreamer:
     """
 
     def __init__(self, model: LoadedModel, rows: int, on_piece: Callable[[int, str], None]) -> None:
-        ends = model.model.generation_config.eos_token_id
-        self.ends = set(ends if isinstance(ends, list) else [] if ends is None else [ends])
+        self.ends = _end_tokens(model)
         self.decode = model.processor.tokenizer.decode
         self.on_piece = on_piece
         self.tokens: list[list[int]] = [[] for _ in range(rows)]
@@ -211,26 +218,9 @@ def answer_streamed(
 ) -> list[Answer]:
     """Answer a batch of chats in one generate call, handing each row's text on in pieces as it comes
     (`on_piece(row, piece)`); a row whose `cancelled(row)` turns true stops. Returns each row's `Answer`."""
-    batch, held = _inputs(model, chats, strings)
-    check_fits(model, batch.inputs, chats, strings, options.max_new_tokens)
     streamer = _RowStreamer(model, len(chats), on_piece)
-    kwargs = _generate_kwargs(model, options, chats)
-    try:
-        stopping = StoppingCriteriaList([_RowsCancelled(cancelled)])
-        with torch.inference_mode():
-            model.model.generate(
-                **_embedded(model, batch, held), **kwargs, streamer=streamer, stopping_criteria=stopping
-            )
-    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
-        if not out_of_memory(error):
-            raise
-        batch = held = None
-        traceback.clear_frames(error.__traceback__)
-        _free_memory(model)
-        raise OutOfMemoryError(
-            f"Out of memory on {model.device} for a batch of {len(chats)} chats."
-        ) from error
-    prompt_tokens = batch.inputs["attention_mask"].sum(dim=1).tolist()
+    stopping = StoppingCriteriaList([_RowsCancelled(cancelled)])
+    prompt_tokens, _ = _run(model, chats, options, strings, streamer=streamer, stopping_criteria=stopping)
     return [
         Answer(streamer.text(row), prompt, len(tokens))
         for row, (tokens, prompt) in enumerate(zip(streamer.tokens, prompt_tokens, strict=True))
