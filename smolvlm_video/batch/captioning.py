@@ -32,6 +32,7 @@ from .records import VIDEO_FIELDS, CaptionRecord, WindowCaption, answer_text, er
 
 if TYPE_CHECKING:
     from ..model.loading import LoadedModel
+    from ..video import SampledVideo
     from .answering import Answerer
 
 
@@ -142,7 +143,9 @@ class ClipCaptions:
     def done(self) -> bool:
         return self.error is not None or len(self.windows) == self.clip.window_count
 
-    def add(self, window: DecodedWindow, answers: Mapping[str, Any], encode: float, generate: float) -> None:
+    def add(
+        self, window: DecodedWindow, answers: Mapping[str, Any], encode: float, generate: float
+    ) -> WindowCaption:
         """A window's answers, one per prompt (text, or a JSON value where the prompt has a schema).
 
         `encode` and `generate`: the seconds of the vision encoder and of the rest spent on them.
@@ -152,16 +155,16 @@ class ClipCaptions:
         self.decode_seconds += video.decode_seconds
         self.encode_seconds += encode
         self.generate_seconds += generate
-        self.windows.append(
-            WindowCaption(
-                start=round(video.window.start, 3),
-                end=round(video.window.end, 3),
-                caption=answer_text(next(iter(answers.values()))),
-                frame_count=video.frame_count,
-                timestamps=list(video.timestamps),
-                answers=dict(answers),
-            )
+        caption = WindowCaption(
+            start=round(video.window.start, 3),
+            end=round(video.window.end, 3),
+            caption=answer_text(next(iter(answers.values()))),
+            frame_count=video.frame_count,
+            timestamps=list(video.timestamps),
+            answers=dict(answers),
         )
+        self.windows.append(caption)
+        return caption
 
     def fail(self, error: BaseException) -> None:
         self.error = self.error or error
@@ -203,19 +206,52 @@ class ClipCaptions:
         )
 
 
+@dataclass(frozen=True)
+class WindowAnswered:
+    """One window of a clip answered, as `caption_steps` reports it between the clips' records."""
+
+    clip: PlannedClip
+    position: int  # which of the clip's windows, from 0
+    video: SampledVideo  # the window's frames
+    caption: WindowCaption  # what its record will hold about it
+
+    @property
+    def window_count(self) -> int:
+        return self.clip.window_count
+
+
 def caption_clips(
-    model: LoadedModel, job: CaptionJob, paths: Sequence[str], answerer: Answerer | None = None
+    model: LoadedModel,
+    job: CaptionJob,
+    clips: Sequence[str | PlannedClip],
+    answerer: Answerer | None = None,
 ) -> Iterator[CaptionRecord]:
-    """One record per path, in order, each as soon as its clip's last window is answered.
+    """One record per clip (a path, or a `PlannedClip`), in order, as soon as its last window is answered.
 
     `job.sampling` should be fitted to the model (`model.loading.load_fitted`), as the engines do.
+    """
+    for step in caption_steps(model, job, clips, answerer):
+        if isinstance(step, CaptionRecord):
+            yield step
+
+
+def caption_steps(
+    model: LoadedModel,
+    job: CaptionJob,
+    clips: Sequence[str | PlannedClip],
+    answerer: Answerer | None = None,
+) -> Iterator[WindowAnswered | CaptionRecord]:
+    """`caption_clips`' records, each window reported as it is answered (`WindowAnswered`) before them.
+
+    For progress by windows: stopping the iteration between two steps stops the work after the batch
+    in flight.
     """
     from .answering import Answerer
 
     answerer = answerer or Answerer(model, job.generation, job.batch_size)
     open_clips: deque[ClipCaptions] = deque()
     batch: list[tuple[ClipCaptions, DecodedWindow]] = []
-    windows = prefetch_windows(paths, job.sampling, job.workers or DEFAULT_WORKERS, preparer(model))
+    windows = prefetch_windows(clips, job.sampling, job.workers or DEFAULT_WORKERS, preparer(model))
     for window in windows:
         if window.position == 0:
             open_clips.append(ClipCaptions(window.clip))
@@ -225,10 +261,10 @@ def caption_clips(
         elif clip.error is None:
             batch.append((clip, window))
         if len(batch) * len(job.prompts) >= answerer.batch_size:
-            answer_windows(answerer, job, batch)
+            yield from answer_windows(answerer, job, batch)
             batch = []
         yield from finished_records(answerer, job, open_clips)
-    answer_windows(answerer, job, batch)
+    yield from answer_windows(answerer, job, batch)
     yield from finished_records(answerer, job, open_clips)
 
 
@@ -248,13 +284,16 @@ def preparer(model: LoadedModel) -> Prepare | None:
 
 def answer_windows(
     answerer: Answerer, job: CaptionJob, batch: list[tuple[ClipCaptions, DecodedWindow]]
-) -> None:
-    """Answer every prompt for each window of the batch, and hand each clip its answers or its failure."""
+) -> list[WindowAnswered]:
+    """Answer every prompt for each window of the batch, and hand each clip its answers or its failure.
+
+    Returns the windows answered, in the batch's order.
+    """
     from ..model.features import medium_key  # torch: the model is loaded by now
 
     live = [(clip, window) for clip, window in batch if clip.error is None]
     if not live:
-        return
+        return []
     questions = job.questions.values()
     chats = [
         chat(question, window.video, system=job.system)  # type: ignore[arg-type]
@@ -267,14 +306,16 @@ def answer_windows(
     cache.discard([medium_key(window.video) for _, window in live])  # every prompt about them is answered
     encode = (cache.stats.encode_seconds - encoding) / len(chats)  # each chat's share of the batch's seconds
     generate = (time.perf_counter() - started) / len(chats) - encode
-    names = list(job.prompts)
+    names, answered = list(job.prompts), []
     for number, (clip, window) in enumerate(live):
         mine = dict(zip(names, answers[number * len(names) : (number + 1) * len(names)], strict=True))
         failure = next((a for a in mine.values() if isinstance(a, GenerationError)), None)
         if failure is not None:
             clip.fail(failure)
-        else:
-            clip.add(window, mine, encode * len(names), generate * len(names))  # type: ignore[arg-type]
+            continue
+        caption = clip.add(window, mine, encode * len(names), generate * len(names))  # type: ignore[arg-type]
+        answered.append(WindowAnswered(window.clip, window.position, window.video, caption))  # type: ignore[arg-type]
+    return answered
 
 
 def finished_records(

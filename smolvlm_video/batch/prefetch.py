@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..errors import SmolVLMVideoError
 from ..options import SamplingOptions
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 2  # decoding threads, unless the caller says otherwise
 LOOKAHEAD_PER_WORKER = 2  # windows decoded or decoding per worker, ahead of the model
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -111,12 +114,14 @@ def clip_windows(clip: PlannedClip, sampling: SamplingOptions, threads: int = 1)
 
 
 def prefetch_windows(
-    paths: Sequence[str],
+    clips: Sequence[str | PlannedClip],
     sampling: SamplingOptions,
     workers: int = DEFAULT_WORKERS,
     prepare: Prepare | None = None,
 ) -> Iterator[DecodedWindow]:
     """Every window of every clip, clip by clip in order, decoded by `workers` threads ahead of the caller.
+
+    A clip is a path, planned here, or a clip the caller planned already (`plan_clip`).
 
     The cores are shared out among the workers' decoders: frame threading inside each decoder costs
     about 15% more CPU than decoding windows side by side on one thread each.
@@ -126,7 +131,7 @@ def prefetch_windows(
     threads = max(1, usable_cores() // workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smolvlm-decode") as pool:
         pending: deque[Future[DecodedWindow]] = deque()
-        tasks = _window_tasks(pool, paths, sampling, threads, lookahead, prepare)
+        tasks = _window_tasks(pool, clips, sampling, threads, lookahead, prepare)
         try:
             for task in tasks:
                 pending.append(task)
@@ -142,7 +147,7 @@ def prefetch_windows(
 
 def _window_tasks(
     pool: ThreadPoolExecutor,
-    paths: Sequence[str],
+    clips: Sequence[str | PlannedClip],
     sampling: SamplingOptions,
     threads: int,
     lookahead: int,
@@ -153,12 +158,14 @@ def _window_tasks(
     Clips are probed up to `lookahead` clips ahead (a probe holds no frames), so a clip's windows can
     be handed out without waiting for its probe.
     """
-    queued = iter(paths)
+    queued = iter(clips)
     probes: deque[Future[PlannedClip]] = deque()
 
     def refill() -> None:
-        for path in itertools.islice(queued, lookahead - len(probes)):
-            probes.append(pool.submit(plan_clip, path, sampling))
+        for clip in itertools.islice(queued, lookahead - len(probes)):
+            probes.append(
+                _done(clip) if isinstance(clip, PlannedClip) else pool.submit(plan_clip, clip, sampling)
+            )
 
     refill()
     try:
@@ -175,7 +182,7 @@ def _window_tasks(
             probe.cancel()
 
 
-def _done(window: DecodedWindow) -> Future[DecodedWindow]:
-    future: Future[DecodedWindow] = Future()
-    future.set_result(window)
+def _done(result: T) -> Future[T]:
+    future: Future[T] = Future()
+    future.set_result(result)
     return future

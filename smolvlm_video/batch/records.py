@@ -115,9 +115,10 @@ class CaptionRecord:
         """A record from one line of JSON."""
         return cls.from_dict(json.loads(line))
 
-    def to_json(self) -> str:
-        """The record as one line of JSON (no newline)."""
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+    def to_json(self, indent: int | None = None) -> str:
+        """The record as one line of JSON (no newline), or indented by `indent` spaces for people."""
+        separators = (",", ":") if indent is None else None
+        return json.dumps(asdict(self), ensure_ascii=False, separators=separators, indent=indent)
 
 
 def error_record(path: str, error: BaseException, **fields: Any) -> CaptionRecord:
