@@ -78,6 +78,8 @@ def make_clips(cache: Path, count: int) -> Path:
     """A folder of `count` copies of one 70 s clip, made once with ffmpeg."""
     source = cache / "gpu" / "clip.mp4"
     if not source.exists():
+        if shutil.which("ffmpeg") is None:
+            sys.exit(f"benchmarks/gpu.py needs ffmpeg on the PATH to make {source} (or a copy of it there).")
         source.parent.mkdir(parents=True, exist_ok=True)
         print(f"making {source} ...", file=sys.stderr, flush=True)
         lavfi = f"testsrc2=size=640x360:rate=30:duration={CLIP_SECONDS}"
@@ -308,8 +310,6 @@ def main() -> None:
         sys.exit(
             "benchmarks/gpu.py needs a CUDA GPU, and torch sees none here (--device cpu checks the script)."
         )
-    if shutil.which("ffmpeg") is None:
-        sys.exit("benchmarks/gpu.py needs ffmpeg on the PATH to make its clips.")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     folder = make_clips(args.cache_dir, args.clips)
     where = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
