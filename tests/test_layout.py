@@ -108,3 +108,32 @@ def test_what_these_modules_leave_unloaded(modules, not_loaded):
     code = f"import sys, {modules}; print(*[name in sys.modules for name in {not_loaded!r}])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False"] * len(not_loaded)
+
+
+# What the app, run from requirements.txt alone, does not import: the CLI's libraries, and decord (PyAV
+# decodes where it is missing).
+NOT_FOR_THE_SPACE = {"click", "rich", "decord"}
+
+
+def test_the_space_requirements_hold_what_the_app_needs():
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    space = {
+        r.name.lower(): r
+        for r in (Requirement(line.split("#")[0]) for line in lines if line.split("#")[0].strip())
+    }
+    needed = {Requirement(d).name.lower() for d in project["dependencies"]} - NOT_FOR_THE_SPACE
+    needed |= {"scenedetect", "gradio", "spaces"}  # shots in the Analyze tab; MCP comes with gradio's extra
+    assert needed <= space.keys(), f"requirements.txt lacks {sorted(needed - space.keys())}"
+    assert not space.keys() - needed - NOT_FOR_THE_SPACE - {"opencv-python-headless"}, (
+        "requirements.txt holds extras"
+    )
+    front_matter = (ROOT / "README.md").read_text(encoding="utf-8").split("---")[1]
+    sdk = next(
+        line.split(":")[1].strip() for line in front_matter.splitlines() if line.startswith("sdk_version:")
+    )
+    assert space["gradio"].extras == {"mcp"} and str(space["gradio"].specifier) == f"=={sdk}"
