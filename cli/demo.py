@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -29,7 +30,8 @@ from smolvlm_video.model.registry import ATTENTIONS, DEVICES, DTYPE_NAMES, VISIO
 @click.option(
     "--vision", type=click.Choice(VISION_MODES), default=None, help="[default: $SMOLVLM_VISION or auto]"
 )
-def demo_command(host: str, port: int, share: bool, **model_params: Any) -> None:
+@click.option("--mcp", is_flag=True, help="Also serve the API to MCP clients [default: $SMOLVLM_MCP or off].")
+def demo_command(host: str, port: int, share: bool, mcp: bool, **model_params: Any) -> None:
     """Serve the chat app on http://HOST:PORT. Other settings come from the SMOLVLM_* variables."""
     try:
         from smolvlm_video.demo import DemoConfig, build_demo, launch_kwargs
@@ -38,5 +40,8 @@ def demo_command(host: str, port: int, share: bool, **model_params: Any) -> None
             f"The demo needs gradio ({error}); install it with: pip install 'smolvlm-video[demo]'"
         ) from error
     given = {f"SMOLVLM_{name.upper()}": value for name, value in model_params.items() if value is not None}
+    if mcp:
+        given["SMOLVLM_MCP"] = "1"
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the app says at start whether MCP is on
     config = DemoConfig.from_env({**os.environ, **given})  # the flags win over the variables
     build_demo(config).launch(**launch_kwargs(config, server_name=host, server_port=port, share=share))

@@ -32,9 +32,12 @@ class DemoConfig:
     queue_size: int = 16  # SMOLVLM_QUEUE_SIZE: requests waiting beyond that; more are told "busy"
     max_file_size: str = "200mb"  # SMOLVLM_MAX_FILE_SIZE: larger uploads are refused
     gpu_seconds: int = 120  # SMOLVLM_GPU_SECONDS: the most ZeroGPU time one request may reserve
+    # SMOLVLM_KEPT_REQUESTS: the frames and downloads of this many finished requests stay on the disk
+    # (those of requests in flight always do)
+    kept_requests: int = 64
     # SMOLVLM_PRELOAD: load every model choice at start-up; on by default on ZeroGPU, which requires it
     preload: bool = False
-    mcp_server: bool = False  # SMOLVLM_MCP: also serve the API as an MCP server (needs gradio[mcp])
+    mcp_server: bool = False  # SMOLVLM_MCP: also serve the API as an MCP server (the demo extra has mcp)
     examples_dir: Path = field(default=EXAMPLES_DIR)
 
     @classmethod
@@ -61,6 +64,7 @@ class DemoConfig:
             queue_size=int(env.get("SMOLVLM_QUEUE_SIZE", 16)),
             max_file_size=env.get("SMOLVLM_MAX_FILE_SIZE", "200mb"),
             gpu_seconds=int(env.get("SMOLVLM_GPU_SECONDS", 120)),
+            kept_requests=int(env.get("SMOLVLM_KEPT_REQUESTS", 64)),
             preload=_flag(env.get("SMOLVLM_PRELOAD", "1" if on_zerogpu(env) else "0")),
             mcp_server=_flag(env.get("SMOLVLM_MCP", "0")),
         )

@@ -7,9 +7,9 @@ core's message, so the person sees what was wrong and the app goes on serving.
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
+import time
 from collections.abc import Container, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,57 +17,35 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from smolvlm_video.batch.captioning import CaptionJob
 from smolvlm_video.batch.clips import DEFAULT_PROMPT
+from smolvlm_video.batch.prefetch import PlannedClip, plan_clip
+from smolvlm_video.batch.records import CaptionRecord
 from smolvlm_video.errors import FileError, SmolVLMVideoError
 from smolvlm_video.model.features import medium_key
 from smolvlm_video.model.loading import load_fitted
-from smolvlm_video.model.prompts import Chat, chat_media, clock
+from smolvlm_video.model.prompts import Chat, Message, chat_media, clock
 from smolvlm_video.model.schemas import JsonSchema, Question, parse_answer
-from smolvlm_video.options import GenerationOptions
+from smolvlm_video.options import GenerationOptions, ModelOptions, Split
 from smolvlm_video.video import SampledVideo
 from smolvlm_video.video.media import is_image
 
+from .analysis import (
+    TimelineRow,
+    analysis_job,
+    analysis_steps,
+    named_record,
+    record_error,
+    timeline_html,
+    write_downloads,
+)
 from .config import DemoConfig
 from .conversation import check_upload, to_messages
+from .frames import Gallery, RequestFolders, save_frames
+from .live import LIVE_MAX_NEW_TOKENS, LIVE_PROMPT, LiveEntry, LiveLog, arrival, log_html
 from .models import ModelCache
 from .settings import Settings, takes_settings
-from .zerogpu import chat_frames, gpu_decorator, request_seconds
-
-Gallery = list[tuple[str, str]]
-
-
-class FrameStore:
-    """Writes the frames the model saw as JPEG files under Gradio's upload folder, keeping the last few sets.
-
-    The gallery gets file paths, so each frame is encoded once per request, not once per streamed token.
-    """
-
-    def __init__(self, root: Path, keep: int = 64) -> None:
-        self.root = root
-        self.keep = keep
-
-    def save(self, media: Sequence[Any]) -> Gallery:
-        """(path, caption) for each frame or image, in prompt order."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._prune()
-        folder = Path(tempfile.mkdtemp(dir=self.root))
-        gallery: Gallery = []
-        for item in media:
-            frames = (
-                zip(item.frames, item.timestamps, strict=True) if isinstance(item, SampledVideo) else None
-            )
-            for frame, time in frames or [(item, None)]:
-                path = folder / f"{len(gallery):03d}.jpg"
-                image = Image.fromarray(frame) if isinstance(frame, np.ndarray) else frame
-                image.convert("RGB").save(path, quality=85)
-                gallery.append((str(path), "image" if time is None else clock(time)))
-        return gallery
-
-    def _prune(self) -> None:
-        folders = sorted(self.root.iterdir(), key=lambda folder: folder.stat().st_mtime)
-        for folder in folders[: max(0, len(folders) - self.keep + 1)]:
-            shutil.rmtree(folder, ignore_errors=True)
-
+from .zerogpu import analysis_seconds, chat_frames, gpu_decorator, request_seconds
 
 CACHED = " Its vision features came from the cache: the encoder did not run for it again."
 
@@ -99,35 +77,68 @@ def _video_line(video: SampledVideo) -> str:
 
 
 class Handlers:
-    """The app's request handlers, sharing one model cache and one config."""
+    """The app's request handlers, sharing one model cache and one config.
+
+    Their docstrings are what API and MCP clients read about each endpoint (Gradio parses the Args).
+    """
 
     def __init__(self, config: DemoConfig, models: ModelCache | None = None) -> None:
         self.config = config
+        # On ZeroGPU each of these runs under @spaces.GPU, sized by its own arguments; elsewhere as it is.
         self._stream = gpu_decorator(self.gpu_seconds)(self._stream_answer)  # imports spaces first
+        self._analysis = gpu_decorator(self.analysis_gpu_seconds)(self._analysis_steps)
         self.models = models or ModelCache()
         if config.preload:
             self.models.preload([config.model_options(name) for name in config.models])
         uploads = Path(gr.utils.get_upload_folder())
         self.allowed = [uploads, config.examples_dir]
-        self.frames = FrameStore(uploads / "smolvlm-frames")
+        self.frames = RequestFolders(uploads / "smolvlm-frames", keep=config.kept_requests)
+        self.downloads = RequestFolders(uploads / "smolvlm-analysis", keep=config.kept_requests)
 
     def gpu_seconds(self, name: str, chat: Chat, generation: GenerationOptions) -> int:
         """The ZeroGPU time one answer reserves (called with `_stream_answer`'s own arguments)."""
         frames = chat_frames(chat.messages)
         return request_seconds(name, frames, generation.max_new_tokens, self.config.gpu_seconds)
 
+    def analysis_gpu_seconds(self, name: str, job: CaptionJob, clip: PlannedClip) -> int:
+        """The ZeroGPU time one analysis reserves: its windows' frames and answers."""
+        return analysis_seconds(name, job, clip, self.config.gpu_seconds)
+
     # Each handler takes the settings as one object; Gradio sees each setting as a named API parameter.
     @takes_settings
-    def chat(self, message: dict, history: list[dict], settings: Settings) -> Iterator[tuple[str, Any, Any]]:
-        """The multimodal chat: (answer so far, frames seen, what was seen) as the answer streams."""
+    def chat(
+        self, message: dict, history: list[dict], settings: Settings, json_schema: str | None = None
+    ) -> Iterator[tuple[str, Any, Any]]:
+        """Chat about images and videos: follow-up questions keep the media of earlier turns.
+
+        Args:
+            message: the question, with any images or videos, as {"text": ..., "files": [...]}
+            history: the conversation so far (kept per client session by the app)
+            settings: the settings
+            json_schema: optional JSON schema (its text); the answer to this message is JSON that follows it
+        Returns:
+            The answer (streamed), the frames the model saw (image paths with their times), and a line on
+            what it saw.
+        """
         with _as_gr_error():
-            yield from self._chat(message, history, settings)
+            schema = _schema(json_schema)
+            question = Question(message.get("text") or "Describe this.", schema) if schema else None
+            yield from self._chat(message, history, settings, question)
 
     @takes_settings
     def describe_video(
         self, video: str | None, prompt: str, settings: Settings
     ) -> Iterator[tuple[str, Any, Any]]:
-        """One video, one prompt (default: describe it)."""
+        """Describe one video, or answer one prompt about it.
+
+        Args:
+            video: the video: an uploaded file, a URL, or a data: URI
+            prompt: what to ask (empty: describe the video in detail)
+            settings: the settings
+        Returns:
+            The answer (streamed), the frames the model saw (image paths with their times), and a line on
+            what it saw.
+        """
         with _as_gr_error():
             if not video:
                 raise SmolVLMVideoError("Upload a video first.")
@@ -140,28 +151,122 @@ class Handlers:
     def ask(
         self, media: str | None, question: str, settings: Settings, json_schema: str | None = None
     ) -> Iterator[tuple[str, Any, Any]]:
-        """One image or video, one question; with a JSON schema (its text), a JSON answer that follows it."""
+        """Ask one question about one image or video; with a JSON schema, the answer is JSON that follows it.
+
+        Args:
+            media: the image or video: an uploaded file, a URL, or a data: URI
+            question: the question about it
+            settings: the settings
+            json_schema: optional JSON schema (its text), e.g. {"type": "object", "properties": {...}}
+        Returns:
+            The answer (streamed; JSON text with a schema), the frames the model saw (image paths with their
+            times), and a line on what it saw.
+        """
         with _as_gr_error():
             if not media:
                 raise SmolVLMVideoError("Upload an image or a video first.")
             if not question.strip():
                 raise SmolVLMVideoError("Type a question.")
-            schema = (
-                JsonSchema(json_schema, "The JSON schema") if json_schema and json_schema.strip() else None
+            yield from self._chat({"files": [media]}, [], settings, Question(question, _schema(json_schema)))
+
+    @takes_settings
+    def analyze(
+        self,
+        video: str | None,
+        prompt: str,
+        split: Split,
+        json_schema: str | None,
+        settings: Settings,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's marker for its progress tracker)
+    ) -> Iterator[tuple[str, Any, Any]]:
+        """Caption a whole video window by window, or shot by shot: the record `smolvlm-video caption` writes.
+
+        Args:
+            video: the video: an uploaded file, a URL, or a data: URI
+            prompt: what to ask about each window (empty: describe it in detail)
+            split: "fixed" for equal windows of up to 3.5 minutes, "scenes" for a window per shot
+            json_schema: optional JSON schema (its text); each window's answer is JSON that follows it
+            settings: the settings
+        Returns:
+            The timeline (HTML, a row per window), the record (JSON: a `windows` list with each window's
+            start, end, caption and answers), and the record, SRT and WebVTT subtitles as files.
+        """
+        with _as_gr_error():
+            if not video:
+                raise SmolVLMVideoError("Upload a video first.")
+            path = check_upload(video, self.allowed)
+            if is_image(path):
+                raise SmolVLMVideoError("This is an image, not a video: ask about it in the Ask tab.")
+            job = analysis_job(self._model_options(settings), prompt, split, json_schema, settings)
+            _, sampling = load_fitted(job.model, job.sampling, self.models.get)
+            job = replace(job, sampling=sampling)
+            clip = plan_clip(path, job.sampling)  # probing and finding shots need no GPU
+            if clip.error is not None:
+                raise clip.error
+            rows: list[TimelineRow] = []
+            progress((0, clip.window_count), desc="Analyzing", unit="windows")
+            for step in self._analysis(settings.model, job, clip):
+                if isinstance(step, TimelineRow):
+                    rows.append(step)
+                    progress((len(rows), clip.window_count), desc="Analyzing", unit="windows")
+                    yield timeline_html(rows), gr.skip(), gr.skip()
+                    continue
+                record = named_record(step, Path(path).name)
+                if record.status != "ok":
+                    raise record_error(record)
+                with self.downloads.hold() as folder:
+                    yield timeline_html(rows), record.to_json(indent=2), write_downloads(record, folder)
+
+    def _analysis_steps(
+        self, name: str, job: CaptionJob, clip: PlannedClip
+    ) -> Iterator[TimelineRow | CaptionRecord]:
+        yield from analysis_steps(self.models.get(job.model), job, clip)
+
+    @takes_settings
+    def live(
+        self, frame: np.ndarray | None, question: str, interval: float, log: LiveLog, settings: Settings
+    ) -> Iterator[tuple[Any, Any]]:
+        """One camera frame: answered if `interval` seconds passed since the last answer began, else dropped.
+
+        Args:
+            frame: the camera's frame
+            question: the standing question (empty: describe what the camera sees)
+            interval: seconds between answers
+            log: the session's answers so far
+            settings: the settings
+        """
+        started = time.monotonic()
+        if frame is None or not log.due(float(interval), started):
+            yield gr.skip(), gr.skip()
+            return
+        with _as_gr_error():
+            at, arrived = arrival()
+            _, generation = settings.options()
+            generation = replace(
+                generation, max_new_tokens=min(generation.max_new_tokens, LIVE_MAX_NEW_TOKENS)
             )
-            yield from self._chat({"files": [media]}, [], settings, Question(question, schema))
+            system = [Message.system(settings.system)] if settings.system else []
+            chat = Chat((*system, Message.user(Image.fromarray(frame), question.strip() or LIVE_PROMPT)))
+            self._model_options(settings)  # only a model the app offers
+            answer = "".join(self._stream(settings.model, chat, generation)).strip()
+            entry = LiveEntry(at, arrived, time.monotonic() - started, question.strip(), answer)
+            log = log.add(entry, started)
+            yield log_html(log), log
+
+    def _model_options(self, settings: Settings) -> ModelOptions:
+        """How the model the settings name loads here; one the app does not offer is an error."""
+        if settings.model not in self.config.models:
+            raise SmolVLMVideoError(
+                f"Unknown model {settings.model!r}; choose one of {', '.join(self.config.models)}."
+            )
+        return self.config.model_options(settings.model)
 
     def _chat(
         self, message: dict, history: list[dict], settings: Settings, question: Question | None = None
     ) -> Iterator[tuple[str, Any, Any]]:
         """Answer `message` after `history`; `question`, where given, is its text with its schema."""
-        if settings.model not in self.config.models:
-            raise SmolVLMVideoError(
-                f"Unknown model {settings.model!r}; choose one of {', '.join(self.config.models)}."
-            )
         sampling, generation = settings.options()
-        options = self.config.model_options(settings.model)
-        _, sampling = load_fitted(options, sampling, self.models.get)
+        _, sampling = load_fitted(self._model_options(settings), sampling, self.models.get)
         if question:
             message = {**message, "text": question.prompt()}
         messages = to_messages(history, message, sampling, self.allowed, system=settings.system or None)
@@ -174,15 +279,16 @@ class Handlers:
     ) -> Iterator[tuple[str, Gallery, str]]:
         media = chat_media(chat.messages)
         cache = self.models.get(self.config.model_options(name)).features
-        gallery, seen_text = self.frames.save(media), describe_media(media, cache)
-        yield "", gallery, seen_text  # the frames show before the answer starts
-        answer = ""
-        for piece in self._stream(name, chat, generation):
-            answer += piece
-            yield answer.lstrip(), gr.skip(), gr.skip()  # the frames are sent once, not with every token
-        if chat.schema:
-            parse_answer(answer.strip(), generation.max_new_tokens)  # a cut-off JSON answer is an error
-        yield answer.strip(), gallery, seen_text  # the final result carries everything, for API callers
+        with self.frames.hold() as folder:  # held, so no other request prunes it, until the answer ends
+            gallery, seen_text = save_frames(folder, media), describe_media(media, cache)
+            yield "", gallery, seen_text  # the frames show before the answer starts
+            answer = ""
+            for piece in self._stream(name, chat, generation):
+                answer += piece
+                yield answer.lstrip(), gr.skip(), gr.skip()  # the frames are sent once, not with every token
+            if chat.schema:
+                parse_answer(answer.strip(), generation.max_new_tokens)  # a cut-off JSON answer is an error
+            yield answer.strip(), gallery, seen_text  # the final result carries everything, for API callers
 
     def _stream_answer(self, name: str, chat: Chat, generation: GenerationOptions) -> Iterator[str]:
         """The model's answer piece by piece; closing this generator stops generation."""
@@ -190,6 +296,11 @@ class Handlers:
 
         # Closing this generator closes stream() through yield from, which stops and joins its thread.
         yield from stream(self.models.get(self.config.model_options(name)), chat, generation)
+
+
+def _schema(text: str | None) -> JsonSchema | None:
+    """The JSON schema typed into a box, or None for an empty box."""
+    return JsonSchema(text, "The JSON schema") if text and text.strip() else None
 
 
 @contextlib.contextmanager

@@ -18,16 +18,25 @@ from typing import Any
 
 import gradio as gr
 
-from smolvlm_video.options import DEFAULT_FPS, MAX_WINDOW_SECONDS, GenerationOptions, SamplingOptions
+from smolvlm_video.options import (
+    DEFAULT_FPS,
+    MAX_WINDOW_SECONDS,
+    GenerationOptions,
+    SamplingOptions,
+    Split,
+)
 
 from .config import DemoConfig
 
 Control = Callable[[DemoConfig], gr.components.Component]
 
 
-def setting(row: int, control: Control) -> Any:
-    """A field of `Settings`: the control that sets it (made from the app config), in this accordion row."""
-    return field(metadata={"row": row, "control": control})
+def setting(row: int, control: Control, help: str) -> Any:
+    """A field of `Settings`: the control that sets it (made from the app config), in this accordion row.
+
+    `help` describes it to API and MCP clients.
+    """
+    return field(metadata={"row": row, "control": control, "help": help})
 
 
 @dataclass(frozen=True)
@@ -35,16 +44,24 @@ class Settings:
     """The settings' values as a request receives them: one field per control, in the API's order."""
 
     model: str = setting(
-        0, lambda c: gr.Dropdown(list(c.models), value=c.model, label="Model", allow_custom_value=False)
+        0,
+        lambda c: gr.Dropdown(list(c.models), value=c.model, label="Model", allow_custom_value=False),
+        "which model answers: one of the app's choices (default: its first)",
     )
     max_frames: float = setting(
-        0, lambda c: gr.Slider(1, 128, value=c.max_frames, step=1, label="Max frames per video")
+        0,
+        lambda c: gr.Slider(1, 128, value=c.max_frames, step=1, label="Max frames per video"),
+        "at most this many frames of a video (of each window, when analyzing) go to the model",
     )
     fps: float = setting(
-        0, lambda c: gr.Slider(0.1, 8, value=DEFAULT_FPS, step=0.1, label="Frames per second")
+        0,
+        lambda c: gr.Slider(0.1, 8, value=DEFAULT_FPS, step=0.1, label="Frames per second"),
+        "frames sampled per second of video, before the max_frames cap",
     )
     start: float | None = setting(
-        1, lambda c: gr.Number(0, label="Window start (s)", minimum=0, info="0: the start of the video.")
+        1,
+        lambda c: gr.Number(0, label="Window start (s)", minimum=0, info="0: the start of the video."),
+        "second of the video to start from (0: its start)",
     )
     end: float | None = setting(
         1,
@@ -54,22 +71,31 @@ class Settings:
             minimum=0,
             info=f"0: {MAX_WINDOW_SECONDS:g} s after the start (a longer video is cut there).",
         ),
+        f"second of the video to stop at (0: {MAX_WINDOW_SECONDS:g} s after the start for a question, "
+        "the end of the video when analyzing)",
     )
     max_new_tokens: float = setting(
-        1, lambda c: gr.Slider(1, 2048, value=c.max_new_tokens, step=1, label="Max new tokens")
+        1,
+        lambda c: gr.Slider(1, 2048, value=c.max_new_tokens, step=1, label="Max new tokens"),
+        "the answer (each window's, when analyzing) stops after this many tokens",
     )
     temperature: float = setting(
-        1, lambda c: gr.Slider(0, 1.5, value=0, step=0.05, label="Temperature", info="0: greedy.")
+        1,
+        lambda c: gr.Slider(0, 1.5, value=0, step=0.05, label="Temperature", info="0: greedy."),
+        "sampling temperature (0: greedy, the same answer every time)",
     )
     system: str = setting(
         2,
         lambda c: gr.Textbox(
             "", label="System prompt", placeholder="Optional instructions for the model", lines=1
         ),
+        "optional instructions for the model, before the question",
     )
 
-    def options(self) -> tuple[SamplingOptions, GenerationOptions]:
+    def options(self, split: Split = "fixed") -> tuple[SamplingOptions, GenerationOptions]:
         """The option objects for these values; a start or end of 0 or nothing means the default.
+
+        `split`: how a video analyzed whole is cut into windows (the Analyze tab's choice).
 
         Raises OptionsError on impossible values.
         """
@@ -78,6 +104,7 @@ class Settings:
             max_frames=int(self.max_frames),
             start=float(self.start) if self.start else None,
             end=float(self.end) if self.end else None,
+            split=split,
         )
         generation = GenerationOptions.from_temperature(
             float(self.temperature), max_new_tokens=int(self.max_new_tokens)
@@ -130,8 +157,22 @@ def expanded(handler: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[An
         yield from handler(*args[:at], Settings(*args[at : at + count]), *args[at + count :])
 
     call.__name__ = call.__qualname__ = handler.__name__
-    call.__doc__ = handler.__doc__
+    call.__doc__ = settings_documented(handler.__doc__ or "")
     call.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     call.__annotations__ = {p.name: hints.get(p.name, p.annotation) for p in parameters}
     call.__annotations__["return"] = hints.get("return")
     return call
+
+
+def settings_documented(doc: str) -> str:
+    """A handler's docstring with its `settings:` argument line replaced by a line for each setting.
+
+    Gradio's API page and MCP tools read each parameter's description from the docstring's Args.
+    """
+    lines = inspect.cleandoc(doc).splitlines()
+    for number, line in enumerate(lines):
+        if line.strip().startswith("settings:"):
+            indent = line[: len(line) - len(line.lstrip())]
+            lines[number : number + 1] = [f"{indent}{f.name}: {f.metadata['help']}" for f in fields(Settings)]
+            break
+    return "\n".join(lines)

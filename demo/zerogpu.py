@@ -16,6 +16,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from smolvlm_video.batch.captioning import CaptionJob
+from smolvlm_video.batch.prefetch import PlannedClip
 from smolvlm_video.model.prompts import Message, chat_media
 from smolvlm_video.model.registry import MODELS, resolve_model_id
 from smolvlm_video.video import SampledVideo
@@ -37,6 +39,13 @@ def request_seconds(model: str, frames: int, max_new_tokens: int, most: int) -> 
     work = frames * SECONDS_PER_FRAME[name] + max_new_tokens * SECONDS_PER_TOKEN[name]
     estimate = math.ceil(MARGIN * (SETUP_SECONDS + work))
     return max(MIN_SECONDS, min(most, estimate))
+
+
+def analysis_seconds(model: str, job: CaptionJob, clip: PlannedClip, most: int) -> int:
+    """The GPU seconds to reserve for analyzing a planned clip: every window's frames and answers."""
+    frames = sum(len(plan.indices) for plan in clip.plans)
+    answers = clip.window_count * len(job.prompts)
+    return request_seconds(model, frames, answers * job.generation.max_new_tokens, most)
 
 
 def chat_frames(messages: Sequence[Message]) -> int:

@@ -86,7 +86,8 @@ def test_named_endpoints_name_every_setting(client):
     endpoints = client.view_api(return_format="dict")["named_endpoints"]
     names = {name: [p["parameter_name"] for p in e["parameters"]] for name, e in endpoints.items()}
     assert names == {
-        "/chat": ["message", *SETTINGS],
+        "/chat": ["message", *SETTINGS, "json_schema"],
+        "/analyze": ["video", "prompt", "split", "json_schema", *SETTINGS],
         "/describe_video": ["video", "prompt", *SETTINGS],
         "/ask": ["media", "question", *SETTINGS, "json_schema"],
     }
@@ -387,3 +388,53 @@ def test_the_api_example_in_the_docs(app_url, png, capsys):
     code = code.replace('"photo.jpg"', repr(str(png)))
     exec(compile(code, block.where, "exec"), {"__name__": "__docs__"})
     assert "frames of" in capsys.readouterr().out  # what the model saw, printed by the example
+
+
+COLOURS = ["red", "green", "blue", "yellow", "magenta", "cyan", "white", "gray"]
+
+
+def test_frames_of_requests_in_flight_are_never_pruned(config, media_dir, monkeypatch):
+    """8 chats about 8 videos of different colours, 4 at a time, with only 2 finished frame sets kept."""
+    from conftest import H264, ffmpeg
+    from demo_server import served
+    from smolvlm_video.demo import app as app_module
+    from smolvlm_video.demo.handlers import Handlers
+
+    from smolvlm_video.model.prompts import chat_media
+
+    videos = {}
+    for colour in COLOURS:
+        videos[colour] = media_dir / f"solid-{colour}.mp4"
+        if not videos[colour].exists():
+            ffmpeg("-f", "lavfi", "-i", f"color=c={colour}:size=64x48:rate=5:d=2", *H264, str(videos[colour]))
+    together, problems = threading.Barrier(4, timeout=60), []
+
+    class Checked(Handlers):
+        def _answer(self, name, chat, generation):
+            (video,) = chat_media(chat.messages)
+            colour = video.frames.mean(axis=(0, 1, 2))
+            for output in super()._answer(name, chat, generation):
+                for path, _ in output[1] if isinstance(output[1], list) else []:  # the gallery, when sent
+                    if not Path(path).exists():
+                        problems.append(f"pruned while in flight: {path}")
+                    elif np.abs(np.asarray(Image.open(path)).mean(axis=(0, 1)) - colour).max() > 30:
+                        problems.append(f"another request's frames: {path}")
+                yield output
+
+        def _stream_answer(self, name, chat, generation):
+            together.wait()  # four requests hold their frames at once
+            yield from super()._stream_answer(name, chat, generation)
+
+    monkeypatch.setattr(app_module, "Handlers", Checked)
+    small = dataclasses.replace(config, kept_requests=2, concurrency=4)
+    with served(small) as url:
+        client = Client(url, verbose=False, download_files=False)
+        settings = [config.model, 8, 1.0, 0, 0, 8, 0, ""]
+        jobs = [
+            client.submit(handle_file(videos[c]), "Which colour?", *settings, api_name="/describe_video")
+            for c in COLOURS
+        ]
+        galleries = [job.result()[1] for job in jobs]
+    assert not problems
+    folders = [{Path(item["image"]["path"]).parent for item in gallery} for gallery in galleries]
+    assert all(len(f) == 1 for f in folders) and len(set.union(*folders)) == 8  # a folder each

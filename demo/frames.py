@@ -1,0 +1,93 @@
+"""Files a request shows the person: the frames the model saw, thumbnails, downloads.
+
+Each request writes into a folder of its own under Gradio's upload folder. The folders of requests
+still being answered are held and never pruned, however many requests run at once; of the others,
+the newest `keep` stay, so a page can still load what it was shown a moment ago.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from smolvlm_video.model.prompts import clock
+from smolvlm_video.video import SampledVideo
+
+Gallery = list[tuple[str, str]]  # (path, caption) per frame, as gr.Gallery takes them
+
+
+class RequestFolders:
+    """A new folder per request, kept while the request holds it, then among the newest `keep`."""
+
+    def __init__(self, root: Path, keep: int = 64) -> None:
+        self.root = root
+        self.keep = max(1, keep)
+        self._lock = threading.Lock()
+        self._held: set[Path] = set()
+        # Released folders, oldest first: those left by an earlier run of the app count too.
+        earlier = root.iterdir() if root.is_dir() else iter(())
+        self._released = sorted((f for f in earlier if f.is_dir()), key=lambda f: f.stat().st_mtime)
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[Path]:
+        """A new, empty folder that no other request's pruning removes until this context ends."""
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            folder = Path(tempfile.mkdtemp(dir=self.root))
+            self._held.add(folder)
+        try:
+            yield folder
+        finally:
+            with self._lock:
+                self._held.discard(folder)
+                self._released.append(folder)
+                stale, self._released = self._released[: -self.keep], self._released[-self.keep :]
+            for old in stale:
+                shutil.rmtree(old, ignore_errors=True)
+
+    @property
+    def held(self) -> int:
+        """Folders of requests in flight."""
+        with self._lock:
+            return len(self._held)
+
+
+def save_frames(folder: Path, media: Sequence[Any]) -> Gallery:
+    """Each frame or image as a JPEG in `folder`: (path, caption) in prompt order, for the gallery.
+
+    The gallery gets file paths, so each frame is encoded once per request, not once per streamed token.
+    """
+    gallery: Gallery = []
+    for item in media:
+        frames = zip(item.frames, item.timestamps, strict=True) if isinstance(item, SampledVideo) else None
+        for frame, time in frames or [(item, None)]:
+            path = folder / f"{len(gallery):03d}.jpg"
+            _image(frame).convert("RGB").save(path, quality=85)
+            gallery.append((str(path), "image" if time is None else clock(time)))
+    return gallery
+
+
+THUMBNAIL_WIDTH = 160
+
+
+def thumbnail_uri(frame: np.ndarray | Image.Image, width: int = THUMBNAIL_WIDTH) -> str:
+    """A small JPEG of a frame as a data: URI, so a page shows it without a file on the server."""
+    image = _image(frame).convert("RGB")
+    image.thumbnail((width, width * 4), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _image(frame: np.ndarray | Image.Image) -> Image.Image:
+    return Image.fromarray(frame) if isinstance(frame, np.ndarray) else frame

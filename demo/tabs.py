@@ -1,0 +1,179 @@
+"""The page's tabs: each one's controls, and the events that wire them to a handler (`handlers.Handlers`).
+
+Every tab but Live is a named API endpoint: /chat, /analyze, /describe_video and /ask, for gradio_client
+and MCP clients. `settings` are the accordion's controls, passed to each handler after its own inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from smolvlm_video.batch.clips import DEFAULT_PROMPT
+
+from .analysis import PLAYER_ID, SPLITS, TIMELINE_CSS, TIMELINE_ID, TIMELINE_JS
+from .config import DemoConfig
+from .handlers import Handlers
+from .live import DEFAULT_INTERVAL, FRAME_SECONDS, LIVE_CSS, LIVE_MAX_NEW_TOKENS, LiveLog, log_html
+
+EXAMPLE_QUESTIONS = [  # (label, question, file under examples/)
+    (
+        "Test card (image)",
+        "What is shown in this image? Describe the colours and shapes.",
+        "images/testcard.png",
+    ),
+    ("Test pattern (video)", "What happens in this video?", "clips/testsrc2.mp4"),
+    ("Mandelbrot zoom (video)", "Describe how the picture changes over time.", "clips/mandelbrot.mp4"),
+]
+EXAMPLE_ANALYSIS = ("Three shots (video)", "clips/three-shots.mp4", "scenes")  # label, file, split
+EXAMPLE_SCHEMA = "schemas/scene.json"
+
+
+def chat_tab(handlers: Handlers, config: DemoConfig, settings: list, schema: gr.Code, seen: list) -> None:
+    """The multimodal chat; `schema` (in the settings accordion) makes its answers JSON."""
+    textbox = gr.MultimodalTextbox(
+        file_types=["image", "video"],
+        file_count="multiple",
+        placeholder="Upload an image or a video and ask about it",
+        sources=["upload"],
+    )
+    gr.ChatInterface(
+        handlers.chat,
+        multimodal=True,
+        textbox=textbox,
+        additional_inputs=[*settings, schema],
+        additional_outputs=seen,
+        api_name="chat",
+        fill_height=True,
+    )
+    found = [
+        (label, {"text": question, "files": [str(config.examples_dir / name)]})
+        for label, question, name in EXAMPLE_QUESTIONS
+        if (config.examples_dir / name).exists()  # a wheel ships no examples
+    ]
+    if found:  # a click fills in the question and the file; the current settings apply when it is sent
+        gr.Examples(
+            [[message] for _, message in found],
+            inputs=[textbox],
+            example_labels=[label for label, _ in found],
+            label="Examples",
+        )
+
+
+def analyze_tab(handlers: Handlers, config: DemoConfig, settings: list) -> None:
+    """A whole video, window by window or shot by shot, into a clickable timeline and caption's record."""
+    with gr.Row():
+        video = gr.Video(label="Video", sources=["upload", "webcam"], elem_id=PLAYER_ID)
+        with gr.Column():
+            split = gr.Radio(SPLITS, value="fixed", label="Split the video into")
+            prompt = gr.Textbox(DEFAULT_PROMPT, label="Prompt for each window", lines=2)
+            schema = gr.Code(
+                label="JSON schema (optional): each window's answer is JSON that follows it", language="json"
+            )
+            with gr.Row():
+                button = gr.Button("Analyze", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+    _examples_for_analysis(config, video, split, schema)
+    timeline = gr.HTML(
+        "", label="Timeline", elem_id=TIMELINE_ID, js_on_load=TIMELINE_JS, css_template=TIMELINE_CSS
+    )
+    with gr.Row():
+        downloads = gr.File(label="Record and subtitles", file_count="multiple", interactive=False)
+        # JSON text, not gr.JSON: gradio_client would take the record's "path" for a file to download.
+        record = gr.Code(
+            label="Record (as caption writes it)", language="json", interactive=False, max_lines=24
+        )
+    event = button.click(
+        handlers.analyze,
+        [video, prompt, split, schema, *settings],
+        [timeline, record, downloads],
+        api_name="analyze",
+        show_progress_on=[timeline],
+    )
+    stop.click(None, cancels=[event], api_visibility="private")
+
+
+def _examples_for_analysis(config: DemoConfig, video: gr.Video, split: gr.Radio, schema: gr.Code) -> None:
+    label, name, split_value = EXAMPLE_ANALYSIS
+    if (config.examples_dir / name).exists():
+        gr.Examples(
+            [[str(config.examples_dir / name), split_value]],
+            inputs=[video, split],
+            example_labels=[label],
+            label="Example video",
+        )
+    schema_file = config.examples_dir / EXAMPLE_SCHEMA
+    if schema_file.exists():
+        text = schema_file.read_text(encoding="utf-8")
+        example = gr.Button(f"Use the example schema ({schema_file.name})", size="sm")
+        example.click(lambda: text, None, schema, api_visibility="private", queue=False)
+
+
+def live_tab(handlers: Handlers, settings: list) -> None:
+    """The camera, answered every few seconds into a running log; not an API endpoint."""
+    gr.Markdown(
+        "Turn the camera on: every few seconds the model describes the latest frame, or answers your "
+        f"standing question. Frames that arrive while it is busy are dropped. Answers are kept to "
+        f"{LIVE_MAX_NEW_TOKENS} tokens."
+    )
+    with gr.Row():
+        camera = gr.Image(
+            label="Camera", sources=["webcam"], streaming=True, type="numpy", elem_id="live-camera"
+        )
+        with gr.Column():
+            question = gr.Textbox(
+                "", label="Standing question", placeholder="Is anyone at the door? (empty: describe the view)"
+            )
+            interval = gr.Slider(1, 60, value=DEFAULT_INTERVAL, step=0.5, label="Answer every (seconds)")
+            interval.elem_id = "live-interval"
+    log = gr.State(LiveLog())
+    shown = gr.HTML(log_html(LiveLog()), label="Answers", elem_id="live-log", css_template=LIVE_CSS)
+    camera.stream(
+        handlers.live,
+        [camera, question, interval, log, *settings],
+        [shown, log],
+        stream_every=FRAME_SECONDS,
+        api_visibility="private",
+        show_progress="hidden",
+    )
+
+
+def describe_tab(handlers: Handlers, settings: list, seen: list) -> None:
+    with gr.Row():
+        video = gr.Video(label="Video", sources=["upload", "webcam"])
+        with gr.Column():
+            prompt = gr.Textbox(DEFAULT_PROMPT, label="Prompt")
+            button = gr.Button("Describe", variant="primary")
+            stop = gr.Button("Stop", variant="stop")
+    answer = gr.Textbox(label="Description", lines=8, interactive=False)
+    event = button.click(
+        handlers.describe_video, [video, prompt, *settings], [answer, *seen], api_name="describe_video"
+    )
+    stop.click(None, cancels=[event], api_visibility="private")
+
+
+def ask_tab(handlers: Handlers, settings: list, seen: list) -> None:
+    with gr.Row():
+        with gr.Column():
+            media = gr.File(label="Image or video", file_types=["image", "video"], file_count="single")
+            with gr.Accordion("Or use the camera", open=False):
+                snapshot = gr.Image(label="Snapshot", sources=["webcam"], type="filepath")
+                recording = gr.Video(label="Short clip", sources=["webcam"])
+        with gr.Column():
+            question = gr.Textbox(label="Question", placeholder="What is happening here?")
+            schema = gr.Code(
+                label="JSON schema (optional): the answer is JSON that follows it", language="json"
+            )
+            button = gr.Button("Ask", variant="primary")
+            stop = gr.Button("Stop", variant="stop")
+    answer = gr.Textbox(label="Answer", lines=8, interactive=False)
+    for camera in (snapshot, recording):  # a snapshot or a clip becomes the file asked about
+        camera.change(_use_file, camera, media, api_visibility="private", queue=False)
+    inputs = [media, question, *settings, schema]
+    event = gr.on([button.click, question.submit], handlers.ask, inputs, [answer, *seen], api_name="ask")
+    stop.click(None, cancels=[event], api_visibility="private")
+
+
+def _use_file(path: str | None) -> Any:
+    return path if path else gr.skip()
