@@ -78,12 +78,12 @@ def analyze_tab(handlers: Handlers, config: DemoConfig, settings: list) -> None:
     timeline = gr.HTML(
         "", label="Timeline", elem_id=TIMELINE_ID, js_on_load=TIMELINE_JS, css_template=TIMELINE_CSS
     )
-    with gr.Row():
+    with gr.Column(visible=False) as results:  # shown with the first result: no empty boxes before
         downloads = gr.File(label="Record and subtitles", file_count="multiple", interactive=False)
-        # JSON text, not gr.JSON: gradio_client would take the record's "path" for a file to download.
-        record = gr.Code(
-            label="Record (as caption writes it)", language="json", interactive=False, max_lines=24
-        )
+        with gr.Accordion("Record (as caption writes it)", open=False):
+            # JSON text, not gr.JSON: gradio_client would take the record's "path" for a file to download.
+            record = gr.Code(language="json", interactive=False, max_lines=24, show_label=False)
+    downloads.change(lambda: gr.Column(visible=True), None, results, api_visibility="private", queue=False)
     event = button.click(
         handlers.analyze,
         [video, prompt, split, schema, *settings],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
+import types
 from collections.abc import Iterator
 
 from smolvlm_video.demo import DemoConfig, build_demo, launch_kwargs
@@ -25,3 +27,22 @@ def served(config: DemoConfig) -> Iterator[str]:
         yield url
     finally:
         demo.close()
+
+
+def fake_spaces(monkeypatch) -> list[int]:
+    """Install a `spaces` module whose GPU decorator calls each duration function with the decorated
+    function's own arguments, as ZeroGPU does; returns the list of seconds reserved, call by call."""
+    reserved: list[int] = []
+
+    def gpu(duration):
+        def decorate(function):
+            def run(*args):
+                reserved.append(duration(*args))
+                yield from function(*args)
+
+            return run
+
+        return decorate
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+    return reserved

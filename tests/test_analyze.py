@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from conftest import requires_ffmpeg
 
 gr = pytest.importorskip("gradio")
 pytest.importorskip("scenedetect")
-from demo_server import served  # noqa: E402
+from demo_server import fake_spaces, served  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from smolvlm_video.cli.main import cli  # noqa: E402
 from smolvlm_video.demo import DemoConfig  # noqa: E402
@@ -104,19 +102,7 @@ def test_zerogpu_reserves_time_for_every_window(config, monkeypatch):
     from smolvlm_video.batch.prefetch import plan_clip
     from smolvlm_video.options import GenerationOptions, SamplingOptions
 
-    reserved: list[int] = []
-
-    def gpu(duration):
-        def decorate(function):
-            def run(*args):
-                reserved.append(duration(*args))
-                yield from function(*args)
-
-            return run
-
-        return decorate
-
-    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+    reserved = fake_spaces(monkeypatch)
     handlers = Handlers(config)
     steps = list(handlers.analyze(str(THREE_SHOTS), "", "scenes", "", *settings(config, 4)))
     assert '<li class="window"' in steps[-1][0] and len(reserved) == 1

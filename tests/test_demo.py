@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from pathlib import Path
 
 import jsonschema
@@ -114,6 +113,15 @@ def test_ask_takes_a_json_schema(client, settings, png):
     jsonschema.validate(json.loads(answer), schema)
     with pytest.raises(Exception, match="not a valid JSON schema"):
         client.predict(handle_file(png), "What?", *settings, '{"type": 5}', api_name="/ask")
+
+
+def test_the_chat_takes_a_json_schema(client, settings, png):
+    schema = {"type": "object", "properties": {"colour": {"enum": ["red", "green"]}}, "required": ["colour"]}
+    message = {"text": "Which colour?", "files": [handle_file(png)]}
+    answer, _, seen = client.predict(
+        message, *settings[:5], 64, *settings[6:], json.dumps(schema), api_name="/chat"
+    )
+    assert json.loads(answer)["colour"] in ("red", "green") and seen.startswith("An image, 64x48.")
 
 
 def test_video_answer_streams_after_the_frames(client, settings, clip):
@@ -274,22 +282,11 @@ def test_zerogpu_durations_follow_the_request():
 
 def test_zerogpu_reserves_what_each_request_needs(config, clip, monkeypatch):
     """spaces.GPU gets a function, called with the answer's own arguments (as spaces calls it)."""
+    from demo_server import fake_spaces
     from smolvlm_video.demo.handlers import Handlers
     from smolvlm_video.demo.zerogpu import request_seconds
 
-    reserved: list[int] = []
-
-    def gpu(duration):
-        def decorate(function):
-            def run(*args):
-                reserved.append(duration(*args))
-                yield from function(*args)
-
-            return run
-
-        return decorate
-
-    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+    reserved = fake_spaces(monkeypatch)
     handlers = Handlers(config)
     upload = handlers.allowed[0] / "zerogpu-test" / "clip.mp4"  # as if uploaded
     upload.parent.mkdir(parents=True, exist_ok=True)
