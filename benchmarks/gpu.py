@@ -215,6 +215,7 @@ def unit_costs(model, folder: Path, args: argparse.Namespace) -> tuple[float, fl
 
     sampling = SamplingOptions(fps=1.0, max_frames=64).for_frame_side(model.frame_side)
     messages = [chat(PROMPT, sample_video(next(folder.glob("*.mp4")), sampling))]
+    generate(model, messages, GenerationOptions(max_new_tokens=1))  # warm-up: the first call sets CUDA up
     seconds = {}
     for tokens in (1, args.max_new_tokens):
         with measured(args.device) as result:
