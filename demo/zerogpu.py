@@ -5,9 +5,13 @@ under `@spaces.GPU` with a duration computed from the request: the model, how ma
 images it sees, and how many tokens it may write. A short request asks for less time, so it waits
 less in ZeroGPU's queue and spends less of the visitor's quota; a long one is not cut off.
 
-The costs below are deliberately high estimates, not measurements: no ZeroGPU card has timed them.
-`benchmarks/gpu.py` measures seconds per frame and per new token on a real GPU; replace them with
-its figures (plus margin) once it has run on the Space's hardware.
+The costs below come from `benchmarks/gpu.py` on an NVIDIA H200, the card ZeroGPU slices, with random
+weights of each shape in bfloat16 (one 64-frame chat at batch 1). A new token took 0.031 and 0.058 s
+(256M, two runs), 0.057 s (500M) and 0.059 s (2.2B): at these sizes generation waits on kernel launches
+(the GPU was busy under 30% of the time), so the time per token barely follows the size and varies from
+run to run; the costs below round the slowest up. A frame's share was too small to tell from the noise
+(under 0.02 s for every shape), so the per-frame costs stay at generous estimates. ZeroGPU's slice of the
+card has not timed them: MARGIN covers the difference.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from smolvlm_video.model.prompts import Message, chat_media
 from smolvlm_video.model.registry import MODELS, resolve_model_id
 from smolvlm_video.video import SampledVideo
 
-# Estimated GPU seconds per frame (vision encoder and prefill) and per new token, per checkpoint.
+# GPU seconds per frame (vision encoder and prefill) and per new token, per checkpoint (see above).
 SECONDS_PER_FRAME = {"256M": 0.05, "500M": 0.05, "2.2B": 0.1}
-SECONDS_PER_TOKEN = {"256M": 0.03, "500M": 0.035, "2.2B": 0.05}
+SECONDS_PER_TOKEN = {"256M": 0.065, "500M": 0.065, "2.2B": 0.07}
 LARGEST = "2.2B"  # what an unknown checkpoint (a Hub id or a folder) is costed as
 IMAGE_FRAMES = 17  # an image is split into at most 4 x 4 tiles plus a global view, each a frame's cost
 SETUP_SECONDS = 5.0  # taking the GPU and warming up, once a request
