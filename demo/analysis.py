@@ -34,14 +34,13 @@ PLAYER_ID = "analyze-video"
 
 
 def analysis_job(
-    model: ModelOptions, prompt: str, split: Split, json_schema: str | None, settings: Settings
+    model: ModelOptions, prompt: str, split: Split, schema: JsonSchema | None, settings: Settings
 ) -> CaptionJob:
     """The job `smolvlm-video caption` runs for the same prompt, schema, split and settings.
 
     Raises OptionsError on impossible values.
     """
     sampling, generation = settings.options(split=split)
-    schema = JsonSchema(json_schema, "The JSON schema") if json_schema and json_schema.strip() else None
     return CaptionJob(
         model=model,
         prompts={"caption": prompt.strip() or DEFAULT_PROMPT},
@@ -56,8 +55,6 @@ def analysis_job(
 class TimelineRow:
     """One window of the timeline: its span, its answer, and a thumbnail of its first frame."""
 
-    position: int  # which window, from 0
-    window_count: int  # of the clip
     start: float
     end: float
     answer: Any  # text, or a schema's JSON value
@@ -76,14 +73,7 @@ def analysis_steps(
 def timeline_row(step: WindowAnswered) -> TimelineRow:
     caption = step.caption
     answer = next(iter(caption.answers.values()), caption.caption)
-    return TimelineRow(
-        step.position,
-        step.window_count,
-        caption.start,
-        caption.end,
-        answer,
-        thumbnail_uri(step.video.frames[0]),
-    )
+    return TimelineRow(caption.start, caption.end, answer, thumbnail_uri(step.video.frames[0]))
 
 
 def named_record(record: CaptionRecord, name: str) -> CaptionRecord:

@@ -33,33 +33,24 @@ class RequestFolders:
         self.root = root
         self.keep = max(1, keep)
         self._lock = threading.Lock()
-        self._held: set[Path] = set()
-        # Released folders, oldest first: those left by an earlier run of the app count too.
+        # Released folders, oldest first (those left by an earlier run of the app count too). A folder
+        # joins them only when its request ends, so the folders of requests in flight are never pruned.
         earlier = root.iterdir() if root.is_dir() else iter(())
         self._released = sorted((f for f in earlier if f.is_dir()), key=lambda f: f.stat().st_mtime)
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[Path]:
         """A new, empty folder that no other request's pruning removes until this context ends."""
-        with self._lock:
-            self.root.mkdir(parents=True, exist_ok=True)
-            folder = Path(tempfile.mkdtemp(dir=self.root))
-            self._held.add(folder)
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=self.root))
         try:
             yield folder
         finally:
             with self._lock:
-                self._held.discard(folder)
                 self._released.append(folder)
                 stale, self._released = self._released[: -self.keep], self._released[-self.keep :]
             for old in stale:
                 shutil.rmtree(old, ignore_errors=True)
-
-    @property
-    def held(self) -> int:
-        """Folders of requests in flight."""
-        with self._lock:
-            return len(self._held)
 
 
 def save_frames(folder: Path, media: Sequence[Any]) -> Gallery:

@@ -197,7 +197,7 @@ class Handlers:
             path = check_upload(video, self.allowed)
             if is_image(path):
                 raise SmolVLMVideoError("This is an image, not a video: ask about it in the Ask tab.")
-            job = analysis_job(self._model_options(settings), prompt, split, json_schema, settings)
+            job = analysis_job(self._model_options(settings), prompt, split, _schema(json_schema), settings)
             _, sampling = load_fitted(job.model, job.sampling, self.models.get)
             job = replace(job, sampling=sampling)
             clip = plan_clip(path, job.sampling)  # probing and finding shots need no GPU

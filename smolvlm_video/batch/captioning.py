@@ -215,10 +215,6 @@ class WindowAnswered:
     video: SampledVideo  # the window's frames
     caption: WindowCaption  # what its record will hold about it
 
-    @property
-    def window_count(self) -> int:
-        return self.clip.window_count
-
 
 def caption_clips(
     model: LoadedModel,
