@@ -32,13 +32,14 @@ import sys
 import time
 from pathlib import Path
 
+from scenes import SHOT_SECONDS, shot_inputs  # benchmarks/scenes.py, beside this script
+
 from smolvlm_video.batch.records import CaptionRecord, WindowCaption, clip_id
 from smolvlm_video.options import GenerationOptions, SamplingOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENE_SCHEMA = json.loads((ROOT / "examples" / "schemas" / "scene.json").read_text())
 SOURCES = ["testsrc2", "mandelbrot", "smptebars", "life", "testsrc", "rgbtestsrc", "yuvtestsrc"]
-SHOT_SECONDS = 15
 CAPTION = "A person walks a dog along a beach at sunset while waves roll in and gulls circle overhead. " * 3
 
 
@@ -123,13 +124,8 @@ def shot_clip(cache: Path, seconds: int, size: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     print(f"making {path} ...", file=sys.stderr, flush=True)
     count = seconds // SHOT_SECONDS
-    inputs, links = [], ""
-    for number in range(count):
-        source = SOURCES[number % len(SOURCES)]
-        inputs += ["-f", "lavfi", "-t", str(SHOT_SECONDS), "-i", f"{source}=size={size}:rate=30"]
-        links += f"[{number}:v]setsar=1,format=yuv420p[v{number}];"
+    inputs, joined = shot_inputs(SOURCES, seconds, size)
     inputs += ["-f", "lavfi", "-t", str(seconds), "-i", "sine=frequency=440:sample_rate=48000"]
-    joined = links + "".join(f"[v{n}]" for n in range(count)) + f"concat=n={count}:v=1:a=0[v]"
     command = [
         "ffmpeg",
         "-v",

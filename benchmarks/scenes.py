@@ -31,6 +31,17 @@ SOURCES = ["testsrc2", "smptebars", "mandelbrot", "rgbtestsrc", "testsrc", "smpt
 SHOT_SECONDS = 15
 
 
+def shot_inputs(sources: list[str], seconds: int, size: str) -> tuple[list[str], str]:
+    """ffmpeg's inputs and filter graph for shots of SHOT_SECONDS from `sources` in turn, joined as [v]."""
+    count = seconds // SHOT_SECONDS
+    inputs, links = [], ""
+    for number in range(count):
+        source = sources[number % len(sources)]
+        inputs += ["-f", "lavfi", "-t", str(SHOT_SECONDS), "-i", f"{source}=size={size}:rate=30"]
+        links += f"[{number}:v]setsar=1,format=yuv420p[v{number}];"
+    return inputs, links + "".join(f"[v{n}]" for n in range(count)) + f"concat=n={count}:v=1:a=0[v]"
+
+
 def make_clip(cache: Path, seconds: int, size: str) -> Path:
     """A clip of shots from the SOURCES in turn, SHOT_SECONDS each, made once."""
     path = cache / "scenes" / f"shots_{seconds}s_{size}.mp4"
@@ -38,13 +49,7 @@ def make_clip(cache: Path, seconds: int, size: str) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     print(f"making {path} ...", file=sys.stderr, flush=True)
-    count = seconds // SHOT_SECONDS
-    inputs, links = [], ""
-    for number in range(count):
-        source = SOURCES[number % len(SOURCES)]
-        inputs += ["-f", "lavfi", "-t", str(SHOT_SECONDS), "-i", f"{source}=size={size}:rate=30"]
-        links += f"[{number}:v]setsar=1,format=yuv420p[v{number}];"
-    joined = links + "".join(f"[v{n}]" for n in range(count)) + f"concat=n={count}:v=1:a=0[v]"
+    inputs, joined = shot_inputs(SOURCES, seconds, size)
     command = ["ffmpeg", "-v", "error", "-y", *inputs, "-filter_complex", joined, "-map", "[v]"]
     subprocess.run([*command, "-c:v", "libx264", "-pix_fmt", "yuv420p", f"{path}.part.mp4"], check=True)
     os.replace(f"{path}.part.mp4", path)
