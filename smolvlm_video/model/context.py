@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import PromptTooLongError
 from .prompts import Chat, Message, PromptStrings, chat_media
+from .tokens import text_tokens
 
 if TYPE_CHECKING:
     import torch
@@ -75,11 +76,11 @@ def prompt_parts(
 
     processor = model.processor
 
-    def tokens(text: str) -> int:
+    def tokens(text: str) -> int:  # the media's text: its special-token strings are its tokens
         return len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     media = sum(tokens(medium_text(processor, item, strings)) for item in chat_media(messages))
-    schema_tokens = tokens(schema.prompt("")) if schema else 0
+    schema_tokens = text_tokens(processor.tokenizer, schema.prompt("")) if schema else 0
     return {
         "the frames and images": media,
         "the JSON schema": schema_tokens,

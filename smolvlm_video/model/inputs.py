@@ -28,10 +28,11 @@ from .prompts import (
     Message,
     PromptStrings,
     chat_media,
+    chat_segments,
     image_tokens,
-    render_chat,
     video_tokens,
 )
+from .tokens import prompt_ids
 
 Medium = Image.Image | SampledVideo
 
@@ -126,12 +127,13 @@ def chat_batch(
     image is still processed for its tiles, which its text names). Each medium has its own text: two
     windows with the same frames share pixels and features, not their timestamps.
     With a `device`, every tensor goes there: pinned pixels (`prepare_video`) are copied without blocking.
+    Special-token strings in the chats' text stay text (`tokens.prompt_ids`).
     """
     keys: dict[int, str] = {}  # id(medium) -> its key: each medium object is hashed once
     texts: dict[int, str] = {}  # id(medium) -> the text that stands for it
     at_hand: dict[str, bool] = {}  # key -> whether its features are known (asked once a key)
     pixels: dict[str, ModelPixels] = {}
-    rows, media = [], []
+    prompts, media = [], []
     for messages in chats:
         row = []
         for item in chat_media(messages):
@@ -147,9 +149,10 @@ def chat_batch(
                     values, mask = encoded.pixels.values, encoded.pixels.mask
                     pixels[key] = ModelPixels(_to(values, device), _to(mask, device))
             row.append((key, texts[id(item)]))
-        rows.append(render_chat(messages, [text for _, text in row]))
+        prompts.append(chat_segments(messages, [text for _, text in row]))
         media.append([key for key, _ in row])
-    batch = processor.tokenizer(rows, padding=True, padding_side="left", return_tensors="pt")
+    ids = {"input_ids": prompt_ids(processor.tokenizer, prompts)}
+    batch = processor.tokenizer.pad(ids, padding=True, padding_side="left", return_tensors="pt")
     return ChatBatch({name: _to(tensor, device) for name, tensor in batch.items()}, media, pixels)
 
 

@@ -13,6 +13,12 @@ medium becomes the text the model was trained on:
 Writing it here rather than in the processor lets a caller change the marker strings
 (`PromptStrings`), state each video's real frame count in a batch, and mix images and videos in one
 chat. The test suite checks that the token ids equal the processor's for the same frames and text.
+
+A prompt is rendered as `Segment`s: the template's own text (role names, separators,
+<end_of_utterance>, the media's markers and image tokens) and the text a person wrote (questions,
+system prompts, a schema stated after a question, assistant turns given by a client). `tokens`
+turns the first kind's special-token strings into special tokens and never the second's, so
+"<image>" typed in a question is text, as any other word is.
 """
 
 from __future__ import annotations
@@ -161,15 +167,43 @@ def video_tokens(
     return intro + frames + strings.media_outro
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A piece of a prompt's text: the template's (`user` False) or what a person wrote (`user` True).
+
+    Special-token strings in the template's text are special tokens; in a person's text they are text.
+    """
+
+    text: str
+    user: bool = False
+
+
+def chat_segments(
+    messages: Sequence[Message], media_text: Iterable[str] = (), add_generation_prompt: bool = True
+) -> list[Segment]:
+    """The chat's prompt in segments, each medium replaced by the next of `media_text` (in chat order).
+
+    Every text part of a message is the user's text, whatever its role: a system prompt or an assistant
+    turn given by a client is no more the template's than a question is.
+    """
+    media: Iterator[str] = iter(media_text)
+    segments = [Segment(CHAT_START)]
+    for message in messages:
+        # The template's own rule: "Role:" before an image, "Role: " before text or a video.
+        separator = ":" if message.content and isinstance(message.content[0], Image) else ": "
+        segments.append(Segment(message.role.capitalize() + separator))
+        segments += [
+            Segment(part, user=True) if isinstance(part, str) else Segment(next(media))
+            for part in message.content
+        ]
+        segments.append(Segment(END_OF_UTTERANCE + "\n"))
+    if add_generation_prompt:
+        segments.append(Segment(GENERATION_PROMPT))
+    return segments
+
+
 def render_chat(
     messages: Sequence[Message], media_text: Iterable[str] = (), add_generation_prompt: bool = True
 ) -> str:
     """The chat as one string, each medium replaced by the next of `media_text` (in chat order)."""
-    media: Iterator[str] = iter(media_text)
-    turns = []
-    for message in messages:
-        # The template's own rule: "Role:" before an image, "Role: " before text or a video.
-        separator = ":" if message.content and isinstance(message.content[0], Image) else ": "
-        parts = (part if isinstance(part, str) else next(media) for part in message.content)
-        turns.append(f"{message.role.capitalize()}{separator}{''.join(parts)}{END_OF_UTTERANCE}\n")
-    return CHAT_START + "".join(turns) + (GENERATION_PROMPT if add_generation_prompt else "")
+    return "".join(segment.text for segment in chat_segments(messages, media_text, add_generation_prompt))
