@@ -13,7 +13,14 @@ import click
 from smolvlm_video.batch.engines import ENGINES
 from smolvlm_video.batch.ray_engine import RayOptions
 from smolvlm_video.batch.runs import Shard
-from smolvlm_video.errors import ModelLoadError, OptionsError, OutputError, RecordsError, SmolVLMVideoError
+from smolvlm_video.errors import (
+    ModelLoadError,
+    OptionsError,
+    OutputError,
+    RecordsError,
+    SmolVLMVideoError,
+    TooLargeError,
+)
 from smolvlm_video.model.registry import (
     ATTENTIONS,
     DEFAULT_MODEL,
@@ -28,6 +35,8 @@ from smolvlm_video.options import (
     DEFAULT_MAX_FRAMES,
     DEFAULT_MIN_SCENE_SECONDS,
     DEFAULT_SNAP_SECONDS,
+    MAX_FRAME_PIXELS,
+    MAX_TOTAL_PIXELS,
     MAX_WINDOW_SECONDS,
     SPLITS,
     GenerationOptions,
@@ -86,6 +95,20 @@ _SAMPLING = [
         default=DEFAULT_SNAP_SECONDS,
         show_default=True,
         help="Let a frame move this far onto a keyframe, which decodes much faster; 0: exact frames.",
+    ),
+    click.option(
+        "--max-pixels",
+        type=int,
+        default=MAX_FRAME_PIXELS,
+        show_default=True,
+        help="Refuse videos whose frames have more pixels than this (default: 8K), before decoding any.",
+    ),
+    click.option(
+        "--max-total-pixels",
+        type=int,
+        default=MAX_TOTAL_PIXELS,
+        show_default=True,
+        help="Refuse a window whose frames add up to more source pixels than this (frames x width x height).",
     ),
 ]
 
@@ -254,6 +277,8 @@ def build_sampling(params: dict[str, Any]) -> SamplingOptions:
         snap_seconds=params.pop("snap_seconds"),
         split=params.pop("split"),
         min_scene_seconds=params.pop("min_scene_seconds"),
+        max_pixels=params.pop("max_pixels"),
+        max_total_pixels=params.pop("max_total_pixels"),
     )
 
 
@@ -282,7 +307,8 @@ def core_errors(command: F) -> F:
     """Show the core's errors as Click errors, with no traceback, and give each its exit status.
 
     2: a usage error: an option value the core rejects (naming its flag), a model that cannot be
-    loaded, an output that cannot be written, a records file with a line that is not a record.
+    loaded, an output that cannot be written, a records file with a line that is not a record, a file
+    over the pixel budget (--max-pixels).
     1: anything else the core raises on purpose.
     130: Ctrl-C, at any moment.
     """
@@ -293,7 +319,7 @@ def core_errors(command: F) -> F:
             return command(*args, **kwargs)
         except OptionsError as error:
             raise click.BadParameter(str(error), param_hint=flag(error.option)) from error
-        except (ModelLoadError, OutputError, RecordsError) as error:
+        except (ModelLoadError, OutputError, RecordsError, TooLargeError) as error:
             raise click.UsageError(str(error)) from error
         except SmolVLMVideoError as error:
             raise click.ClickException(str(error)) from error

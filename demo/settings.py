@@ -18,6 +18,7 @@ from typing import Any
 
 import gradio as gr
 
+from smolvlm_video.checks import whole_number
 from smolvlm_video.options import (
     DEFAULT_FPS,
     MAX_WINDOW_SECONDS,
@@ -29,6 +30,21 @@ from smolvlm_video.options import (
 from .config import DemoConfig
 
 Control = Callable[[DemoConfig], gr.components.Component]
+
+
+def _naming_the_setting(setting: str, preprocess: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A control's `preprocess` whose refusal of a value out of the control's bounds names its setting.
+
+    Gradio's own message names only the value ("Value 1e+308 is greater than maximum value 128.").
+    """
+
+    def named(payload: Any) -> Any:
+        try:
+            return preprocess(payload)
+        except gr.Error as error:
+            raise gr.Error(f"{setting}: {error.message}", title="Cannot do that") from error
+
+    return named
 
 
 def setting(row: int, control: Control, help: str) -> Any:
@@ -101,13 +117,13 @@ class Settings:
         """
         sampling = SamplingOptions(
             fps=float(self.fps),
-            max_frames=int(self.max_frames),
+            max_frames=whole_number("max_frames", self.max_frames),
             start=float(self.start) if self.start else None,
             end=float(self.end) if self.end else None,
             split=split,
         )
         generation = GenerationOptions.from_temperature(
-            float(self.temperature), max_new_tokens=int(self.max_new_tokens)
+            float(self.temperature), max_new_tokens=whole_number("max_new_tokens", self.max_new_tokens)
         )
         return sampling, generation
 
@@ -118,7 +134,9 @@ def settings_components(config: DemoConfig) -> list[gr.components.Component]:
     for _, group in itertools.groupby(fields(Settings), key=lambda f: f.metadata["row"]):
         row = list(group)
         with gr.Row() if len(row) > 1 else contextlib.nullcontext():  # one control alone: full width
-            controls += [f.metadata["control"](config) for f in row]
+            for f in row:
+                controls.append(control := f.metadata["control"](config))
+                control.preprocess = _naming_the_setting(f.name, control.preprocess)  # type: ignore[method-assign]
     return controls
 
 

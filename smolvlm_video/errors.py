@@ -78,6 +78,15 @@ class CorruptVideoError(VideoError):
     code = "corrupt"
 
 
+class TooLargeError(VideoError):
+    """The video's frames, or a window's frames together, have more pixels than the budget allows.
+
+    Refused from the container's header, before a frame is decoded (`SamplingOptions.max_pixels`).
+    """
+
+    code = "too_large"
+
+
 class SourceChangedError(VideoError):
     """The video has changed (its size or modification time) since it was captioned."""
 

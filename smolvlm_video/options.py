@@ -7,10 +7,10 @@ same way, from the same field names, so a setting means one thing everywhere.
 from __future__ import annotations
 
 import importlib.util
-import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from .checks import check_number
 from .errors import OptionsError
 from .model.registry import DEFAULT_MODEL, check_runtime
 
@@ -25,6 +25,17 @@ DEFAULT_MAX_FRAMES = 64
 DEFAULT_FRAME_SIDE = 512
 
 DEFAULT_SNAP_SECONDS = 1.0  # a frame may move this far onto a keyframe (see SamplingOptions.snap_seconds)
+
+# Bounds that keep outside numbers from reaching the sampler as settings (NaN and infinity are refused too).
+MAX_FPS = 1000.0  # frames per second to sample: no video has more
+MAX_SECONDS = 7 * 24 * 3600.0  # 604,800 s, a week: the latest start or end, the longest window
+MAX_FRAME_SIDE = 4096  # pixels
+
+# The pixel budget of decoding, checked against the container's header before a frame is decoded. A few
+# MB of file can hold frames of any size: a 4.5 MB MJPEG of 16000x16000 frames decodes at 384 MB a frame.
+MAX_FRAME_PIXELS = 7680 * 4320  # 33,177,600 pixels: 8K UHD, the largest frame a video may have
+# The most source pixels one window may decode, frames x width x height: 64 frames of 8K by default.
+MAX_TOTAL_PIXELS = DEFAULT_MAX_FRAMES * MAX_FRAME_PIXELS  # 2,123,366,400 pixels
 
 Backend = Literal["auto", "decord", "pyav"]
 BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")
@@ -51,6 +62,11 @@ class SamplingOptions:
     split: Split = "fixed"  # fixed: equal windows; scenes: a window per shot (PySceneDetect)
     min_scene_seconds: float = DEFAULT_MIN_SCENE_SECONDS  # with scenes: shorter shots join the next one
 
+    # The pixel budget (see MAX_FRAME_PIXELS): a video whose frames are larger, or a window whose frames
+    # add up to more, is refused before anything is decoded.
+    max_pixels: int = MAX_FRAME_PIXELS  # the most pixels one frame of a video may have
+    max_total_pixels: int = MAX_TOTAL_PIXELS  # the most source pixels one window may decode
+
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise OptionsError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}.", "split")
@@ -58,40 +74,25 @@ class SamplingOptions:
             raise OptionsError(
                 "split 'scenes' needs PySceneDetect: pip install 'smolvlm-video[scenes]'.", "split"
             )
-        if not 0 <= self.min_scene_seconds <= MAX_WINDOW_SECONDS:
-            raise OptionsError(
-                f"min_scene_seconds must be between 0 and {MAX_WINDOW_SECONDS:g}, "
-                f"got {self.min_scene_seconds!r}.",
-                "min_scene_seconds",
-            )
-        if not (self.fps > 0 and math.isfinite(self.fps)):
-            raise OptionsError(
-                f"fps must be a positive number of frames per second, got {self.fps!r}.", "fps"
-            )
-        if self.max_frames < 1:
-            raise OptionsError(f"max_frames must be at least 1, got {self.max_frames!r}.", "max_frames")
-        if self.frame_side is not None and not 16 <= self.frame_side <= 4096:
-            raise OptionsError(
-                f"frame_side must be between 16 and 4096 pixels, got {self.frame_side!r}.", "frame_side"
-            )
-        if self.start is not None and self.start < 0:
-            raise OptionsError(f"start must be 0 seconds or later, got {self.start!r}.", "start")
-        if self.start is not None and self.end is not None and self.end <= self.start:
-            raise OptionsError(f"end ({self.end} s) must come after start ({self.start} s).", "end")
-        if self.end is not None and self.end <= 0:
-            raise OptionsError(f"end must be after 0 seconds, got {self.end!r}.", "end")
-        if not self.window_seconds > 0:
-            raise OptionsError(
-                f"window_seconds must be positive, got {self.window_seconds!r}.", "window_seconds"
-            )
-        if not 0 <= self.snap_seconds <= 10:
-            raise OptionsError(
-                f"snap_seconds must be between 0 and 10, got {self.snap_seconds!r}.", "snap_seconds"
-            )
         if self.backend not in BACKENDS:
             raise OptionsError(
                 f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}.", "backend"
             )
+        check_number("fps", self.fps, above=0, most=MAX_FPS)
+        check_number("max_frames", self.max_frames, least=1, whole=True)
+        if self.frame_side is not None:
+            check_number("frame_side", self.frame_side, least=16, most=MAX_FRAME_SIDE, whole=True)
+        if self.start is not None:
+            check_number("start", self.start, least=0, most=MAX_SECONDS)
+        if self.end is not None:
+            check_number("end", self.end, above=0, most=MAX_SECONDS)
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise OptionsError(f"end ({self.end} s) must come after start ({self.start} s).", "end")
+        check_number("window_seconds", self.window_seconds, above=0, most=MAX_SECONDS)
+        check_number("snap_seconds", self.snap_seconds, least=0, most=10)
+        check_number("min_scene_seconds", self.min_scene_seconds, least=0, most=MAX_WINDOW_SECONDS)
+        check_number("max_pixels", self.max_pixels, least=1, whole=True)
+        check_number("max_total_pixels", self.max_total_pixels, least=1, whole=True)
 
     @property
     def side(self) -> int:
@@ -107,6 +108,10 @@ class SamplingOptions:
         return asdict(self)
 
 
+MAX_TEMPERATURE = 100.0  # far past any useful one: at 2 the answers are already noise
+MAX_REPETITION_PENALTY = 100.0
+
+
 @dataclass(frozen=True)
 class GenerationOptions:
     """How the model writes its answer. Greedy decoding unless do_sample is set."""
@@ -120,33 +125,22 @@ class GenerationOptions:
     extra: dict[str, Any] = field(default_factory=dict)  # other generate() arguments, passed as given
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise OptionsError(
-                f"max_new_tokens must be at least 1, got {self.max_new_tokens!r}.", "max_new_tokens"
-            )
-        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
-            raise OptionsError(
-                f"min_new_tokens must be between 0 and max_new_tokens ({self.max_new_tokens}), "
-                f"got {self.min_new_tokens!r}.",
-                "min_new_tokens",
-            )
-        if not self.temperature > 0:
-            raise OptionsError(
-                f"temperature must be above 0, got {self.temperature!r}; for greedy use do_sample=False.",
-                "temperature",
-            )
-        if not 0 < self.top_p <= 1:
-            raise OptionsError(f"top_p must be in (0, 1], got {self.top_p!r}.", "top_p")
-        if not self.repetition_penalty > 0:
-            raise OptionsError(
-                f"repetition_penalty must be positive, got {self.repetition_penalty!r}.", "repetition_penalty"
-            )
+        check_number("max_new_tokens", self.max_new_tokens, least=1, whole=True)
+        check_number("min_new_tokens", self.min_new_tokens, least=0, most=self.max_new_tokens, whole=True)
+        check_number(
+            "temperature",
+            self.temperature,
+            above=0,
+            most=MAX_TEMPERATURE,
+            hint="For greedy use do_sample=False.",
+        )
+        check_number("top_p", self.top_p, above=0, most=1)
+        check_number("repetition_penalty", self.repetition_penalty, above=0, most=MAX_REPETITION_PENALTY)
 
     @classmethod
     def from_temperature(cls, temperature: float = 0.0, **kwargs: Any) -> GenerationOptions:
         """Options where temperature 0 means greedy decoding and anything above samples."""
-        if temperature < 0:
-            raise OptionsError(f"temperature must be 0 (greedy) or more, got {temperature!r}.", "temperature")
+        check_number("temperature", temperature, least=0, most=MAX_TEMPERATURE, hint="0 is greedy decoding.")
         if temperature == 0:
             return cls(do_sample=False, **kwargs)
         return cls(do_sample=True, temperature=temperature, **kwargs)
@@ -195,8 +189,5 @@ class ModelOptions:
         if not self.name:
             raise OptionsError("name must name a model: 256M, 500M, 2.2B, a Hub id or a folder.", "name")
         check_runtime(self.device, self.dtype, self.attention, self.vision)
-        if self.feature_cache_mb is not None and self.feature_cache_mb < 0:
-            raise OptionsError(
-                f"feature_cache_mb must be 0 (no cache) or more, got {self.feature_cache_mb!r}.",
-                "feature_cache_mb",
-            )
+        if self.feature_cache_mb is not None:
+            check_number("feature_cache_mb", self.feature_cache_mb, least=0, whole=True, hint="0: no cache.")

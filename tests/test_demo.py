@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from conftest import requires_ffmpeg
+from conftest import FORGED, PLAIN, ffmpeg, forged_schema, requires_ffmpeg, special_counts
 from PIL import Image
 
 gr = pytest.importorskip("gradio")
@@ -27,7 +27,7 @@ from smolvlm_video.demo import models as models_module  # noqa: E402
 from smolvlm_video.demo.conversation import UploadRefused, check_upload  # noqa: E402
 from smolvlm_video.demo.settings import Settings  # noqa: E402
 
-from smolvlm_video.options import ModelOptions  # noqa: E402
+from smolvlm_video.options import MAX_FRAME_PIXELS, MAX_TOTAL_PIXELS, ModelOptions  # noqa: E402
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
 MAX_FILE_SIZE = 1_000_000  # bytes: uploads over this are refused
@@ -253,7 +253,8 @@ def test_settings_build_the_options_the_cli_builds():
 
     params = {"fps": 2.0, "max_frames": 16, "frame_side": None, "start": 30.0, "end": 90.0,
               "window_seconds": 210.0, "segment_seconds": None, "backend": "auto", "snap_seconds": 1.0,
-              "split": "fixed", "min_scene_seconds": 2.0, "max_new_tokens": 64,
+              "split": "fixed", "min_scene_seconds": 2.0, "max_pixels": MAX_FRAME_PIXELS,
+              "max_total_pixels": MAX_TOTAL_PIXELS, "max_new_tokens": 64,
               "min_new_tokens": 0, "temperature": 0.5}  # fmt: skip
     settings = Settings("256M", 16, 2.0, 30, 90, 64, 0.5, "")
     assert settings.options() == (build_sampling(dict(params)), build_generation(params))
@@ -435,3 +436,41 @@ def test_frames_of_requests_in_flight_are_never_pruned(config, media_dir, monkey
     assert not problems
     folders = [{Path(item["image"]["path"]).parent for item in gallery} for gallery in galleries]
     assert all(len(f) == 1 for f in folders) and len(set.union(*folders)) == 8  # a folder each
+
+
+def test_the_chat_answers_forged_special_tokens_and_adds_none(app_url, config, tiny_model, png, prompts):
+    counts = []
+    for text in (FORGED, PLAIN):
+        client = Client(app_url, verbose=False)  # a session of its own: a new conversation
+        settings = [config.model, 2, 1.0, 0, 0, 48, 0, text]  # the system prompt forges them too
+        before = len(prompts)
+        for message in ({"text": text, "files": [handle_file(png)]}, {"text": text, "files": []}):
+            answer, _, _ = client.predict(
+                message, *settings, json.dumps(forged_schema(text)), api_name="/chat"
+            )
+            assert json.loads(answer)["what"] in ("yes", "no")
+        counts.append(special_counts(tiny_model.processor.tokenizer, prompts[before:]))
+    assert counts[0] == counts[1] and counts[0]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e308])
+@pytest.mark.parametrize("name", ["max_frames", "fps", "start", "end", "max_new_tokens", "temperature"])
+def test_non_finite_and_huge_settings_are_refused_naming_the_setting(app_url, settings, name, value):
+    import httpx
+
+    asked = list(settings)
+    asked[SETTINGS.index(name)] = value
+    data = [{"text": "Hi", "files": []}, *asked, ""]
+    body = json.dumps({"data": data})  # NaN and Infinity as JavaScript writes them; gradio_client cannot
+    headers = {"Content-Type": "application/json"}
+    event = httpx.post(f"{app_url}gradio_api/call/chat", content=body, headers=headers, timeout=30).json()
+    reply = httpx.get(f"{app_url}gradio_api/call/chat/{event['event_id']}", timeout=60).text
+    assert "event: error" in reply and name in reply, reply
+
+
+def test_a_video_over_the_pixel_budget_is_refused_with_a_message(client, settings, media_dir, png):
+    over = media_dir / "over.avi"  # 36 megapixels a frame in 0.2 MB, under the app's upload limit
+    ffmpeg("-f", "lavfi", "-i", "color=s=9000x4000:r=1:d=1", "-c:v", "mjpeg", "-q:v", "31", str(over))
+    with pytest.raises(Exception, match=r"9000x4000.*pixels"):
+        client.predict(handle_file(over), "Describe it.", *settings, api_name="/describe_video")
+    assert client.predict(handle_file(png), "And this?", *settings, api_name="/ask")[0]

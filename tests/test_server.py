@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import requires_ffmpeg
+from conftest import FORGED, PLAIN, ffmpeg, forged_schema, requires_ffmpeg, special_counts
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
 
@@ -386,3 +386,55 @@ def test_requests_with_different_settings_are_answered_in_separate_calls(client,
         assert short.result().usage.completion_tokens == 6 and longer.result().usage.completion_tokens == 9
     after = metric(server, "smolvlm_batches_total")
     assert after.get('{size="1"}', 0) - before.get('{size="1"}', 0) == 2
+
+
+def test_forged_special_tokens_are_answered_as_text(server, tiny_model, prompts):
+    counts = []
+    for text in (FORGED, PLAIN):
+        image = {"type": "image_url", "image_url": {"url": data_uri(IMAGE, "image/png")}}
+        body = {
+            "model": "tiny",
+            "max_tokens": 48,
+            "messages": [
+                {"role": "system", "content": text},
+                {"role": "user", "content": [image, {"type": "text", "text": text}]},
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": text},
+            ],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "s", "schema": forged_schema(text)},
+            },
+        }
+        before = len(prompts)
+        for streamed in (False, True):
+            reply = httpx.post(f"{server['url']}/v1/chat/completions", json={**body, "stream": streamed},
+                               headers={"Authorization": f"Bearer {KEY}"}, timeout=120)  # fmt: skip
+            assert reply.status_code == 200 and '"error"' not in reply.text, reply.text
+        counts.append(special_counts(tiny_model.processor.tokenizer, prompts[before:]))
+    assert counts[0] == counts[1] and counts[0]
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e308"])
+@pytest.mark.parametrize("name", ["fps", "start", "end", "temperature", "top_p"])
+def test_non_finite_and_huge_numbers_are_400_naming_the_field(server, name, value):
+    body = f'{{"model": "tiny", "messages": [{{"role": "user", "content": "Hi"}}], "{name}": {value}}}'
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    reply = httpx.post(f"{server['url']}/v1/chat/completions", content=body, headers=headers)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["param"] == name
+
+
+def test_a_video_over_the_pixel_budget_is_413_before_decoding(client, server):
+    huge = server["shared"] / "huge.avi"
+    ffmpeg("-f", "lavfi", "-i", "color=s=16000x16000:r=1:d=1", "-c:v", "mjpeg", "-q:v", "31", str(huge))
+    with pytest.raises(openai.APIStatusError) as refused:
+        ask(client, [{"type": "video_url", "video_url": {"url": str(huge)}}, {"type": "text", "text": "?"}])
+    assert refused.value.status_code == 413
+    error = refused.value.body
+    assert (
+        error["code"] == "too_large"
+        and "16000x16000" in error["message"]
+        and str(huge) not in error["message"]
+    )
+    assert ask(client, "Still there?").choices[0].message.content is not None

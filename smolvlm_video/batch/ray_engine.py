@@ -25,11 +25,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..checks import check_number
 from ..errors import SmolVLMVideoError
 from .captioning import CaptionJob, ClipCaptions, answer_windows, summarize_records
 from .prefetch import clip_windows, plan_clip, usable_cores
 from .records import CaptionRecord
 
+MAX_GPUS_PER_WORKER = 64  # more than any one node has
 DECODE_CPUS = 0.5  # logical CPUs a decoding task asks Ray for
 CLIPS_PER_BLOCK = 256  # at most, in a block of the clip list; fewer where the cluster has CPUs to fill
 
@@ -49,6 +51,11 @@ class RayOptions:
     )
     concurrency: int = 1  # generation actors (model copies)
     num_gpus_per_worker: float | None = None  # None: 1 where the cluster has GPUs, else 0 (CPU actors)
+
+    def __post_init__(self) -> None:
+        check_number("concurrency", self.concurrency, least=1, whole=True)
+        if self.num_gpus_per_worker is not None:
+            check_number("num_gpus_per_worker", self.num_gpus_per_worker, least=0, most=MAX_GPUS_PER_WORKER)
 
 
 def decode_rows(row: dict[str, str], job: CaptionJob) -> Iterator[dict[str, bytes]]:

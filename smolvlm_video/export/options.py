@@ -12,6 +12,7 @@ from typing import Literal
 
 import av
 
+from ..checks import check_number
 from ..errors import OptionsError
 
 FORMATS = ("hf", "parquet", "webdataset")  # the first the default
@@ -21,6 +22,7 @@ DEFAULT_CRF = 23  # libx264's own default: visually near the source at a fractio
 DEFAULT_CUT_WORKERS = 2  # runs of windows cut at once; each encoder also uses several threads of its own
 DEFAULT_SHARD_MB = 500  # a new shard once the current one passes this many MB (the Hub suggests < 1 GB)
 MIN_CLIP_SIDE = 16  # pixels: the smallest longest side a cut clip may be scaled to
+MAX_CLIP_SIDE = 7680  # pixels: 8K, the largest
 
 
 @dataclass(frozen=True)
@@ -36,10 +38,9 @@ class CutOptions:
     def __post_init__(self) -> None:
         if self.mode not in CUT_MODES:
             raise OptionsError(f"cut mode must be one of {', '.join(CUT_MODES)}, got {self.mode!r}.", "mode")
-        if self.side is not None and self.side < MIN_CLIP_SIDE:
-            raise OptionsError(f"side must be at least {MIN_CLIP_SIDE} pixels, got {self.side!r}.", "side")
-        if not 0 <= self.crf <= 63:
-            raise OptionsError(f"crf must be between 0 and 63, got {self.crf!r}.", "crf")
+        if self.side is not None:
+            check_number("side", self.side, least=MIN_CLIP_SIDE, most=MAX_CLIP_SIDE, whole=True)
+        check_number("crf", self.crf, least=0, most=63, whole=True)
         if self.mode == "exact":
             _check_encoder(self.codec, self.crf, self.preset)
 
@@ -95,7 +96,5 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise OptionsError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}.", "format")
-        if self.workers < 1:
-            raise OptionsError(f"workers must be at least 1, got {self.workers!r}.", "workers")
-        if self.shard_mb < 1:
-            raise OptionsError(f"shard_mb must be at least 1, got {self.shard_mb!r}.", "shard_mb")
+        check_number("workers", self.workers, least=1, whole=True)
+        check_number("shard_mb", self.shard_mb, least=1, whole=True)

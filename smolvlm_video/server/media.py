@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..errors import FileError, SmolVLMVideoError
+from ..errors import FileError, SmolVLMVideoError, TooLargeError
 from ..options import SamplingOptions
 from ..video import sample_video
 from ..video.media import Media, is_image, load_image
@@ -122,6 +122,8 @@ def _read(part: Part, path: Path, sampling: SamplingOptions) -> Media:
         if is_image(path):
             raise bad("This is an image, not a video; send it as an image_url part.", part.where)
         return sample_video(path, sampling)
+    except TooLargeError as error:  # over the server's pixel budget (--max-pixels): refused before decoding
+        raise APIError(413, f"Cannot use this {part.kind}: {error.cause}", part.where, error.code) from error
     except FileError as error:  # its message names the file: say the cause alone
         raise bad(f"Cannot use this {part.kind}: {error.cause}", part.where, error.code) from error
     except SmolVLMVideoError as error:

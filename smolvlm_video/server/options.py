@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checks import check_number
 from ..options import SamplingOptions
 
 DEFAULT_MAX_BATCH = 8  # chats in one generate call
@@ -13,6 +14,7 @@ DEFAULT_MAX_NEW_TOKENS = 1024
 DEFAULT_MAX_BODY_MB = 200
 DEFAULT_MAX_MEDIA_MB = 100
 DEFAULT_FETCH_SECONDS = 20.0  # with --allow-url-fetch: the time a medium's download may take
+MAX_FETCH_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -31,3 +33,9 @@ class ServerOptions:
     fetch_seconds: float | None = None  # how long fetching an http(s) medium may take; None: URLs refused
     max_batch: int = DEFAULT_MAX_BATCH  # requests answered in one generate call
     max_queue: int = DEFAULT_MAX_QUEUE  # requests waiting for the model; one more gets 429
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_mb", "max_media_mb", "max_new_tokens", "max_batch", "max_queue"):
+            check_number(name, getattr(self, name), least=1, whole=True)
+        if self.fetch_seconds is not None:
+            check_number("fetch_seconds", self.fetch_seconds, above=0, most=MAX_FETCH_SECONDS)

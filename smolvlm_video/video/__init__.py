@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import TooLargeError
 from ..options import SamplingOptions
 from .decode import decode as decode_frames  # `decode` stays the name of the module
-from .probe import VideoInfo, probe
+from .probe import VideoInfo, check_frame_pixels, probe
 from .sampling import FramePlan, Window, plan
 
 if TYPE_CHECKING:
@@ -75,17 +76,35 @@ class SampledVideo:
         return digest.hexdigest()
 
 
-def _info(video: VideoSource) -> VideoInfo:
-    return video if isinstance(video, VideoInfo) else probe(video)
+def _info(video: VideoSource, options: SamplingOptions) -> VideoInfo:
+    info = video if isinstance(video, VideoInfo) else probe(video, options.max_pixels)
+    check_frame_pixels(info.path, info.width, info.height, options.max_pixels)
+    return info
 
 
 def plan_video(
     video: VideoSource, options: SamplingOptions | None = None
 ) -> tuple[VideoInfo, list[FramePlan]]:
-    """Probe a video and plan its windows and frames without decoding any (but the shot pass, if asked)."""
-    info = _info(video)
+    """Probe a video and plan its windows and frames without decoding any (but the shot pass, if asked).
+
+    Frames larger than `options.max_pixels` raise TooLargeError before anything is decoded.
+    """
     options = options or SamplingOptions()
+    info = _info(video, options)
     return info, plan(info, options, video_shots(info, options))
+
+
+def check_window_pixels(info: VideoInfo, frame_plan: FramePlan, options: SamplingOptions) -> None:
+    """Raise TooLargeError where a window's frames add up to more source pixels than the budget allows."""
+    check_frame_pixels(info.path, info.width, info.height, options.max_pixels)
+    total = len(frame_plan.indices) * info.width * info.height
+    if total > options.max_total_pixels:
+        raise TooLargeError(
+            info.path,
+            f"{len(frame_plan.indices)} frames of {info.width}x{info.height} are {total:,} pixels to decode; "
+            f"at most {options.max_total_pixels:,} are decoded for one window (--max-total-pixels). "
+            "Lower --max-frames or --fps.",
+        )
 
 
 def video_shots(info: VideoInfo, options: SamplingOptions) -> list[Shot] | None:
@@ -100,7 +119,8 @@ def video_shots(info: VideoInfo, options: SamplingOptions) -> list[Shot] | None:
 def decode_plan(
     info: VideoInfo, frame_plan: FramePlan, options: SamplingOptions, threads: int = 0
 ) -> SampledVideo:
-    """Decode the frames of one planned window on `threads` cores (0: all of them)."""
+    """Decode the frames of one planned window on `threads` cores (0: all), within the pixel budget."""
+    check_window_pixels(info, frame_plan, options)
     indices, side = frame_plan.indices, options.side
     decoded = decode_frames(info, indices, side, options.backend, threads, options.snap_seconds)
     return SampledVideo(
@@ -133,7 +153,7 @@ def sample_video(video: VideoSource, options: SamplingOptions | None = None) -> 
     A 10-minute video with default options gives its first 210 s; use `sample_windows` for all of it.
     """
     options = options or SamplingOptions()
-    info = _info(video)
+    info = _info(video, options)
     start = options.start or 0.0
     end = min(info.duration, options.end if options.end is not None else info.duration)
     if end - start > options.window_seconds:

@@ -17,7 +17,8 @@ from typing import Any
 
 import av
 
-from ..errors import CorruptVideoError, EmptyVideoError, NotAVideoError, VideoNotFoundError
+from ..errors import CorruptVideoError, EmptyVideoError, NotAVideoError, TooLargeError, VideoNotFoundError
+from ..options import MAX_FRAME_PIXELS
 
 # Frame rates outside this range are container time bases or junk, not frame rates.
 PLAUSIBLE_FPS = (0.01, 1000.0)
@@ -58,19 +59,35 @@ def turned(width: int, height: int, rotation: int) -> tuple[int, int]:
     return (height, width) if rotation in (90, 270) else (width, height)
 
 
-def probe(path: str | os.PathLike[str]) -> VideoInfo:
-    """Read what a video file is, or raise a `VideoError` that names the file and the cause."""
+def probe(path: str | os.PathLike[str], max_pixels: int = MAX_FRAME_PIXELS) -> VideoInfo:
+    """Read what a video file is, or raise a `VideoError` that names the file and the cause.
+
+    A video whose frames have more than `max_pixels` pixels raises TooLargeError, read from the header
+    before any frame is decoded.
+    """
     path = _check_file(path)
     container = _open(path)
     try:
         stream = _video_stream(container, path)
+        check_frame_pixels(path, stream.codec_context.width, stream.codec_context.height, max_pixels)
         rotation = _first_frame_rotation(container, stream, path)
         info = _from_container(path, container, stream, rotation)
+        check_frame_pixels(path, info.width, info.height, max_pixels)  # where the header had no size
     finally:
         container.close()
     if _header_untrustworthy(info):
         info = _with_packet_count(info)
     return _checked(info)
+
+
+def check_frame_pixels(path: str, width: int, height: int, max_pixels: int) -> None:
+    """Raise TooLargeError where a width x height frame has more than `max_pixels` pixels."""
+    if width * height > max_pixels:
+        raise TooLargeError(
+            path,
+            f"its frames are {width}x{height}, {width * height:,} pixels; at most {max_pixels:,} are decoded "
+            "(--max-pixels). Scale it down first (ffmpeg -i in -vf scale=1920:-2 out.mp4).",
+        )
 
 
 def stream_origin(stream: Any) -> float:
