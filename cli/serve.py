@@ -40,14 +40,28 @@ SERVE_EXTRA = "pip install 'smolvlm-video[serve]'"
 @click.option(
     "--allow-url-fetch",
     is_flag=True,
-    help="Fetch http(s) media URLs (within --max-media-mb and --fetch-seconds). Off by default.",
+    help="Fetch http(s) media URLs from public addresses (within --max-media-mb and --fetch-seconds). "
+    "Off by default.",
 )
 @click.option(
     "--fetch-seconds",
     type=click.FloatRange(min=0.1),
     default=DEFAULT_FETCH_SECONDS,
     show_default=True,
-    help="With --allow-url-fetch: how long a medium's download may take.",
+    help="With --allow-url-fetch: how long a medium's whole download may take, redirects included.",
+)
+@click.option(
+    "--allow-fetch-host",
+    "fetch_hosts",
+    multiple=True,
+    help="With --allow-url-fetch: a host name, address or CIDR network that fetches may reach although "
+    "it is not public, e.g. your own media server (repeatable).",
+)
+@click.option(
+    "--fetch-proxy",
+    default=None,
+    help="With --allow-url-fetch: send every fetch through this proxy, which then decides what is reached "
+    "(proxy variables of the environment are ignored).",
 )
 @click.option(
     "--max-new-tokens",
@@ -94,6 +108,8 @@ def serve_command(host: str, port: int, **params: Any) -> None:
         sampling=sampling,
         model_names=(name,),
         fetch_seconds=params["fetch_seconds"] if params["allow_url_fetch"] else None,
+        fetch_hosts=params["fetch_hosts"],
+        fetch_proxy=params["fetch_proxy"],
         max_batch=params["max_batch"],
         max_queue=params["max_queue"],
     )

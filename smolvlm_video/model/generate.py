@@ -21,6 +21,7 @@ from transformers import (
     LogitsProcessorList,
     StoppingCriteria,
     StoppingCriteriaList,
+    StopStringCriteria,
 )
 
 from ..errors import GenerationError, OutOfMemoryError
@@ -153,22 +154,32 @@ class _RowStreamer:
     """A streamer for a batch: each row's new tokens decoded on their own, its new text handed on at once.
 
     A row's text is handed on token by token, as far as it is settled: not a character still being spelled
-    (a multi-byte character split over tokens decodes as U+FFFD until its last byte comes), and not
-    whitespace at either end, which the finished answer is stripped of. So the pieces join to the answer.
+    (a multi-byte character split over tokens decodes as U+FFFD until its last byte comes), not whitespace
+    at either end, which the finished answer is stripped of, and not an end that could still become one of
+    the `stop` strings. A row's text ends before its first stop string. So the pieces join to the answer.
     """
 
-    def __init__(self, model: LoadedModel, rows: int, on_piece: Callable[[int, str], None]) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        rows: int,
+        on_piece: Callable[[int, str], None],
+        stop: Sequence[str] = (),
+        on_start: Callable[[], None] = lambda: None,
+    ) -> None:
         self.ends = _end_tokens(model)
         self.decode = model.processor.tokenizer.decode
-        self.on_piece = on_piece
+        self.on_piece, self.on_start = on_piece, on_start
+        self.stop = tuple(stop)
         self.tokens: list[list[int]] = [[] for _ in range(rows)]
         self.sent = [""] * rows  # each row's text handed on so far
         self.finished = [False] * rows
         self.prompt = True
 
     def put(self, value: torch.Tensor) -> None:
-        if self.prompt:  # generate() hands over the prompt first
+        if self.prompt:  # generate() hands over the prompt first, once the batch's prompts fit
             self.prompt = False
+            self.on_start()
             return
         for row, token in enumerate(value.reshape(len(self.tokens), -1)[:, -1].tolist()):
             if self.finished[row]:
@@ -183,15 +194,25 @@ class _RowStreamer:
             self._hand_on(row, final=True)
 
     def text(self, row: int) -> str:
-        return self.decode(self.tokens[row], skip_special_tokens=True).strip()
+        """The row's answer so far, ended before its first stop string."""
+        text = self.decode(self.tokens[row], skip_special_tokens=True)
+        cuts = [text.index(stop) for stop in self.stop if stop in text]
+        return (text[: min(cuts)] if cuts else text).strip()
 
     def _hand_on(self, row: int, final: bool) -> None:
         text = self.text(row)
         if not final and text.endswith("\ufffd"):
             return  # a character not yet whole
+        if not final:
+            text = text[: len(text) - _stop_prefix(text, self.stop)].rstrip()
         if text.startswith(self.sent[row]) and len(text) > len(self.sent[row]):
             self.on_piece(row, text[len(self.sent[row]) :])
             self.sent[row] = text
+
+
+def _stop_prefix(text: str, stops: Sequence[str]) -> int:
+    """The length of the longest end of `text` that begins one of `stops` (it may yet become it)."""
+    return max((n for stop in stops for n in range(1, len(stop)) if text.endswith(stop[:n])), default=0)
 
 
 class _RowsCancelled(StoppingCriteria):
@@ -215,11 +236,20 @@ def answer_streamed(
     on_piece: Callable[[int, str], None],
     cancelled: Callable[[int], bool] = lambda row: False,
     strings: PromptStrings = TRAINED_STRINGS,
+    stop: Sequence[str] = (),
+    on_start: Callable[[], None] = lambda: None,
 ) -> list[Answer]:
     """Answer a batch of chats in one generate call, handing each row's text on in pieces as it comes
-    (`on_piece(row, piece)`); a row whose `cancelled(row)` turns true stops. Returns each row's `Answer`."""
-    streamer = _RowStreamer(model, len(chats), on_piece)
-    stopping = StoppingCriteriaList([_RowsCancelled(cancelled)])
+    (`on_piece(row, piece)`); a row whose `cancelled(row)` turns true stops. Returns each row's `Answer`.
+
+    A row stops at the first of the `stop` strings, which its answer leaves out (the pieces never carry
+    part of one). `on_start()` is called once every prompt of the batch fits and generation has begun.
+    """
+    streamer = _RowStreamer(model, len(chats), on_piece, stop, on_start)
+    criteria: list[StoppingCriteria] = [_RowsCancelled(cancelled)]
+    if stop:
+        criteria.append(StopStringCriteria(model.processor.tokenizer, list(stop)))
+    stopping = StoppingCriteriaList(criteria)
     prompt_tokens, _ = _run(model, chats, options, strings, streamer=streamer, stopping_criteria=stopping)
     return [
         Answer(streamer.text(row), prompt, len(tokens))

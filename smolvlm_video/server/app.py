@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import GenerationError, OutOfMemoryError, PromptTooLongError
 from ..model.generate import Answer
@@ -33,6 +34,7 @@ from .protocol import APIError, ChatRequest, Turn, bad, parse_request, sse
 logger = logging.getLogger(__name__)
 
 MB = 1 << 20
+DISCONNECT_POLL_SECONDS = 0.25  # how often a whole answer's wait looks for its client having gone
 
 
 def create_app(model: LoadedModel, options: ServerOptions) -> FastAPI:
@@ -46,8 +48,10 @@ def create_app(model: LoadedModel, options: ServerOptions) -> FastAPI:
         yield
         await asyncio.to_thread(batcher.close)  # the batch under way is finished first
 
-    app = FastAPI(title="smolvlm-video", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = FastAPI(title="smolvlm-video", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.batcher, app.state.metrics = batcher, metrics
+    _errors_in_openai_shape(app)
+    keyed = APIRouter(dependencies=[Depends(_key_check(options.api_key))])
 
     @app.middleware("http")
     async def count(request: Request, call_next: Any) -> Any:
@@ -57,86 +61,141 @@ def create_app(model: LoadedModel, options: ServerOptions) -> FastAPI:
                 metrics.requests[response.status_code] += 1
         return response
 
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @keyed.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> str:
+        return metrics.text()
+
+    @keyed.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [_model(name) for name in sorted(names)]}
+
+    @keyed.get("/v1/models/{name:path}")
+    async def one_model(name: str) -> dict[str, Any]:
+        if name not in names:
+            raise APIError(404, f"The model {name!r} is not served here; see GET /v1/models.", "model",
+                           "model_not_found")  # fmt: skip
+        return _model(name)
+
+    @keyed.post("/v1/chat/completions", response_model=None)
+    async def completions(request: Request) -> JSONResponse | StreamingResponse:
+        body = await _body(request, options.max_body_mb * MB)
+        # Off the loop, as everything slow here: /health still answers while a large schema is checked.
+        chat_request = await asyncio.to_thread(parse_request, body, options.sampling, options.max_new_tokens)
+        if chat_request.model not in names:
+            raise APIError(404, f"The model {chat_request.model!r} is not served here; see GET /v1/models.",
+                           "model", "model_not_found")  # fmt: skip
+        job = await _submitted(batcher, metrics, chat_request, options)
+        if chat_request.stream:
+            await _admitted(job)  # a request that cannot be answered is a plain error, never a 200
+            headers = {"Cache-Control": "no-cache"}
+            stream = _streamed(job, chat_request)
+            return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+        return JSONResponse(_completion(await _answered(job, request), chat_request))
+
+    app.include_router(keyed)
+    return app
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "smolvlm-video"}
+
+
+def _errors_in_openai_shape(app: FastAPI) -> None:
+    """Every error in OpenAI's shape: ours, FastAPI's own 404 and 405, its 422 as a 400, and a bug as 500."""
+
     @app.exception_handler(APIError)
     async def api_error(request: Request, error: APIError) -> JSONResponse:
         return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        message = {404: "No such route.", 405: "That method is not allowed on this route."}.get(
+            error.status_code, str(error.detail)
+        )
+        return JSONResponse(APIError(error.status_code, message).body(), status_code=error.status_code,
+                            headers=getattr(error, "headers", None))  # fmt: skip
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(bad("The request is not valid.").body(), status_code=400)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, error: Exception) -> JSONResponse:
         logger.exception("request failed")
         return JSONResponse(APIError(500, "The server failed on this request.").body(), status_code=500)
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
 
-    @app.get("/metrics", response_class=PlainTextResponse)
-    async def prometheus(request: Request) -> str:
-        _check_key(request, options.api_key)
-        return metrics.text()
+def _key_check(key: str | None) -> Callable[[Request], None]:
+    """The dependency that checks the API key, on every route but /health."""
 
-    @app.get("/v1/models")
-    async def models(request: Request) -> dict[str, Any]:
-        _check_key(request, options.api_key)
-        data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "smolvlm-video"}
-            for name in sorted(names)
-        ]
-        return {"object": "list", "data": data}
+    def check(request: Request) -> None:
+        if key is None:
+            return
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), key.encode()):
+            raise APIError(401, "A missing or wrong API key: send it as 'Authorization: Bearer <key>'.",
+                           code="invalid_api_key")  # fmt: skip
 
-    @app.post("/v1/chat/completions", response_model=None)
-    async def completions(request: Request) -> JSONResponse | StreamingResponse:
-        _check_key(request, options.api_key)
-        body = await _body(request, options.max_body_mb * MB)
-        chat_request = parse_request(body, options.sampling, options.max_new_tokens)
-        if chat_request.model not in names:
-            raise APIError(404, f"The model {chat_request.model!r} is not served here; see GET /v1/models.",
-                           "model", "model_not_found")  # fmt: skip
+    return check
+
+
+async def _submitted(batcher: Batcher, metrics: Metrics, request: ChatRequest, options: ServerOptions) -> Job:
+    """The request's job, queued: its place is taken before its media are read (429 where there is none)."""
+    try:
         with batcher.arriving():  # a batch being gathered waits for this request's media
             started = time.perf_counter()
-            chat = await asyncio.to_thread(
-                _chat, chat_request, options
-            )  # off the loop: /health still answers
+            chat = await asyncio.to_thread(_chat, request, options)  # off the loop: /health still answers
             with metrics.lock:
                 metrics.decode_seconds += time.perf_counter() - started
-            loop = asyncio.get_running_loop()
-            pieces: asyncio.Queue[str | None] = asyncio.Queue()
-            job = Job(chat, chat_request.generation)
-            if chat_request.stream:
-                job.on_piece = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
-                job.answer.add_done_callback(lambda _: loop.call_soon_threadsafe(pieces.put_nowait, None))
-            _submit(batcher, job)
-        if chat_request.stream:
-            return StreamingResponse(_streamed(job, pieces, chat_request), media_type="text/event-stream")
-        try:
-            answer = await asyncio.wrap_future(job.answer)
-        except GenerationError as error:
-            raise _generation_error(error) from error
-        finally:
-            job.cancelled.set()  # a client gone before its answer: its row stops
-        return JSONResponse(_completion(answer, chat_request))
-
-    return app
-
-
-def _submit(batcher: Batcher, job: Job) -> None:
-    try:
-        batcher.submit(job)
+            job = Job(chat, request.generation, request.stop, request.seed)
+            if request.stream:
+                loop = asyncio.get_running_loop()
+                job.pieces = asyncio.Queue()
+                job.on_piece = lambda piece: loop.call_soon_threadsafe(job.pieces.put_nowait, piece)
+                job.answer.add_done_callback(lambda _: loop.call_soon_threadsafe(job.pieces.put_nowait, None))
+            batcher.submit(job)
     except QueueFull as error:
         raise APIError(429, "The server's queue is full; retry in a moment.", code="queue_full",
                        headers={"Retry-After": "1"}) from error  # fmt: skip
+    return job
 
 
-def _check_key(request: Request, key: str | None) -> None:
-    if key is None:
+async def _admitted(job: Job) -> None:
+    """Wait until the job's batch fits and generates, or raise the APIError of its failure before that."""
+    admitted, answer = asyncio.wrap_future(job.admitted), asyncio.wrap_future(job.answer)
+    await asyncio.wait({admitted, answer}, return_when=asyncio.FIRST_COMPLETED)
+    if admitted.done():
         return
-    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), key.encode()):
-        raise APIError(401, "A missing or wrong API key: send it as 'Authorization: Bearer <key>'.",
-                       code="invalid_api_key")  # fmt: skip
+    admitted.cancel()
+    try:
+        answer.result()
+    except GenerationError as error:
+        raise _generation_error(error) from error
 
 
-async def _body(request: Request, limit: int) -> Any:
+async def _answered(job: Job, request: Request) -> Answer:
+    """The job's answer; a client that disconnects first cancels its row, as a streaming one does."""
+    answer = asyncio.wrap_future(job.answer)
+    try:
+        while not job.cancelled.is_set():
+            done, _ = await asyncio.wait({answer}, timeout=DISCONNECT_POLL_SECONDS)
+            if done:
+                break
+            if await request.is_disconnected():
+                job.cancelled.set()  # its row stops at the next token
+        return await answer
+    except GenerationError as error:
+        raise _generation_error(error) from error
+    finally:
+        job.cancelled.set()
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request's body, refused with 413 as soon as it passes `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise APIError(413, f"The request body is over the server's limit of {limit >> 20} MB.")
@@ -145,16 +204,12 @@ async def _body(request: Request, limit: int) -> Any:
         data += chunk
         if len(data) > limit:
             raise APIError(413, f"The request body is over the server's limit of {limit >> 20} MB.")
-    try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise bad(f"The body is not JSON ({error}).") from error
+    return bytes(data)
 
 
 def _chat(request: ChatRequest, options: ServerOptions) -> Chat:
     """The request's messages with their media read (on a worker thread), and its schema."""
-    limit = options.max_media_mb * MB
-    messages = [_message(turn, request, options, limit) for turn in request.turns]
+    messages = [_message(turn, request, options) for turn in request.turns]
     last = messages[-1]
     if request.schema is not None:  # the schema is stated after the last question, as `chat` does
         *media, text = last.content if isinstance(last.content[-1], str) else (*last.content, "")
@@ -162,28 +217,35 @@ def _chat(request: ChatRequest, options: ServerOptions) -> Chat:
     return Chat(tuple(messages), request.schema)
 
 
-def _message(turn: Turn, request: ChatRequest, options: ServerOptions, limit: int) -> Message:
+def _message(turn: Turn, request: ChatRequest, options: ServerOptions) -> Message:
     if turn.role != "user":
         text = "\n".join(part.text or "" for part in turn.parts)
         return Message.system(text) if turn.role == "system" else Message.assistant(text)
     parts = [
-        part.text
-        if part.kind is None
-        else load_part(part, request.sampling, options.allowed_media_paths, limit, options.fetch_seconds)
-        for part in turn.parts
+        part.text if part.kind is None else load_part(part, request.sampling, options) for part in turn.parts
     ]
     return Message.user(*parts)  # type: ignore[arg-type]
 
 
+def _finish(answer: Answer, request: ChatRequest) -> str:
+    """OpenAI's finish reason: "length" where max_tokens ended the answer, else "stop" (its end, or a stop
+    string)."""
+    return "stop" if answer.completion_tokens < request.generation.max_new_tokens else "length"
+
+
 def _completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
-    """The chat.completion object of an answer."""
-    text, stopped = _cut_at_stop(answer.text, request.stop)
-    finish = "stop" if stopped or answer.completion_tokens < request.generation.max_new_tokens else "length"
+    """The chat.completion object of an answer (whose text ends before a stop string)."""
     usage = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
              "total_tokens": answer.prompt_tokens + answer.completion_tokens}  # fmt: skip
     return {
         **_envelope("chat.completion", request),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer.text},
+                "finish_reason": _finish(answer, request),
+            }
+        ],
         "usage": usage,
     }
 
@@ -191,11 +253,6 @@ def _completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
 def _envelope(kind: str, request: ChatRequest, ident: str | None = None) -> dict[str, Any]:
     return {"id": ident or f"chatcmpl-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()),
             "model": request.model}  # fmt: skip
-
-
-def _cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
-    cuts = [text.index(stop) for stop in stops if stop in text]
-    return (text[: min(cuts)], True) if cuts else (text, False)
 
 
 def _generation_error(error: GenerationError) -> APIError:
@@ -206,40 +263,36 @@ def _generation_error(error: GenerationError) -> APIError:
     return APIError(500, "The model failed on this request.")
 
 
-async def _streamed(job: Job, pieces: asyncio.Queue[str | None], request: ChatRequest) -> AsyncIterator[str]:
-    """Server-Sent Events: a chunk per piece of the answer, the finish, usage if asked, then [DONE]."""
+async def _streamed(job: Job, request: ChatRequest) -> AsyncIterator[str]:
+    """Server-Sent Events: a chunk per piece of the answer, the finish, usage if asked, then [DONE].
+
+    The pieces never hold part of a stop string (the core holds such an end back). A failure after the
+    stream has begun is an error event, then [DONE].
+    """
     ident = f"chatcmpl-{uuid.uuid4().hex}"
 
     def chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return {**_envelope("chat.completion.chunk", request, ident), "choices": [choice]}
 
-    text, stopped = "", False
+    assert job.pieces is not None
     try:
         yield sse(chunk({"role": "assistant", "content": ""}))
-        while (piece := await pieces.get()) is not None:
-            new, stopped = _cut_at_stop(text + piece, request.stop)
-            if new[len(text) :]:
-                yield sse(chunk({"content": new[len(text) :]}))
-            text = new
-            if stopped:
-                job.cancelled.set()
-                break
+        while (piece := await job.pieces.get()) is not None:
+            yield sse(chunk({"content": piece}))
         try:
             answer = await asyncio.wrap_future(job.answer)
         except Exception as error:
             yield sse(_stream_error(error).body())
+            yield "data: [DONE]\n\n"
             return
-        finish = (
-            "stop" if stopped or answer.completion_tokens < request.generation.max_new_tokens else "length"
-        )
-        yield sse(chunk({}, finish))
+        yield sse(chunk({}, _finish(answer, request)))
         if request.include_usage:
             counts = _completion(answer, request)["usage"]
             yield sse({**_envelope("chat.completion.chunk", request, ident), "choices": [], "usage": counts})
         yield "data: [DONE]\n\n"
     finally:
-        job.cancelled.set()  # a client gone, or the stream cut at a stop: its row stops at the next token
+        job.cancelled.set()  # a client gone: its row stops at the next token
 
 
 def _stream_error(error: BaseException) -> APIError:

@@ -6,13 +6,16 @@ settings (one `generate` call needs one set), and answers each group in one call
 (`model.generate.answer_streamed`), every row streaming its own text to its request. A streamed request and
 a whole one share a batch: the whole one just waits for its row's end.
 
-A full queue refuses the request (`QueueFull`, a 429 for the client). A request whose client has gone is
-cancelled: its row stops at the next token, and a batch whose rows have all gone stops. A batch that fails
-is retried one request at a time, so only a request that fails on its own fails.
+A request takes its place in the queue (`reserve`) before its media are read, so a full queue refuses it
+(`QueueFull`, a 429 for the client) before any work. A request whose client has gone is cancelled: its row
+stops at the next token, and a batch whose rows have all gone stops. A batch that fails is retried one
+request at a time, so only a request that fails on its own fails. A request's `admitted` future resolves once
+its batch's prompts fit and generation has begun: a streaming response waits for it before it answers 200.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
@@ -22,6 +25,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+
+import torch
 
 from ..model.generate import Answer, answer_streamed
 from ..model.loading import LoadedModel
@@ -45,9 +50,17 @@ class Job:
 
     chat: Chat
     options: GenerationOptions
+    stop: tuple[str, ...] = ()  # strings that end the answer (left out of it)
+    seed: int | None = None  # seeds sampling; a seeded request is answered in a generate call of its own
     on_piece: Callable[[str], None] = lambda piece: None  # each piece of the answer, on the model thread
     cancelled: threading.Event = field(default_factory=threading.Event)
+    admitted: Future[None] = field(default_factory=Future)  # its prompt fits, and generation has begun
     answer: Future[Answer] = field(default_factory=Future)
+    pieces: asyncio.Queue[str | None] | None = None  # a streamed request's pieces, on its event loop
+
+    def group(self) -> str:
+        """Requests of one group can share a generate call: the same settings, and no seed."""
+        return repr((self.options.to_dict(), self.stop, self.seed, id(self) if self.seed is not None else 0))
 
 
 @dataclass
@@ -95,7 +108,9 @@ class Batcher:
     ) -> None:
         self.model, self.metrics = model, metrics
         self.max_batch, self.gather_seconds = max_batch, gather_seconds
-        self.jobs: queue.Queue[Job | None] = queue.Queue(max_queue)
+        self.jobs: queue.Queue[Job | None] = queue.Queue()  # bounded by the places reserved
+        self.max_queue = max_queue
+        self._places = 0  # reserved: requests reading their media or waiting in the queue
         metrics.queue_length = self.jobs.qsize
         self._arriving = 0  # requests whose media are being read: a batch waits for them (GATHER_SECONDS)
         self._lock = threading.Lock()
@@ -104,20 +119,30 @@ class Batcher:
 
     @contextlib.contextmanager
     def arriving(self) -> Iterator[None]:
-        """Around reading a request's media and submitting it: a batch being gathered waits for it."""
+        """Around reading a request's media and submitting it: its place in the queue is taken first
+        (QueueFull where there is none, before any work), and a batch being gathered waits for it."""
         with self._lock:
+            if self._places >= self.max_queue:
+                raise QueueFull
+            self._places += 1
             self._arriving += 1
+        submitted = False
         try:
             yield
+            submitted = True
         finally:
             with self._lock:
                 self._arriving -= 1
+                self._places -= 0 if submitted else 1  # a submitted job gives its place up when taken
 
     def submit(self, job: Job) -> None:
-        try:
-            self.jobs.put_nowait(job)
-        except queue.Full:
-            raise QueueFull from None
+        """Queue a job, in the place `arriving` reserved for it."""
+        self.jobs.put_nowait(job)
+
+    def _taken(self, job: Job) -> Job:
+        with self._lock:
+            self._places -= 1
+        return job
 
     def close(self) -> None:
         self.jobs.put(None)
@@ -125,7 +150,7 @@ class Batcher:
 
     def _run(self) -> None:
         while (first := self.jobs.get()) is not None:
-            batch, deadline = [first], time.monotonic() + self.gather_seconds
+            batch, deadline = [self._taken(first)], time.monotonic() + self.gather_seconds
             while len(batch) < self.max_batch and (left := deadline - time.monotonic()) > 0:
                 if self.jobs.empty() and not self._arriving:
                     break  # nobody else is coming: a lone request does not wait
@@ -136,10 +161,10 @@ class Batcher:
                 if job is None:
                     self.jobs.put(None)  # close after this batch
                     break
-                batch.append(job)
+                batch.append(self._taken(job))
             groups: dict[str, list[Job]] = defaultdict(list)
             for job in batch:
-                groups[repr(job.options.to_dict())].append(job)
+                groups[job.group()].append(job)
             for group in groups.values():
                 self._answer(group)
 
@@ -151,6 +176,8 @@ class Batcher:
         if not live:
             return
         started = time.perf_counter()
+        if live[0].seed is not None:
+            torch.manual_seed(live[0].seed)  # a group of its own (`Job.group`): the seed is the request's
         try:
             answers = answer_streamed(
                 self.model,
@@ -158,6 +185,8 @@ class Batcher:
                 live[0].options,
                 on_piece=lambda row, piece: live[row].on_piece(piece),
                 cancelled=lambda row: live[row].cancelled.is_set(),
+                stop=live[0].stop,
+                on_start=lambda: _admit(live),
             )
         except Exception as error:
             if len(live) > 1:  # narrow it down: only a request that fails on its own fails
@@ -175,3 +204,9 @@ class Batcher:
             self.metrics.generate_seconds += time.perf_counter() - started
         for job, answer in zip(live, answers, strict=True):
             job.answer.set_result(answer)
+
+
+def _admit(jobs: list[Job]) -> None:
+    for job in jobs:
+        if not job.admitted.done():
+            job.admitted.set_result(None)

@@ -3,7 +3,7 @@
 A `data:` medium is written to a temporary file, read (an image whole, a video sampled into frames), and
 deleted. A path or `file://` URL is read only where it lies under one of `allowed` (after resolving links),
 so a client cannot read what the operator did not share. `http(s)` URLs are fetched only where the operator
-allows it, within the medium's size limit and a timeout.
+allows it, from public addresses only, within the medium's size limit and one deadline (`fetching`).
 Errors name the part (`messages[1].content[0]`), never a path on the server.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import tempfile
 from collections.abc import Sequence
@@ -21,38 +22,45 @@ from ..errors import FileError, SmolVLMVideoError, TooLargeError
 from ..options import SamplingOptions
 from ..video import sample_video
 from ..video.media import Media, is_image, load_image
+from .options import ServerOptions
 from .protocol import APIError, Part, bad
 
+logger = logging.getLogger(__name__)
 
-def load_part(
-    part: Part,
-    sampling: SamplingOptions,
-    allowed: Sequence[Path],
-    max_bytes: int,
-    fetch_seconds: float | None,
-) -> Media:
+MB = 1 << 20
+FETCH_FAILED = "url_fetch_failed"
+
+
+def load_part(part: Part, sampling: SamplingOptions, options: ServerOptions) -> Media:
     """The image or sampled video a media part names; APIError (400 or 413) if it cannot be had.
 
-    `fetch_seconds`: how long an http(s) URL may take to fetch; None: such URLs are refused.
+    Whatever the URL holds (a NUL byte, a path too long for the system, a broken host), the answer is a
+    400 that names the part.
     """
     assert part.url is not None and part.kind is not None
+    max_bytes = options.max_media_mb * MB
     if part.url.startswith("data:"):
         return _from_bytes(part, _decoded(part, max_bytes), sampling)
-    scheme = urlparse(part.url).scheme
-    if scheme in ("http", "https"):
-        if fetch_seconds is None:
+    try:
+        url = urlparse(part.url)
+    except ValueError as error:  # "http://[::1": an unclosed address
+        raise bad(f"The URL cannot be read ({error}).", part.where) from error
+    if url.scheme in ("http", "https"):
+        if options.fetch_seconds is None:
             raise bad("This server does not fetch URLs (--allow-url-fetch); send a data: URI.", part.where,
                       "url_fetch_off")  # fmt: skip
-        return _from_bytes(part, _fetched(part, max_bytes, fetch_seconds), sampling)
-    path = Path(unquote(urlparse(part.url).path)) if scheme == "file" else Path(part.url)
-    if scheme not in ("", "file") or not _allowed(path, allowed):
-        raise bad(
-            "That path is not under a folder this server shares (--allowed-media-path); send a data: URI.",
-            part.where,
-            "path_not_allowed",
-        )
-    if path.is_file() and path.stat().st_size > max_bytes:
-        raise _too_big(part, max_bytes)
+        return _from_bytes(part, _fetched(part, options), sampling)
+    if url.scheme not in ("", "file"):
+        raise bad(f"{url.scheme}: URLs are not read; send a data: URI.", part.where, "unsupported_url")
+    try:
+        path = Path(unquote(url.path)) if url.scheme == "file" else Path(part.url)
+        if not _allowed(path, options.allowed_media_paths):
+            shared = "That path is not under a folder this server shares (--allowed-media-path)"
+            raise bad(f"{shared}; send a data: URI.", part.where, "path_not_allowed")
+        if path.is_file() and path.stat().st_size > max_bytes:
+            raise _too_big(part, max_bytes)
+    except (OSError, ValueError) as error:  # a NUL byte, a name too long for the file system
+        raise bad("That path cannot be read.", part.where, "bad_path") from error
     return _read(part, path, sampling)
 
 
@@ -76,36 +84,24 @@ def _decoded(part: Part, max_bytes: int) -> bytes:
         raise bad(f"The base64 data does not decode ({error}).", part.where) from error
 
 
-FETCH_FAILED = "url_fetch_failed"
-
-
 def _too_big(part: Part, max_bytes: int) -> APIError:
     return APIError(413, f"The medium is over the server's limit of {max_bytes >> 20} MB.", part.where)
 
 
-def _fetched(part: Part, max_bytes: int, seconds: float) -> bytes:
-    """The bytes at an http(s) URL, read up to `max_bytes`, within `seconds`."""
-    import httpx
+def _fetched(part: Part, options: ServerOptions) -> bytes:
+    """The bytes at an http(s) URL, within the server's fetch policy; why a fetch failed is logged only."""
+    from .fetching import FetchFailed, FetchPolicy, TooLarge, fetch
 
-    assert part.url is not None
-    data = bytearray()
+    assert part.url is not None and options.fetch_seconds is not None
+    max_bytes = options.max_media_mb * MB
+    policy = FetchPolicy.allowing(options.fetch_seconds, max_bytes, options.fetch_hosts, options.fetch_proxy)
     try:
-        with httpx.stream("GET", part.url, timeout=seconds, follow_redirects=True) as response:
-            if response.status_code != 200:
-                raise bad(
-                    f"Fetching the URL gave HTTP {response.status_code}.", part.where, "url_fetch_failed"
-                )
-            for chunk in response.iter_bytes():
-                data += chunk
-                if len(data) > max_bytes:
-                    raise APIError(
-                        413, f"The medium is over the server's limit of {max_bytes >> 20} MB.", part.where
-                    )
-    except httpx.HTTPError as error:
-        raise bad(
-            f"Fetching the URL failed ({type(error).__name__}).", part.where, "url_fetch_failed"
-        ) from error
-    return bytes(data)
+        return fetch(part.url, policy)
+    except TooLarge as error:
+        raise _too_big(part, max_bytes) from error
+    except FetchFailed as error:
+        logger.warning("fetching %s for %s failed: %s", part.url[:200], part.where, error)
+        raise bad(f"Could not fetch {part.where}.", part.where, FETCH_FAILED) from error
 
 
 def _from_bytes(part: Part, data: bytes, sampling: SamplingOptions) -> Media:

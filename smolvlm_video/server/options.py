@@ -31,6 +31,8 @@ class ServerOptions:
     sampling: SamplingOptions = field(default_factory=SamplingOptions)  # videos' defaults, as `ask` has them
     model_names: tuple[str, ...] = ()  # other names the model answers to (the --model given, e.g. "256M")
     fetch_seconds: float | None = None  # how long fetching an http(s) medium may take; None: URLs refused
+    fetch_hosts: tuple[str, ...] = ()  # names, addresses or CIDR networks a fetch may reach beyond the public
+    fetch_proxy: str | None = None  # every fetch goes through this proxy (which then decides what is reached)
     max_batch: int = DEFAULT_MAX_BATCH  # requests answered in one generate call
     max_queue: int = DEFAULT_MAX_QUEUE  # requests waiting for the model; one more gets 429
 

@@ -1,29 +1,46 @@
-"""OpenAI's chat-completions request, read into typed objects; and its error object.
+"""OpenAI's chat-completions request, validated by pydantic at the HTTP edge; and its error object.
 
-A request is checked whole before any medium is read: a field the server does not take is refused by name
-(HTTP 400), so a client never gets an answer made with settings it did not ask for.
+The request models are strict (`"stream": "no"`, `"n": true` and `"temperature": "0.5"` are refused), forbid
+fields they do not know, refuse NaN and infinity, and read the body's bytes directly (`model_validate_json`,
+whose parser refuses JSON nested past 200 levels). Every field of OpenAI's `CompletionCreateParams` is
+known: the server's own ones work; caching and attribution hints (`user`, `metadata`, ...) are accepted and
+ignored; any other is accepted at its default value (`frequency_penalty: 0`, `tools: []`, ...) and refused
+by name otherwise. So stock clients and frameworks that send OpenAI's defaults work, and no answer is made
+with a setting the client asked for and did not get.
+
+A valid request becomes the frozen `ChatRequest` the app and the batcher take. Any failure is an `APIError`:
+HTTP 400 in OpenAI's shape, with `param` naming the field ("messages[1].content[0]").
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import OptionsError
 from ..model.schemas import JsonSchema
 from ..options import GenerationOptions, SamplingOptions
 
-# Fields of a chat-completions request the server takes; `fps` ... `split` are its own, for videos.
-TAKEN = {
-    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
-    "top_p", "stop", "n", "response_format", "fps", "max_frames", "start", "end", "split",
-}  # fmt: skip
-SAMPLING_FIELDS = ("fps", "max_frames", "start", "end", "split")
 MEDIA_PARTS = ("image_url", "video_url", "input_video")
+MAX_SCHEMA_DEPTH = 32  # levels of nesting a response_format schema may have; deeper ones are refused
 JSON_OBJECT = JsonSchema.from_value(
     {"type": "object", "additionalProperties": True}, "response_format json_object"
 )
+
+# Fields of OpenAI's request that change nothing here (attribution, caching hints): accepted, ignored.
+IGNORED = ("user", "metadata", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
+           "prompt_cache_options")  # fmt: skip
+# Fields this server does not implement: accepted at OpenAI's default (or null), refused otherwise.
+DEFAULTS: dict[str, tuple[Any, ...]] = {
+    "frequency_penalty": (0,), "presence_penalty": (0,), "logprobs": (False,), "top_logprobs": (0,),
+    "logit_bias": ({},), "tools": ([],), "tool_choice": ("none", "auto"), "functions": ([],),
+    "function_call": ("none", "auto"), "parallel_tool_calls": (True,), "modalities": (["text"],),
+    "audio": (), "prediction": (), "reasoning_effort": (), "web_search_options": (), "moderation": (),
+    "store": (False,), "service_tier": ("auto", "default"), "verbosity": ("medium",), "n": (1,),
+}  # fmt: skip
 
 
 class APIError(Exception):
@@ -31,7 +48,8 @@ class APIError(Exception):
 
     TYPES: ClassVar[dict[int, str]] = {
         400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-        413: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 503: "server_error",
+        405: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error",
+        500: "server_error", 503: "server_error",
     }  # fmt: skip
 
     def __init__(
@@ -53,6 +71,120 @@ class APIError(Exception):
 
 def bad(message: str, param: str | None = None, code: str = "invalid_value") -> APIError:
     return APIError(400, message, param, code)
+
+
+# --- the request as it arrives ---
+
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class MediaUrl(BaseModel):
+    model_config = STRICT
+    url: str = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None  # OpenAI's image detail: every image is seen whole
+
+
+class VideoData(BaseModel):
+    model_config = STRICT
+    data: str = Field(min_length=1)
+
+
+class ContentPart(BaseModel):
+    """A part of a message: text, an image or video URL (a data: URI, a path, http(s)), or base64 video."""
+
+    model_config = STRICT
+    type: Literal["text", "image_url", "video_url", "input_video"]
+    text: str | None = None
+    image_url: MediaUrl | str | None = None
+    video_url: MediaUrl | str | None = None
+    input_video: VideoData | str | None = None  # llama.cpp's part: base64, as a string or {"data": ...}
+
+    @model_validator(mode="after")
+    def _has_its_field(self) -> ContentPart:
+        value = getattr(self, self.type)
+        if not value:
+            raise ValueError(f"a {self.type} part needs its {self.type!r} field")
+        return self
+
+
+class ChatMessage(BaseModel):
+    model_config = STRICT
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart] = Field(min_length=1)
+    name: str | None = None  # a participant's name: accepted, not shown to the model
+
+
+class StreamOptions(BaseModel):
+    model_config = STRICT
+    include_usage: bool = False
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = STRICT
+    name: str | None = None
+    description: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    model_config = STRICT
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+class CompletionRequest(BaseModel):
+    """OpenAI's chat-completions request, and this server's own fields for videos (`fps` ... `split`)."""
+
+    model_config = STRICT
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = Field(None, ge=0, le=2)  # OpenAI's range
+    top_p: float | None = Field(None, gt=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    response_format: ResponseFormat | None = None
+    # Videos' sampling, this server's own fields.
+    fps: float | None = None
+    max_frames: int | None = None
+    start: float | None = None
+    end: float | None = None
+    split: Literal["fixed", "scenes"] | None = None
+    # Accepted and ignored.
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    prompt_cache_options: dict[str, Any] | None = None
+    # Accepted at their defaults (DEFAULTS), refused otherwise.
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    logit_bias: dict[str, float] | None = None
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    parallel_tool_calls: bool | None = None
+    modalities: list[str] | None = None
+    audio: Any = None
+    prediction: Any = None
+    reasoning_effort: Any = None
+    web_search_options: Any = None
+    moderation: Any = None
+    store: bool | None = None
+    service_tier: str | None = None
+    verbosity: str | None = None
+    n: int | None = None
+
+
+# --- the request as the server takes it ---
 
 
 @dataclass(frozen=True)
@@ -83,127 +215,157 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     stop: tuple[str, ...] = field(default_factory=tuple)
+    seed: int | None = None  # sampling's seed: a seeded request is answered in a generate call of its own
 
 
-def parse_request(body: Any, sampling: SamplingOptions, max_new_tokens: int) -> ChatRequest:
-    """The request in `body` (parsed JSON), with `sampling` as its videos' defaults; APIError 400 if bad."""
-    if not isinstance(body, dict):
-        raise bad("The body must be a JSON object.")
-    if unknown := sorted(set(body) - TAKEN):
-        raise bad(f"Unsupported parameter(s): {', '.join(unknown)}.", unknown[0], "unsupported_parameter")
-    if not isinstance(body.get("model"), str):
-        raise bad("`model` is required: a model id from GET /v1/models.", "model")
-    if body.get("n", 1) != 1:
-        raise bad("Only n=1 is supported.", "n", "unsupported_value")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise bad("`messages` must be a non-empty list.", "messages")
-    turns = tuple(_turn(message, f"messages[{index}]") for index, message in enumerate(messages))
+def parse_request(body: bytes, sampling: SamplingOptions, max_new_tokens: int) -> ChatRequest:
+    """The request in the JSON `body`, with `sampling` as its videos' defaults; APIError 400 if bad.
+
+    Compiles nothing and reads no medium; it does check a JSON schema against its metaschema, so run it
+    off the event loop.
+    """
+    try:
+        request = CompletionRequest.model_validate_json(body)
+    except ValidationError as error:
+        raise _invalid(error) from error
+    for name, accepted in DEFAULTS.items():
+        value = getattr(request, name)
+        if value is not None and value not in accepted:
+            raise bad(
+                f"{name} is not supported here: send {_defaults(accepted)}.", name, "unsupported_parameter"
+            )
+    turns = tuple(_turn(message, f"messages[{index}]") for index, message in enumerate(request.messages))
     if turns[-1].role != "user":
         raise bad("The last message must be the user's.", f"messages[{len(turns) - 1}].role")
-    stream_options = body.get("stream_options") or {}
     return ChatRequest(
-        model=body["model"],
+        model=request.model,
         turns=turns,
-        generation=_generation(body, max_new_tokens),
-        sampling=_sampling(body, sampling),
-        schema=_schema(body.get("response_format")),
-        stream=bool(body.get("stream", False)),
-        include_usage=bool(isinstance(stream_options, dict) and stream_options.get("include_usage")),
-        stop=_stop(body.get("stop")),
+        generation=_generation(request, max_new_tokens),
+        sampling=_sampling(request, sampling),
+        schema=_schema(request.response_format),
+        stream=request.stream,
+        include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        stop=_stop(request.stop),
+        seed=request.seed,
     )
 
 
-def _turn(message: Any, where: str) -> Turn:
-    if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant"):
-        raise bad("Each message needs a role: system, user or assistant.", f"{where}.role")
-    content = message.get("content")
-    if isinstance(content, str):
-        return Turn(message["role"], (Part(f"{where}.content", text=content),))
-    if not isinstance(content, list) or not content:
-        raise bad("`content` must be a string or a non-empty list of parts.", f"{where}.content")
-    parts = tuple(_part(part, f"{where}.content[{index}]") for index, part in enumerate(content))
-    if message["role"] != "user" and any(part.kind for part in parts):
+def _invalid(error: ValidationError) -> APIError:
+    first = error.errors(include_url=False)[0]
+    param = _param(first["loc"])
+    if first["type"] == "extra_forbidden":
+        return bad(f"Unsupported parameter: {param}.", param, "unsupported_parameter")
+    if first["type"] == "json_invalid":
+        return bad(f"The body is not valid JSON: {first['msg']}.", None, "invalid_json")
+    return bad(f"{param}: {first['msg']}." if param else f"{first['msg']}.", param)
+
+
+def _param(loc: tuple[int | str, ...]) -> str | None:
+    """A pydantic error location as OpenAI names a field ("messages[1].content[0]"), without union members."""
+    names = ""
+    for item in loc:
+        if isinstance(item, int):
+            names += f"[{item}]"
+        elif not _union_member(item):
+            names += f".{item}" if names else item
+    return names or None
+
+
+def _union_member(item: str) -> bool:
+    """Whether a location item names a member of a union (`str`, `list[ContentPart]`), not a field."""
+    return "[" in item or item in {"str", "int", "float", "bool", "none", "MediaUrl", "VideoData"}
+
+
+def _defaults(accepted: tuple[Any, ...]) -> str:
+    return " or ".join([json.dumps(value) for value in accepted] + ["null"])
+
+
+def _turn(message: ChatMessage, where: str) -> Turn:
+    role = "system" if message.role == "developer" else message.role
+    if isinstance(message.content, str):
+        return Turn(role, (Part(f"{where}.content", text=message.content),))
+    parts = tuple(_part(part, f"{where}.content[{index}]") for index, part in enumerate(message.content))
+    if role != "user" and any(part.kind for part in parts):
         raise bad("Only user messages may hold images and videos.", f"{where}.content")
-    return Turn(message["role"], parts)
+    return Turn(role, parts)
 
 
-def _part(part: Any, where: str) -> Part:
-    kind = part.get("type") if isinstance(part, dict) else None
-    if kind == "text" and isinstance(part.get("text"), str):
-        return Part(where, text=part["text"])
-    if kind in ("image_url", "video_url"):
-        value = part.get(kind)
-        url = value.get("url") if isinstance(value, dict) else value
-        if isinstance(url, str) and url:
-            return Part(where, kind=kind.removesuffix("_url"), url=url)
-        raise bad(f"A {kind} part needs {{'{kind}': {{'url': ...}}}}.", where)
-    if kind == "input_video":  # llama.cpp's part: base64, as a string or {"data": ...}
-        value = part.get("input_video")
-        data = value.get("data") if isinstance(value, dict) else value
-        if isinstance(data, str) and data:
-            return Part(where, kind="video", url=f"data:video/mp4;base64,{data}")
-        raise bad("An input_video part needs its base64 data.", where)
-    raise bad(f"Unsupported content part; use text, {', '.join(MEDIA_PARTS)}.", where)
+def _part(part: ContentPart, where: str) -> Part:
+    if part.type == "text":
+        return Part(where, text=part.text)
+    if part.type == "input_video":
+        data = part.input_video.data if isinstance(part.input_video, VideoData) else part.input_video
+        return Part(where, kind="video", url=f"data:video/mp4;base64,{data}")
+    value = getattr(part, part.type)
+    url = value.url if isinstance(value, MediaUrl) else value
+    return Part(where, kind=part.type.removesuffix("_url"), url=url)
 
 
-def _generation(body: dict[str, Any], limit: int) -> GenerationOptions:
-    tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+def _generation(request: CompletionRequest, limit: int) -> GenerationOptions:
+    name = "max_completion_tokens" if request.max_completion_tokens is not None else "max_tokens"
+    tokens = (
+        request.max_completion_tokens if request.max_completion_tokens is not None else request.max_tokens
+    )
     tokens = limit if tokens is None else tokens
-    if not isinstance(tokens, int) or isinstance(tokens, bool) or not 1 <= tokens <= limit:
-        raise bad(f"max_tokens must be an integer from 1 to {limit} (this server's limit).", "max_tokens")
-    temperature = body.get("temperature")
-    top_p = body.get("top_p")
-    sample = bool(temperature) or top_p not in (None, 1, 1.0)  # temperature 0 or none: greedy, as OpenAI's
+    if not 1 <= tokens <= limit:
+        raise bad(f"{name} must be an integer from 1 to {limit} (this server's limit).", name)
+    sample = bool(request.temperature)  # 0 or none: greedy, whatever top_p says
     try:
         return GenerationOptions(
             max_new_tokens=tokens,
             do_sample=sample,
-            temperature=float(temperature) if sample and temperature else GenerationOptions.temperature,
-            top_p=float(top_p) if top_p is not None else GenerationOptions.top_p,
+            temperature=request.temperature if sample else GenerationOptions.temperature,  # type: ignore[arg-type]
+            top_p=request.top_p if sample and request.top_p is not None else GenerationOptions.top_p,
         )
-    except (OptionsError, TypeError, ValueError) as error:
-        raise bad(str(error), getattr(error, "option", None)) from error
+    except OptionsError as error:
+        raise bad(str(error), error.option) from error
 
 
-def _sampling(body: dict[str, Any], defaults: SamplingOptions) -> SamplingOptions:
-    asked = {name: body[name] for name in SAMPLING_FIELDS if name in body}
-    frames = asked.get("max_frames", defaults.max_frames)
-    if not isinstance(frames, int) or isinstance(frames, bool) or frames > defaults.max_frames:
+def _sampling(request: CompletionRequest, defaults: SamplingOptions) -> SamplingOptions:
+    asked = {name: getattr(request, name) for name in ("fps", "max_frames", "start", "end", "split")}
+    asked = {name: value for name, value in asked.items() if value is not None}
+    if asked.get("max_frames", defaults.max_frames) > defaults.max_frames:
         limit = defaults.max_frames
-        raise bad(
-            f"max_frames must be an integer of at most {limit} (this server's --max-frames).", "max_frames"
-        )
+        raise bad(f"max_frames must be at most {limit} (this server's --max-frames).", "max_frames")
     try:
         return SamplingOptions(**{**defaults.to_dict(), **asked})
-    except (OptionsError, TypeError) as error:
-        raise bad(f"Video sampling: {error}", getattr(error, "option", None)) from error
+    except OptionsError as error:
+        raise bad(f"Video sampling: {error}", error.option) from error
 
 
-def _schema(response_format: Any) -> JsonSchema | None:
-    if response_format is None:
+def _schema(response_format: ResponseFormat | None) -> JsonSchema | None:
+    if response_format is None or response_format.type == "text":
         return None
-    kind = response_format.get("type") if isinstance(response_format, dict) else None
-    if kind == "text":
-        return None
-    if kind == "json_object":
+    if response_format.type == "json_object":
         return JSON_OBJECT
-    if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        try:
-            return JsonSchema.from_value(schema, "response_format.json_schema.schema")
-        except OptionsError as error:
-            raise bad(str(error), "response_format") from error
-    raise bad("response_format must be text, json_object or json_schema.", "response_format")
+    if response_format.json_schema is None:
+        raise bad("A json_schema response_format needs its json_schema.", "response_format.json_schema")
+    schema = response_format.json_schema.schema_
+    if _depth(schema) > MAX_SCHEMA_DEPTH:
+        raise bad(f"The schema is nested more than {MAX_SCHEMA_DEPTH} levels deep.", "response_format")
+    try:
+        return JsonSchema.from_value(schema, "response_format.json_schema.schema")
+    except OptionsError as error:
+        raise bad(str(error), "response_format") from error
 
 
-def _stop(stop: Any) -> tuple[str, ...]:
+def _depth(value: Any) -> int:
+    """How deep a JSON value nests (a scalar is 0), counted without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _stop(stop: str | list[str] | None) -> tuple[str, ...]:
     if stop is None:
         return ()
     stops = [stop] if isinstance(stop, str) else stop
-    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops) or len(stops) > 4:
-        raise bad("stop must be a string or a list of up to 4 strings.", "stop")
+    if not all(stops) or len(stops) > 4:
+        raise bad("stop must be a string or a list of up to 4 non-empty strings.", "stop")
     return tuple(stops)
 
 
