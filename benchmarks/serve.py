@@ -13,6 +13,15 @@ chunk), and the median time to the first streamed text (random weights may write
 Then, per shape, the first token: a request of one new token through the default server, against the same
 request in-process through the core (`sample_video` on the file, `generate`); the server's overhead is
 the difference.
+
+    python benchmarks/serve.py --hostile [--archs tiny] [--hostile-requests 200]
+
+With --hostile, per shape: 200 requests from 4 clients at once, a quarter each of normal video requests,
+pixel bombs (a 4.5 MB MJPEG of 16000x16000 frames, made with ffmpeg), requests with a JSON schema never
+seen before, and clients that disconnect after 0.3 s, against a fresh server answering 200 normal requests
+the same way. Reported: each server's peak RSS (VmHWM) and their ratio (the goal: at most 1.3x), and the
+statuses. Then the latency of /health, polled every 10 ms, while the server validates a request with a 1 MB
+JSON schema (the goal: under 50 ms at most).
 """
 
 from __future__ import annotations
@@ -50,10 +59,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(checkpoint: Path, max_batch: int) -> tuple[subprocess.Popen, str]:
+def start_server(checkpoint: Path, max_batch: int, *extra: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [sys.executable, "-m", "smolvlm_video", "serve", "--model", str(checkpoint),
-               "--port", str(port), "--max-batch", str(max_batch)]  # fmt: skip
+               "--port", str(port), "--max-batch", str(max_batch), *extra]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     import httpx
@@ -161,6 +170,121 @@ def in_process_first_token(checkpoint: Path) -> float:
     return statistics.median(times[1:])
 
 
+def data_uri(path: Path) -> str:
+    return f"data:video/mp4;base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def pixel_bomb(cache: Path) -> Path:
+    """A 4.5 MB MJPEG AVI of three 16000x16000 frames (384 MB a frame once decoded), made once."""
+    path = cache / "bomb-16000.avi"
+    if not path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=s=16000x16000:r=1:d=3",
+                        "-c:v", "mjpeg", "-q:v", "31", str(path)], check=True)  # fmt: skip
+    return path
+
+
+def peak_rss_mb(server: subprocess.Popen) -> float:
+    status = Path(f"/proc/{server.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
+
+
+def hostile_body(kind: str, n: int, model: str, video: str, bomb: str) -> tuple[dict, float]:
+    """A request of one kind (normal, bomb, schema, disconnect) and its client's timeout."""
+    media = bomb if kind == "bomb" else video
+    content = [{"type": "video_url", "video_url": {"url": media}}, {"type": "text", "text": QUESTION}]
+    body = {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": content}], **SAMPLING}
+    if kind == "schema":  # a schema never seen before: its grammar is compiled anew
+        properties = {f"field_{n}_{i}": {"type": "string", "maxLength": 8} for i in range(4)}
+        schema = {"type": "object", "properties": properties, "required": list(properties)}
+        body["response_format"] = {"type": "json_schema", "json_schema": {"name": f"s{n}", "schema": schema}}
+        body["max_tokens"] = 128
+    if kind == "disconnect":
+        body["max_tokens"] = 1024
+    return body, 0.3 if kind == "disconnect" else 600
+
+
+def run_mix(
+    url: str, kinds: list[str], model: str, video: str, bomb: str, clients: int = 4
+) -> dict[int, int]:
+    """Send one request of each kind in `kinds` from `clients` threads; the statuses they got."""
+    import concurrent.futures
+
+    import httpx
+
+    def send(item: tuple[int, str]) -> int:
+        body, timeout = hostile_body(item[1], item[0], model, video, bomb)
+        try:
+            return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=timeout).status_code
+        except httpx.TimeoutException:
+            return 0  # the client left
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        statuses = list(pool.map(send, enumerate(kinds)))
+    return {status: statuses.count(status) for status in sorted(set(statuses))}
+
+
+def health_while_validating(url: str, model: str) -> float:
+    """The slowest /health answer (seconds) while the server validates a request with a 1 MB JSON schema."""
+    import httpx
+
+    properties = {
+        f"property_number_{i:06d}": {"type": "string", "description": "x" * 40} for i in range(12_000)
+    }
+    schema = {"type": "object", "properties": properties}
+    response_format = {"type": "json_schema", "json_schema": {"name": "big", "schema": schema}}
+    body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}],
+            "response_format": response_format}  # fmt: skip
+    done, slowest = threading.Event(), 0.0
+    sender = threading.Thread(
+        target=lambda: (httpx.post(f"{url}/v1/chat/completions", json=body, timeout=600), done.set())
+    )
+    with httpx.Client() as client:
+        client.get(f"{url}/health")  # connected before timing
+        sender.start()
+        while not done.is_set():
+            started = time.perf_counter()
+            client.get(f"{url}/health")
+            slowest = max(slowest, time.perf_counter() - started)
+            time.sleep(0.01)
+    sender.join()
+    return slowest
+
+
+def hostile(args: argparse.Namespace) -> None:
+    video, bomb = data_uri(VIDEO), data_uri(pixel_bomb(args.cache_dir))
+    count = args.hostile_requests
+    mixed = [("normal", "bomb", "schema", "disconnect")[n % 4] for n in range(count)]
+    for arch in args.archs.split(","):
+        checkpoint = make_checkpoint(args.cache_dir, arch)
+        peaks = {}
+        for name, kinds in (("normal only", ["normal"] * count), ("hostile mix", mixed)):
+            server, url = start_server(checkpoint, 8)
+            try:
+                statuses = run_mix(url, kinds, str(checkpoint), video, bomb)
+                time.sleep(1)  # the disconnected rows stop
+                peaks[name] = peak_rss_mb(server)
+                print(f"{arch:5s} {name}: {count} requests, statuses {statuses}, "
+                      f"peak RSS {peaks[name]:.0f} MB", flush=True)  # fmt: skip
+                if name == "hostile mix":
+                    slowest = health_while_validating(url, str(checkpoint))
+                    print(
+                        f"{arch:5s} /health while a 1 MB schema is validated: slowest {slowest * 1000:.1f} ms"
+                    )
+            finally:
+                server.terminate()
+                server.wait()
+        ratio = peaks["hostile mix"] / peaks["normal only"]
+        print(f"{arch:5s} peak RSS, hostile mix against normal only: {ratio:.2f}x", flush=True)
+        server, url = start_server(checkpoint, 8)  # an idle server: nothing else competes with the schema
+        try:
+            slowest = health_while_validating(url, str(checkpoint))
+            print(f"{arch:5s} /health while a 1 MB schema is validated: slowest {slowest * 1000:.1f} ms")
+        finally:
+            server.terminate()
+            server.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -170,7 +294,11 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--first-token-only", action="store_true", help="Skip the concurrent clients.")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
+    parser.add_argument("--hostile", action="store_true", help="Peak memory under hostile requests instead.")
+    parser.add_argument("--hostile-requests", type=int, default=200)
     args = parser.parse_args()
+    if args.hostile:
+        return hostile(args)
     cpu_lines = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((line.split(":", 1)[1].strip() for line in cpu_lines if line.startswith("model name")), "?")
     print(f"CPU: {cpu}, {os.cpu_count()} cores; {args.requests} streamed requests a client, 8 frames, "

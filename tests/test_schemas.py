@@ -177,3 +177,14 @@ def test_a_summary_follows_the_schema_too(tiny_checkpoint, clips, scene_file, tm
     assert record["summarized"] and len(record["windows"]) == 3 and record["summary_error"] is None
     jsonschema.validate(record["answers"]["caption"], SCENE)  # one value for the whole clip, not the list
     assert json.loads(record["caption"]) == record["answers"]["caption"]
+
+
+def test_a_schema_too_costly_to_compile_is_refused_before_any_work():
+    from smolvlm_video.model.schemas import MAX_OPTIONAL_PROPERTIES, MAX_SCHEMA_CHARS
+
+    optional = {f"p{i}": {"type": "string"} for i in range(MAX_OPTIONAL_PROPERTIES + 1)}
+    with pytest.raises(OptionsError, match="optional properties"):  # compiling 12,000 of them took 24 GB
+        JsonSchema.from_value({"type": "object", "properties": optional})
+    JsonSchema.from_value({"type": "object", "properties": optional, "required": list(optional)})  # linear
+    with pytest.raises(OptionsError, match="characters"):
+        JsonSchema.from_value({"enum": ["x" * 100] * (MAX_SCHEMA_CHARS // 100)})

@@ -41,8 +41,9 @@ def serving(model, shared: Path, **options):
     from smolvlm_video.server.options import ServerOptions
 
     sampling = SamplingOptions(max_frames=4, frame_side=64)
-    settings = ServerOptions(api_key=KEY, allowed_media_paths=(shared,), max_body_mb=2, max_new_tokens=64,
-                             sampling=sampling, model_names=("tiny",), **options)  # fmt: skip
+    defaults = {"api_key": KEY, "allowed_media_paths": (shared,), "max_body_mb": 2, "max_new_tokens": 64,
+                "sampling": sampling, "model_names": ("tiny",)}  # fmt: skip
+    settings = ServerOptions(**{**defaults, **options})
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

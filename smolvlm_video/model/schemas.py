@@ -1,7 +1,8 @@
 """JSON answers: a JSON schema the answer must follow, stated in the prompt and enforced while generating.
 
-`JsonSchema` is checked once, when it is made: valid JSON, a valid JSON schema (jsonschema's
-metaschema check), and one the grammar library can turn into a grammar. Generation is then
+`JsonSchema` is checked once, when it is made: valid JSON, small enough to compile cheaply (see
+MAX_SCHEMA_CHARS), a valid JSON schema (jsonschema's metaschema check), and one the grammar library can
+turn into a grammar. Generation is then
 constrained token by token (`smolvlm_video.model.grammar`), so an answer that ends is valid JSON by
 construction; the only way to miss is to run out of `max_new_tokens`, which `parse_answer` reports as
 a `TruncatedError`.
@@ -21,6 +22,12 @@ from typing import Any
 from ..errors import OptionsError, TruncatedError
 
 SEPARATORS = (",", ":")  # the only whitespace-free separators the grammar allows: no free whitespace
+
+# What a schema may cost to compile, checked before anything else. A grammar grows with the square of an
+# object's optional properties (any subset may come, in order): 800 cost 140 MB and 0.5 s to compile with a
+# 400-token vocabulary, 12,000 more than 24 GB. And the text bounds the rest (20,000 enum values: 3 s).
+MAX_SCHEMA_CHARS = 64_000  # characters of compact JSON
+MAX_OPTIONAL_PROPERTIES = 128  # optional properties of one object (measured: 100 cost 4 MB, 0.03 s)
 PROMPT_SUFFIX = "\nAnswer with one JSON object, and nothing else, that follows this JSON schema: {schema}"
 
 
@@ -34,6 +41,7 @@ class JsonSchema:
     def __post_init__(self) -> None:
         value = _parse(self.text, self.source)
         object.__setattr__(self, "text", json.dumps(value, separators=SEPARATORS, ensure_ascii=False))
+        _check_size(self.text, value, self.source)
         _check(value, self.source)
 
     @classmethod
@@ -86,6 +94,34 @@ def _parse(text: str, source: str) -> Any:
             f"{source} must hold a JSON schema object, not {type(value).__name__}.", "json_schema"
         )
     return value
+
+
+def _check_size(text: str, value: dict[str, Any], source: str) -> None:
+    """Raise OptionsError where a schema is too large to compile cheaply (see MAX_SCHEMA_CHARS)."""
+    if len(text) > MAX_SCHEMA_CHARS:
+        raise OptionsError(
+            f"{source} is {len(text):,} characters of JSON; at most {MAX_SCHEMA_CHARS:,} are taken.",
+            "json_schema",
+        )
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            properties, required = item.get("properties"), item.get("required")
+            if isinstance(properties, dict):
+                listed = (
+                    [name for name in required if isinstance(name, str)] if isinstance(required, list) else []
+                )
+                optional = set(properties) - set(listed)
+                if len(optional) > MAX_OPTIONAL_PROPERTIES:
+                    raise OptionsError(
+                        f"{source} has an object with {len(optional)} optional properties; at most "
+                        f'{MAX_OPTIONAL_PROPERTIES} can be compiled. List more of them under "required".',
+                        "json_schema",
+                    )
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _check(value: dict[str, Any], source: str) -> None:

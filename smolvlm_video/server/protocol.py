@@ -251,7 +251,10 @@ def parse_request(body: bytes, sampling: SamplingOptions, max_new_tokens: int) -
 
 
 def _invalid(error: ValidationError) -> APIError:
-    first = error.errors(include_url=False)[0]
+    errors = error.errors(include_url=False)
+    first = max(
+        errors, key=lambda e: len(e["loc"])
+    )  # the deepest: of a union's members, the one that matched
     param = _param(first["loc"])
     if first["type"] == "extra_forbidden":
         return bad(f"Unsupported parameter: {param}.", param, "unsupported_parameter")
