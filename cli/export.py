@@ -71,14 +71,23 @@ EXPORT_EXTRA = "pip install 'smolvlm-video[export]'"
 )
 @click.option("--shard-mb", type=click.IntRange(min=1), default=DEFAULT_SHARD_MB, show_default=True,
               help="hf and webdataset: start a new shard after this many MB.")  # fmt: skip
+@click.option("--force", is_flag=True,
+              help="Replace the paths the export writes (README.md, data/windows, ...) even where an export "
+              "did not write them. Without it such a path stops the export (exit 2).")  # fmt: skip
+@click.option("--keep-stale-cuts", is_flag=True, help="Keep clip files in cuts/ that no row uses any more.")
+@click.option("--license", "license_id", default=None, help="The dataset card's license: a Hub license id.")
+@click.option("--name", "repo_id", default=None,
+              help="The Hub repo id (user/dataset) the card's snippets load and upload to.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @core_errors
 def export_command(records: Path, folder: Path, **params: Any) -> None:
     """Export the caption records in RECORDS (a `caption` JSONL) to FOLDER.
 
     RECORDS may be read while a run still appends to it. Rerunning replaces the export whole; clips already
-    cut are reused. Exit status: 0 when all went well; 1 when some window could not be cut (its row says
-    why); 2 when a line of RECORDS is not a record, or an option is wrong (nothing is written then).
+    cut are reused. An export replaces only what an export wrote (listed in FOLDER/.smolvlm-export.json):
+    the folder's other files are never touched. Exit status: 0 when all went well; 1 when some window could
+    not be cut (its row says why); 2 when RECORDS holds no record or a line that is not one, an option is
+    wrong, or a path to write is not the export's own (nothing is written then).
     """
     try:
         from smolvlm_video.export.exporting import export
@@ -103,6 +112,11 @@ def export_command(records: Path, folder: Path, **params: Any) -> None:
             f"Clips: {report.cuts['cut']} cut, {report.cuts['reused']} reused, {report.cut_failures} failed"
             f"{f' ({failed}; the windows table says why)' if failed else ''}."
         )
+    if report.stale_cuts:
+        kept = "kept (--keep-stale-cuts)" if options.keep_stale_cuts else "removed"
+        console.print(f"{report.stale_cuts} clip files no row uses any more: {kept}.")
+    if report.removed:
+        console.print(f"Removed the previous export's {', '.join(report.removed)}.")
     if report.cut_failures:
         sys.exit(1)
 
@@ -119,5 +133,12 @@ def build_export(params: dict[str, Any]) -> ExportOptions:
             side=params["clip_side"],
         )
     return ExportOptions(
-        format=params["output_format"], cut=cut, workers=params["workers"], shard_mb=params["shard_mb"]
+        format=params["output_format"],
+        cut=cut,
+        workers=params["workers"],
+        shard_mb=params["shard_mb"],
+        force=params["force"],
+        keep_stale_cuts=params["keep_stale_cuts"],
+        license=params["license_id"],
+        name=params["repo_id"],
     )

@@ -305,7 +305,11 @@ def test_a_failed_rerun_leaves_the_previous_export_as_it_was(captioned, tmp_path
     with pytest.raises(RecordsError):
         export(bad, folder, ExportOptions(format="parquet"))
     assert (folder / "clips.parquet").read_bytes() == before
-    assert sorted(p.name for p in folder.iterdir()) == ["clips.parquet", "windows.parquet"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".smolvlm-export.json",
+        "clips.parquet",
+        "windows.parquet",
+    ]
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from huggingface_hub import DatasetCardData
 
 from ..version import __version__
 from .answers import Column
+from .ownership import NOT_PUBLISHED
 from .reading import Counts, Survey
 
 if TYPE_CHECKING:
@@ -39,12 +40,18 @@ def write_card(
         }
         for name in TABLES
     ]
-    data = DatasetCardData(configs=configs, tags=["video", "captions", "smolvlm-video"])
+    data = DatasetCardData(
+        configs=configs,
+        tags=["video", "captions", "smolvlm-video"],
+        license=options.license,
+        task_categories=["video-text-to-text"],
+        size_categories=[size_category(report.counts.windows)],
+    )
     counts = report.counts
     parts = [f"---\n{data.to_yaml()}\n---", _summary(counts), _how_made(found, counts), _columns(answers)]
     if options.cut is not None:
         parts.append(_cuts(options, report))
-    parts.append(_use(report.folder.name))
+    parts.append(_use(options.name or f"<user>/{report.folder.resolve().name}", report.folder.name))
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
 
 
@@ -110,11 +117,20 @@ def _cuts(options: ExportOptions, report: ExportReport) -> str:
     )
 
 
-def _use(name: str) -> str:
+def size_category(rows: int) -> str:
+    """The Hub's size category for a dataset of `rows` rows ("n<1K", "1K<n<10K", ...)."""
+    bounds = [(10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),
+              (10**7, "1M<n<10M"), (10**8, "10M<n<100M"), (10**9, "100M<n<1B")]  # fmt: skip
+    return next((name for bound, name in bounds if rows < bound), "1B<n<10B")
+
+
+def _use(repo: str, folder: str) -> str:
+    excludes = " ".join(f'--exclude "{pattern}"' for pattern in NOT_PUBLISHED)
     return (
         "## Use\n\n"
         "```python\nfrom datasets import load_dataset\n\n"
-        f'windows = load_dataset("{name}", "windows", split="train")\n'
-        f'clips = load_dataset("{name}", "clips", split="train")\n```\n\n'
-        f"Push it to the Hub with `hf upload <user>/<dataset> {name} --repo-type dataset`."
+        f'windows = load_dataset("{repo}", "windows", split="train")\n'
+        f'clips = load_dataset("{repo}", "clips", split="train")\n```\n\n'
+        f"Push it to the Hub, the clip files included and the export's own bookkeeping left out, with "
+        f"`hf upload {repo} {folder} --repo-type dataset {excludes}`."
     )

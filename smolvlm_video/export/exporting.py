@@ -3,8 +3,9 @@
 `export(records, folder, options)` reads the JSONL twice, streaming: once to check every line and learn the
 tables' types (`reading.survey`), once to write. What it writes is staged and moved into place only when
 complete (`writers.Staging`), so a rerun replaces the previous export whole, and a failed one leaves it as
-it was. The JSONL stays the run's journal: export reads it at any time, a partial one too, and reads no
-further than the first pass did.
+it was. It replaces only what an export wrote (`ownership`): a folder's other files are never touched.
+The JSONL stays the run's journal: export reads it at any time, a partial one too, and reads no further
+than the first pass did.
 
 With `ExportOptions.cut`, each window of an ok clip is also cut from its source into a clip file under
 `cuts/` (`cutting`), by a pool of `workers` threads a bounded way ahead of the writer; a clip file made by
@@ -41,13 +42,20 @@ from .answers import answers_column
 from .card import write_card
 from .cutting import Span, cut_spans
 from .options import CutOptions, ExportOptions
+from .ownership import (
+    CUTS_FOLDER,
+    Manifest,
+    claim,
+    remove_dead_staging,
+    remove_paths,
+    remove_stale_cuts,
+)
 from .reading import Counts, Survey, read_journal, survey
 from .tables import CLIPS, clip_row, flat, sample_json, window_rows, window_schema
 from .writers import MB, ParquetShards, RowError, Staging, TarShards
 
 logger = logging.getLogger(__name__)
 
-CUTS_FOLDER = "cuts"  # where cut clips live in the export's folder, kept between exports
 PROGRESS_EVERY = 100  # records between two calls of `progress`
 
 
@@ -60,6 +68,9 @@ class ExportReport:
     counts: Counts = field(default_factory=Counts)  # the records written: one per clip id
     files: list[Path] = field(default_factory=list)  # the tables or shards, in the folder
     cuts: Counter[str] = field(default_factory=Counter)  # "cut", "reused", and each error type -> windows
+    stale_cuts: int = 0  # clip files no row uses any more, removed (or kept, with keep_stale_cuts)
+    removed: list[str] = field(default_factory=list)  # the previous export's paths this one did not write
+    used_cuts: set[str] = field(default_factory=set)  # the clip files the rows name, from the folder
 
     @property
     def cut_failures(self) -> int:
@@ -75,10 +86,15 @@ def export(
     options: ExportOptions | None = None,
     progress: Progress | None = None,
 ) -> ExportReport:
-    """Export the records file to `folder`; RecordsError (and nothing written) if a line is not a record."""
+    """Export the records file to `folder`; RecordsError (and nothing written) if a line is not a record,
+    or if there is none; PathInTheWayError (and nothing written) if a path it would write is not its own."""
     options = options or ExportOptions()
     report = ExportReport(Path(folder), survey(records))
+    if report.survey.records == 0:
+        raise RecordsError(f"{records} holds no caption record: there is nothing to export.")
+    previous = claim(report.folder, _planned(options), options.force)
     try:
+        remove_dead_staging(report.folder)
         staging = Staging(report.folder)
         try:
             outputs = _write(Path(records), staging, options, report, progress)
@@ -86,6 +102,7 @@ def export(
         except BaseException:
             staging.abort()
             raise
+        _settle(report, options, previous, outputs)
     except OSError as error:  # a full disk, a folder that cannot be written
         raise OutputError(
             f"Cannot write the export to {report.folder}: {error.strerror or error}. Any export there "
@@ -93,6 +110,32 @@ def export(
         ) from error
     report.files = sorted(p for name in outputs for p in _files(report.folder / name))
     return report
+
+
+def _planned(options: ExportOptions) -> list[str]:
+    """The paths an export with these options replaces, known before it runs (shards get new names)."""
+    paths = {
+        "hf": ["README.md", "data/windows", "data/clips"],
+        "parquet": ["clips.parquet", "windows.parquet"],
+    }
+    return paths.get(options.format, []) + ([CUTS_FOLDER] if options.cut is not None else [])
+
+
+def _settle(
+    report: ExportReport, options: ExportOptions, previous: Manifest | None, outputs: list[str]
+) -> None:
+    """After the commit: the previous export's other paths and stale cuts removed, the manifest written."""
+    keep_cuts = options.cut is not None or (
+        options.keep_stale_cuts and previous and CUTS_FOLDER in previous.paths
+    )
+    owned = [*outputs, *([CUTS_FOLDER] if keep_cuts else [])]
+    report.removed = sorted(set(previous.paths) - set(owned)) if previous else []
+    if CUTS_FOLDER in report.removed:  # no clips this time: every clip file is stale
+        report.stale_cuts = sum(1 for _ in (report.folder / CUTS_FOLDER).rglob("*.mp4"))
+    remove_paths(report.folder, report.removed)
+    if options.cut is not None and not options.keep_stale_cuts:
+        report.stale_cuts = remove_stale_cuts(report.folder, report.used_cuts)
+    Manifest(options.format, tuple(owned)).write(report.folder)
 
 
 def _files(path: Path) -> list[Path]:
@@ -116,6 +159,8 @@ def _write(
             tar = isinstance(windows, TarShards)
             for window, cut in zip(window_rows(record, None if tar else answers), cuts, strict=True):
                 window |= cut
+                if cut.get("cut_path"):
+                    report.used_cuts.add(cut["cut_path"])
                 if tar:
                     _add_sample(windows, window, record, report.folder)
                 else:
@@ -131,11 +176,11 @@ def _write(
         clip_files[0].rename(staging.path("clips.parquet"))
         return ["clips.parquet", "windows.parquet"]
     if options.format == "webdataset":
-        return ["data"]
+        return [f"data/{path.name}" for path in window_files]
     tables = {"windows": window_files, "clips": clip_files}
     relative = {name: [f"data/{name}/{path.name}" for path in files] for name, files in tables.items()}
     write_card(staging.path("README.md"), found, answers, options, report, relative)
-    return ["data", "README.md"]
+    return ["data/windows", "data/clips", "README.md"]
 
 
 def _open_tables(

@@ -92,6 +92,12 @@ class ExportOptions:
     cut: CutOptions | None = None  # cut each window into a clip file of its own, so; None: no clip files
     workers: int = DEFAULT_CUT_WORKERS  # runs of windows cut at once
     shard_mb: int = DEFAULT_SHARD_MB  # hf and webdataset: a new shard after this many MB
+    force: bool = False  # replace the paths the export writes even where an export did not write them
+    keep_stale_cuts: bool = False  # keep clip files that no row uses any more (default: removed)
+    license: str | None = None  # the card's license (a Hub license id: apache-2.0, cc-by-4.0, ...)
+    name: str | None = (
+        None  # the Hub repo id the card's snippets use ("user/dataset"); None: "<user>/<folder>"
+    )
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
