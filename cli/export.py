@@ -3,6 +3,7 @@ WebDataset shards, with each window cut into a clip of its own on request."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,22 @@ from smolvlm_video.export.options import (
 from .options import core_errors
 
 EXPORT_EXTRA = "pip install 'smolvlm-video[export]'"
+
+
+class SourceRoot(click.ParamType):
+    """OLD=NEW: two folders, as absolute paths."""
+
+    name = "OLD=NEW"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        old, equals, new = str(value).partition("=")
+        if not (equals and old and new):
+            self.fail(
+                f"{value!r} is not OLD=NEW (the folder a source was captioned under, and where it is now)."
+            )
+        return os.path.abspath(old), os.path.abspath(new)
 
 
 @click.command("export")
@@ -78,6 +95,14 @@ EXPORT_EXTRA = "pip install 'smolvlm-video[export]'"
 @click.option("--license", "license_id", default=None, help="The dataset card's license: a Hub license id.")
 @click.option("--name", "repo_id", default=None,
               help="The Hub repo id (user/dataset) the card's snippets load and upload to.")  # fmt: skip
+@click.option("--source-root", "source_roots", multiple=True, type=SourceRoot(),
+              help="OLD=NEW: a source captioned under OLD now lies under NEW (repeatable).")  # fmt: skip
+@click.option("--relative-to", type=click.Path(file_okay=False), default=None,
+              help="Write each source's path relative to this folder [default: the common folder of the "
+              "sources].")  # fmt: skip
+@click.option(
+    "--keep-abs-paths", is_flag=True, help="Keep the sources' absolute paths (abs_path) in the tables."
+)
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @core_errors
 def export_command(records: Path, folder: Path, **params: Any) -> None:
@@ -141,4 +166,7 @@ def build_export(params: dict[str, Any]) -> ExportOptions:
         keep_stale_cuts=params["keep_stale_cuts"],
         license=params["license_id"],
         name=params["repo_id"],
+        source_roots=tuple(params["source_roots"]),
+        relative_to=params["relative_to"],
+        keep_abs_paths=params["keep_abs_paths"],
     )

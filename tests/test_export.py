@@ -322,7 +322,9 @@ def test_a_moved_or_changed_source_marks_its_windows_and_the_export_goes_on(capt
         elif record["status"] == "ok":
             changed = tmp_path / "changed.mp4"
             shutil.copy(record["abs_path"], changed)
-            record["abs_path"] = str(changed)  # another file than the one the id was made from
+            with open(changed, "ab") as file:
+                file.write(b"\0" * 100)  # other content than the file captioned: its fingerprint differs
+            record["abs_path"] = str(changed)
     moved.write_text("".join(json.dumps(r) + "\n" for r in records))
     result = run("export", moved, tmp_path / "out", "--to", "parquet", "--clips")
     assert result.exit_code == 1 and "3 not_found" in result.output and "1 changed" in result.output, (
@@ -496,3 +498,52 @@ def test_a_schema_that_cannot_be_typed_is_json_text_and_says_why(schema, why):
     (path, reason), *_ = column.as_text
     assert path == "p.x" and why in reason
     assert column.convert({"x": {"k": [1]}}) == {"x": '{"k":[1]}'}
+
+
+@pytest.fixture(scope="module")
+def damaged_avi(tmp_path_factory) -> Path:
+    """An AVI of MPEG-4 Part 2 video and AC-3 audio, 8 s at 25 fps, with one audio packet's bytes zeroed:
+    FFmpeg reports it and goes on; the exact cut failed every window with "avcodec_send_packet()"."""
+    folder = tmp_path_factory.mktemp("damaged")
+    whole, damaged = folder / "whole.avi", folder / "damaged.avi"
+    tone = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=8"]
+    ffmpeg(*pattern_input("320x240", 25, 8), *tone, "-c:v", "mpeg4", "-q:v", "5", "-c:a", "ac3", str(whole))
+    with av.open(str(whole)) as container:
+        position, size = [(p.pos, p.size) for p in container.demux(container.streams.audio[0]) if p.size][10]
+    data = bytearray(whole.read_bytes())
+    data[position : position + size] = bytes(size)
+    damaged.write_bytes(data)
+    return damaged
+
+
+@pytest.mark.slow
+def test_a_damaged_audio_packet_is_skipped_and_every_window_is_cut_frame_exact(damaged_avi, tmp_path):
+    from smolvlm_video.export.cutting import Damage
+
+    spans = [
+        Span(0, 2, tmp_path / "a.mp4"),
+        Span(2, 4.4, tmp_path / "b.mp4"),
+        Span(4.4, 8, tmp_path / "c.mp4"),
+    ]
+    damage = Damage()
+    assert cut_spans(probe(damaged_avi), spans, CutOptions(), damage=damage) == [None, None, None]
+    assert damage.packets == {"audio": 1} and damage.audio_note() == "gaps: 1 damaged packets skipped"
+    source = frames_of(damaged_avi)
+    for span in spans:
+        frames = frames_of(span.target)
+        assert len(frames) == round((span.end - span.start) * 25)
+        first = frames[0][1]
+        closest = min(source, key=lambda pair: np.abs(first - pair[1]).mean())[0]
+        assert abs(closest - span.start) < 0.5 / 25  # the frame at the window's start, no other
+        with av.open(str(span.target)) as container:
+            assert container.streams.audio  # the audio kept, its damaged packet left out
+
+
+def test_cut_windows_record_the_facts_of_their_clip(hf_export):
+    windows = [w for w in pq.read_table(hf_export / "data" / "windows").to_pylist() if w["cut_path"]]
+    assert windows
+    for window in windows:
+        clip = hf_export / window["cut_path"]
+        assert window["cut_bytes"] == clip.stat().st_size
+        assert window["cut_has_audio"] == window["path"].endswith("shots.mp4")  # the one source with audio
+        assert abs(window["cut_frames"] - (window["end"] - window["start"]) * window["cut_fps"]) <= 1

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from conftest import requires_ffmpeg
 from test_export import ROOT, captioned, run, shots  # noqa: F401  # the fixtures, made once per module
@@ -153,3 +154,54 @@ def test_the_card_is_fit_to_publish(captioned, tmp_path):  # noqa: F811
     assert "license: cc-by-4.0" in card and "- video-text-to-text" in card and "- n<1K" in card
     assert 'load_dataset("ann/street-clips", "windows"' in card
     assert f'hf upload ann/street-clips {folder.name} --repo-type dataset --exclude "{MANIFEST}"' in card
+
+
+@pytest.mark.slow
+def test_a_moved_source_is_found_with_source_root_and_a_touched_one_is_not_changed(tmp_path, tiny_checkpoint):
+    source = tmp_path / "src"
+    source.mkdir()
+    shutil.copy(ROOT / "examples" / "clips" / "testsrc2.mp4", source / "clip.mp4")
+    records = tmp_path / "captions.jsonl"
+    result = run(
+        "caption", source, "-o", records, "--model", tiny_checkpoint, "--max-new-tokens", "2", "--quiet"
+    )
+    assert result.exit_code == 0, result.output
+    (record,) = [json.loads(line) for line in records.read_text().splitlines()]
+    assert record["video"]["fingerprint"].startswith(f"{(source / 'clip.mp4').stat().st_size}:")
+
+    def cut_errors(folder: str, *flags: str) -> set:
+        result = run("export", records, tmp_path / folder, "--to", "parquet", "--clips", "--quiet", *flags)
+        windows = pq.read_table(tmp_path / folder / "windows.parquet").to_pylist()
+        return {(result.exit_code, window["cut_error_type"]) for window in windows}
+
+    moved = tmp_path / "elsewhere"
+    source.rename(moved)
+    assert cut_errors("lost") == {(1, "not_found")}
+    assert cut_errors("found", "--source-root", f"{source}={moved}") == {(0, None)}
+    os.utime(moved / "clip.mp4", (1, 1))  # a bare touch: the same content
+    assert cut_errors("touched", "--source-root", f"{source}={moved}") == {(0, None)}
+    with open(moved / "clip.mp4", "ab") as file:
+        file.write(b"\0" * 10)  # the content changed
+    assert cut_errors("changed", "--source-root", f"{source}={moved}") == {(1, "changed")}
+
+
+def test_published_tables_hold_no_absolute_path_unless_kept(captioned, tmp_path):  # noqa: F811
+    export(captioned, tmp_path / "plain", ExportOptions(format="parquet"))
+    clips = pq.read_table(tmp_path / "plain" / "clips.parquet")
+    windows = pq.read_table(tmp_path / "plain" / "windows.parquet").to_pylist()
+    assert "abs_path" not in clips.column_names
+    assert sorted(clips.column("path").to_pylist()) == ["broken.mp4", "shots.mp4", "testsrc2.mp4"]
+    assert {window["path"] for window in windows} == {"shots.mp4", "testsrc2.mp4"}
+    assert str(tmp_path) not in json.dumps(clips.to_pylist(), default=str)
+    above = captioned.parent.parent
+    export(
+        captioned,
+        tmp_path / "kept",
+        ExportOptions(format="parquet", keep_abs_paths=True, relative_to=str(above)),
+    )
+    kept = pq.read_table(tmp_path / "kept" / "clips.parquet").to_pylist()
+    folder = captioned.parent.name
+    assert sorted(row["path"] for row in kept) == [
+        f"{folder}/clips/{n}" for n in ("broken.mp4", "shots.mp4", "testsrc2.mp4")
+    ]
+    assert all(row["abs_path"].startswith(str(above)) for row in kept)

@@ -196,7 +196,7 @@ class ClipCaptions:
             caption="\n".join(s.caption for s in windows),
             answers=answers,
             windows=windows,
-            video={k: getattr(info, k) for k in VIDEO_FIELDS},
+            video={**{k: getattr(info, k) for k in VIDEO_FIELDS}, "fingerprint": clip.fingerprint},
             timings={
                 "decode": round(clip.seconds + self.decode_seconds, 3),
                 "encode": round(self.encode_seconds, 3),

@@ -29,7 +29,7 @@ from ..video import SampledVideo, decode_plan, plan_video
 from ..video.decode import usable_cores
 from ..video.probe import VideoInfo
 from ..video.sampling import FramePlan
-from .records import safe_clip_id
+from .records import fingerprint, safe_clip_id
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class PlannedClip:
     plans: tuple[FramePlan, ...] = ()
     error: BaseException | None = None
     seconds: float = 0.0  # probing and planning
+    fingerprint: str | None = None  # records.fingerprint of the file, for an export to find it again
 
     @property
     def window_count(self) -> int:
@@ -74,9 +75,11 @@ def plan_clip(path: str, sampling: SamplingOptions) -> PlannedClip:
     ident = safe_clip_id(path)
     try:
         info, plans = plan_video(path, sampling)
+        found = fingerprint(path)
     except (SmolVLMVideoError, OSError) as error:
         return PlannedClip(path, ident, error=error, seconds=time.perf_counter() - started)
-    return PlannedClip(path, ident, info, tuple(plans), seconds=time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return PlannedClip(path, ident, info, tuple(plans), seconds=seconds, fingerprint=found)
 
 
 def decode_window(

@@ -48,7 +48,26 @@ def clip_id(path: str | os.PathLike[str]) -> str:
     return path_digest(path, stat.st_size, stat.st_mtime_ns).hex()[:16]
 
 
-VIDEO_FIELDS = ("duration", "fps", "width", "height", "codec", "rotation")  # a record's `video`
+VIDEO_FIELDS = ("duration", "fps", "width", "height", "codec", "rotation")  # a record's `video`, and:
+FINGERPRINT_BYTES = 1 << 20  # a fingerprint hashes the first and the last MB of a file
+
+
+def fingerprint(path: str | os.PathLike[str]) -> str:
+    """What a file is, wherever it lies and whatever its time: "<size>:<hash of its first and last MB>".
+
+    A record keeps it in `video.fingerprint`, so an export can tell a source that moved or was touched from
+    one whose content changed.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        digest.update(file.read(FINGERPRINT_BYTES))
+        if size > FINGERPRINT_BYTES:
+            file.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+            digest.update(file.read(FINGERPRINT_BYTES))
+    return f"{size}:{digest.hexdigest()[:32]}"
+
+
 TIMINGS = ("decode", "encode", "generate")  # a record's `timings`, in seconds: encode is the vision encoder
 
 
@@ -98,7 +117,7 @@ class CaptionRecord:
     system: str | None = None
     sampling: dict[str, Any] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)
-    video: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(VIDEO_FIELDS))
+    video: dict[str, Any] = field(default_factory=lambda: dict.fromkeys((*VIDEO_FIELDS, "fingerprint")))
     timings: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(TIMINGS))
     error: dict[str, str] | None = None  # type, message
     tool_version: str = __version__

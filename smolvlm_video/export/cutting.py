@@ -15,6 +15,9 @@ Two ways, `CutOptions.mode`:
 The frames are turned upright (a phone's rotation applied), scaled to `side` on their longest edge if asked,
 and encoded as yuv420p. Each file is written under a temporary name and renamed when complete, so a file
 that exists is whole, and a rerun can take it as it is.
+
+A damaged packet is skipped and counted, as FFmpeg's own tools do, rather than failing every window of the
+video; an audio stream with no decoder is left out of the clips (`Damage` says so), never the video.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,7 @@ SEEK_GAP_SECONDS = 10.0  # windows further apart than this are reached by a seek
 AUDIO_SLACK_SECONDS = 5.0
 TIME_ROUNDING = 0.0005  # seconds: records keep a window's start and end to the millisecond
 AUDIO_CODEC = "aac"
+MAX_DAMAGED_PACKETS = 1000  # of one stream, skipped; past this the file is taken as broken, not damaged
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,17 @@ class Span:
 
 
 def cut_spans(
-    info: VideoInfo, spans: Sequence[Span], options: CutOptions, stop: threading.Event | None = None
+    info: VideoInfo,
+    spans: Sequence[Span],
+    options: CutOptions,
+    stop: threading.Event | None = None,
+    damage: Damage | None = None,
 ) -> list[SmolVLMVideoError | None]:
     """Cut each span of one video into its target file; for each, None or the error that stopped it.
 
     A span whose target exists already is left as it is. One span's failure is its own: the others go on.
     Setting `stop` (an export interrupted) ends the cutting at the next frame, leaving no partial file.
+    `damage`, if given, gets what exact cutting skipped.
     """
     todo = list({span.target: span for span in spans if not span.target.exists()}.values())  # each file once
     failed: dict[Path, SmolVLMVideoError] = {}
@@ -72,8 +81,10 @@ def cut_spans(
         for span in run:
             span.target.parent.mkdir(parents=True, exist_ok=True)
             _drop_stale_parts(span.target)
-        cut = _cut_exact if options.mode == "exact" else _cut_copy
-        failed |= cut(info, run, options, stop or threading.Event())
+        if options.mode == "exact":
+            failed |= _cut_exact(info, run, options, stop or threading.Event(), damage or Damage())
+        else:
+            failed |= _cut_copy(info, run, options, stop or threading.Event())
     return [failed.get(span.target) for span in spans]
 
 
@@ -112,6 +123,26 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+@dataclass
+class Damage:
+    """What exact cutting skipped in a video: damaged packets by stream kind, and an audio stream left out."""
+
+    packets: dict[str, int] = field(default_factory=dict)  # "video" or "audio" -> packets skipped
+    audio_dropped: str | None = None  # why the clips have no audio although the source has some
+
+    def skipped(self, kind: str) -> None:
+        self.packets[kind] = self.packets.get(kind, 0) + 1
+        if self.packets[kind] > MAX_DAMAGED_PACKETS:
+            raise ValueError(f"more than {MAX_DAMAGED_PACKETS} damaged {kind} packets: the file is broken")
+
+    def audio_note(self) -> str | None:
+        """The row's note on a clip's audio: None where it came through whole."""
+        if self.audio_dropped:
+            return f"dropped: {self.audio_dropped}"
+        damaged = self.packets.get("audio", 0)
+        return f"gaps: {damaged} damaged packets skipped" if damaged else None
 
 
 def _failure(info: VideoInfo, span: Span, error: object) -> CutError:
@@ -251,7 +282,7 @@ def _slice_audio(frame: Any, first: int, last: int) -> Any:
 
 
 def _cut_exact(
-    info: VideoInfo, run: list[Span], options: CutOptions, stop: threading.Event
+    info: VideoInfo, run: list[Span], options: CutOptions, stop: threading.Event, damage: Damage
 ) -> dict[Path, SmolVLMVideoError]:
     """Decode once from the keyframe before the run's first window; each window's frames and audio go to
     its own encoders, opened when the decoder reaches the window and closed once it is past it."""
@@ -261,13 +292,14 @@ def _cut_exact(
         with av.open(info.path, metadata_errors="ignore") as container:
             source = container.streams.video[0]
             source.thread_type = "AUTO"
-            audio = container.streams.audio[0] if container.streams.audio else None
+            audio = _decodable_audio(container, damage)
             origin, half = stream_origin(source), 0.5 / info.fps  # a frame belongs where its time rounds to
             turn = _Upright(source, info, options.side)
             container.seek(max(0, round((origin + run[0].start - half) / source.time_base)), stream=source)
             clock = run[0].start  # the time the video has reached
             held: Held = None
-            for frame in _decoded_ahead(container, [source] if audio is None else [source, audio]):
+            streams = [source] if audio is None else [source, audio]
+            for frame in _decoded_ahead(container, streams, damage):
                 if stop.is_set():
                     raise InterruptedError("the export was stopped")
                 time = float(frame.time) - origin
@@ -307,10 +339,30 @@ def _finish(clip: _ExactClip, info: VideoInfo, failed: dict[Path, SmolVLMVideoEr
         failed[clip.span.target] = _failure(info, clip.span, error)
 
 
-def _frames(container: Any, streams: list[Any]) -> Iterator[Any]:
-    """Every decoded frame of the streams, in the container's order; timeless frames left out."""
+def _decodable_audio(container: Any, damage: Damage) -> Any | None:
+    """The first audio stream, where there is one and a decoder for it; else None, noted in `damage`."""
+    if not container.streams.audio:
+        return None
+    audio = container.streams.audio[0]
+    try:
+        audio.codec_context.open()  # idempotent where it is open already
+    except (av.error.FFmpegError, ValueError) as error:
+        damage.audio_dropped = f"its {audio.codec_context.name} audio cannot be decoded ({error})"
+        return None
+    return audio
+
+
+def _frames(container: Any, streams: list[Any], damage: Damage) -> Iterator[Any]:
+    """Every decoded frame of the streams, in the container's order; timeless frames left out, and damaged
+    packets skipped and counted in `damage` (FFmpeg's own tools go on past them too)."""
     for packet in container.demux(*streams):
-        for frame in packet.decode():
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as error:  # the decoder's own codes too, such as the AC-3 parser's
+            logger.warning("%s: skipped a damaged %s packet (%s)", container.name, packet.stream.type, error)
+            damage.skipped(packet.stream.type)
+            continue
+        for frame in frames:
             if frame.pts is not None and frame.time is not None:
                 yield frame
 
@@ -318,7 +370,7 @@ def _frames(container: Any, streams: list[Any]) -> Iterator[Any]:
 _END = object()
 
 
-def _decoded_ahead(container: Any, streams: list[Any]) -> Iterator[Any]:
+def _decoded_ahead(container: Any, streams: list[Any], damage: Damage) -> Iterator[Any]:
     """`_frames`, decoded on a thread of its own up to DECODE_AHEAD frames ahead, so that decoding overlaps
     encoding as in the ffmpeg CLI (PyAV lets go of the GIL in both). A decoding error is raised here."""
     frames: queue.Queue[Any] = queue.Queue(DECODE_AHEAD)
@@ -334,7 +386,7 @@ def _decoded_ahead(container: Any, streams: list[Any]) -> Iterator[Any]:
 
     def decode() -> None:
         try:
-            for frame in _frames(container, streams):
+            for frame in _frames(container, streams, damage):
                 if not offer(frame):
                     return
             offer(_END)

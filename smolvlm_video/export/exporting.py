@@ -20,15 +20,16 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
 import pyarrow as pa
 
-from ..batch.records import safe_clip_id
+from ..batch.records import fingerprint, safe_clip_id
 from ..errors import (
     CutError,
     OutputError,
@@ -40,7 +41,7 @@ from ..errors import (
 from ..video.probe import VideoInfo, probe
 from .answers import answers_column
 from .card import write_card
-from .cutting import Span, cut_spans
+from .cutting import Damage, Span, cut_spans
 from .options import CutOptions, ExportOptions
 from .ownership import (
     CUTS_FOLDER,
@@ -51,7 +52,7 @@ from .ownership import (
     remove_stale_cuts,
 )
 from .reading import Counts, Survey, read_journal, survey
-from .tables import CLIPS, clip_row, flat, sample_json, window_rows, window_schema
+from .tables import clip_row, clips_schema, flat, published, sample_json, window_rows, window_schema
 from .writers import MB, ParquetShards, RowError, Staging, TarShards
 
 logger = logging.getLogger(__name__)
@@ -149,11 +150,13 @@ def _write(
     found = report.survey
     answers = answers_column(found.answer_columns())
     clips, windows = _open_tables(staging, options, window_schema(answers, cut=options.cut is not None))
+    base = os.path.abspath(options.relative_to) if options.relative_to else found.sources_root or ""
     try:
-        for written, (number, record, cuts) in enumerate(
+        for written, (number, source_record, cuts) in enumerate(
             _with_cuts(records, found, report, options), start=1
         ):
-            report.counts.add(record)
+            report.counts.add(source_record)
+            record = published(source_record, base, options.keep_abs_paths)
             if clips is not None:
                 clips.add(clip_row(record), number)
             tar = isinstance(windows, TarShards)
@@ -195,12 +198,14 @@ def _open_tables(
     prefix = f"train-{time.time_ns():x}"
     if options.format == "parquet":
         return (
-            ParquetShards(staging.root, "clips", CLIPS, transform=flat),
+            ParquetShards(staging.root, "clips", clips_schema(options.keep_abs_paths), transform=flat),
             ParquetShards(staging.root, "windows", windows),
         )
     if options.format == "hf":
         return (
-            ParquetShards(data / "clips", prefix, CLIPS, shard_bytes, transform=flat),
+            ParquetShards(
+                data / "clips", prefix, clips_schema(options.keep_abs_paths), shard_bytes, transform=flat
+            ),
             ParquetShards(data / "windows", prefix, windows, shard_bytes),
         )
     return None, TarShards(data, prefix, shard_bytes)
@@ -242,7 +247,10 @@ def _with_cuts(
                 (
                     number,
                     record,
-                    [pool.submit(cut_windows, record, run, report.folder, cut, stop) for run in runs],
+                    [
+                        pool.submit(cut_windows, record, run, report.folder, cut, stop, options.source_roots)
+                        for run in runs
+                    ],
                 )
             )
             in_flight += len(runs)
@@ -279,11 +287,13 @@ def cut_windows(
     folder: Path,
     options: CutOptions,
     stop: threading.Event | None = None,
+    roots: Sequence[tuple[str, str]] = (),
 ) -> list[dict[str, Any]]:
     """Cut the windows of an ok record at `positions` into their clip files under `folder`; each window's
     cut columns, and its `outcome` ("cut", "reused", or the error's type). Never raises: a failure is in
-    the columns."""
+    the columns. `roots`: OLD=NEW folders sources moved from and to since they were captioned."""
     spans: list[Span] = []
+    damage = Damage()  # what cutting skipped: its note goes in the rows
     try:
         for position in positions:
             start, end = record["windows"][position]["start"], record["windows"][position]["end"]
@@ -291,7 +301,10 @@ def cut_windows(
                 Span(start, end, folder / CUTS_FOLDER / record["id"] / options.file_name(start, end))
             )
         existing = [span.target.exists() for span in spans]
-        errors = [None] * len(spans) if all(existing) else cut_spans(_source(record), spans, options, stop)
+        if all(existing):
+            errors: list[SmolVLMVideoError | None] = [None] * len(spans)
+        else:
+            errors = cut_spans(_source(record, roots), spans, options, stop, damage)
     except SmolVLMVideoError as error:
         existing, errors = [False] * len(positions), [error] * len(positions)
     except Exception as error:  # an item never stops the batch: it says why in its row
@@ -299,25 +312,46 @@ def cut_windows(
         failure = CutError(record["path"], f"{type(error).__name__}: {error}")
         existing, errors = [False] * len(positions), [failure] * len(positions)
     return [
-        _cut_columns(spans[n] if n < len(spans) else None, errors[n], existing[n], folder)
+        _cut_columns(
+            spans[n] if n < len(spans) else None, errors[n], existing[n], folder, damage.audio_note()
+        )
         for n in range(len(positions))
     ]
 
 
-def _source(record: dict[str, Any]) -> VideoInfo:
-    """The record's video as it was captioned, probed; an error if it has moved or changed since."""
-    path = record.get("abs_path") or record["path"]
+def _source(record: dict[str, Any], roots: Sequence[tuple[str, str]] = ()) -> VideoInfo:
+    """The record's video as it was captioned, probed: where it lies now (`roots`: OLD=NEW folders it moved
+    from and to); an error if it is gone or its content has changed since.
+
+    A record with `video.fingerprint` is checked by content, so a move or a bare `touch` is not a change;
+    one made before fingerprints by its path, size and time, as its id was made.
+    """
+    captioned = record.get("abs_path") or record["path"]
+    path = moved(captioned, roots)
     if not os.path.exists(path):
+        hint = "; if it moved, say where with --source-root OLD=NEW" if path == captioned else f" (as {path})"
         raise VideoNotFoundError(
-            path, "the video is no longer there (moved or deleted since it was captioned)"
+            captioned, f"the video is no longer there (moved or deleted since it was captioned){hint}"
         )
-    if safe_clip_id(path) != record["id"]:
+    expected = (record.get("video") or {}).get("fingerprint")
+    if expected is not None and fingerprint(path) != expected:
+        raise SourceChangedError(path, "the video's content has changed since it was captioned")
+    if expected is None and (path != captioned or safe_clip_id(path) != record["id"]):
         raise SourceChangedError(path, "the video has changed since it was captioned (its size or time)")
     return probe(path)
 
 
+def moved(path: str, roots: Sequence[tuple[str, str]]) -> str:
+    """`path` under the first NEW folder whose OLD folder holds it; `path` itself where none does."""
+    for old, new in roots:
+        old_folder = Path(old)
+        if Path(path).is_relative_to(old_folder):
+            return os.fspath(Path(new) / Path(path).relative_to(old_folder))
+    return path
+
+
 def _cut_columns(
-    span: Span | None, error: SmolVLMVideoError | None, existed: bool, folder: Path
+    span: Span | None, error: SmolVLMVideoError | None, existed: bool, folder: Path, audio_note: str | None
 ) -> dict[str, Any]:
     if error is not None or span is None:
         assert error is not None
@@ -331,5 +365,20 @@ def _cut_columns(
         "cut_path": span.target.relative_to(folder).as_posix(),
         "cut_error_type": None,
         "cut_error_message": None,
+        **clip_facts(span.target),
+        "cut_audio": None if existed else audio_note,  # a clip reused from an earlier export: not known
         "outcome": "reused" if existed else "cut",
     }
+
+
+def clip_facts(path: Path) -> dict[str, Any]:
+    """A cut clip's own facts, from its header: frames, frame rate, bytes, and whether it has audio."""
+    with av.open(os.fspath(path), metadata_errors="ignore") as container:
+        video = container.streams.video[0]
+        rate = video.average_rate or video.guessed_rate
+        return {
+            "cut_frames": video.frames,
+            "cut_fps": round(float(rate), 3) if rate else None,
+            "cut_bytes": path.stat().st_size,
+            "cut_has_audio": bool(container.streams.audio),
+        }

@@ -95,9 +95,13 @@ class ExportOptions:
     force: bool = False  # replace the paths the export writes even where an export did not write them
     keep_stale_cuts: bool = False  # keep clip files that no row uses any more (default: removed)
     license: str | None = None  # the card's license (a Hub license id: apache-2.0, cc-by-4.0, ...)
-    name: str | None = (
-        None  # the Hub repo id the card's snippets use ("user/dataset"); None: "<user>/<folder>"
-    )
+    name: str | None = None  # the Hub repo id the card's snippets use ("user/dataset"); None: <user>/<folder>
+    # (OLD, NEW) folders: a source captioned under OLD is looked for under NEW, where it has moved since
+    source_roots: tuple[tuple[str, str], ...] = ()
+    # Published tables hold no local absolute path: `path` is relative to this folder (None: the common
+    # folder of the sources), and `abs_path` is left out unless kept.
+    relative_to: str | None = None
+    keep_abs_paths: bool = False
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:

@@ -120,6 +120,7 @@ class Survey:
     superseded: set[int] = field(
         default_factory=set
     )  # lines of records that a later one of their clip replaces
+    sources_root: str | None = None  # the folder that holds every record's source, as captioned
     _keys: array.array = field(default_factory=lambda: array.array("Q"))  # each record's clip id, as 64 bits
     _numbers: array.array = field(default_factory=lambda: array.array("Q"))  # and its line
     _columns: dict[str | None, Column] = field(default_factory=dict)
@@ -134,6 +135,8 @@ class Survey:
         self.last_line = number
         self._keys.append(_id_key(record["id"]))
         self._numbers.append(number)
+        folder = os.path.dirname(source_path(record))
+        self.sources_root = folder if self.sources_root is None else _common(self.sources_root, folder)
         prompts = prompt_schemas(record)
         for prompt in record.get("prompts") or []:
             if isinstance(prompt, dict) and isinstance(prompt.get("text"), str):
@@ -170,6 +173,18 @@ class Survey:
                 schema = next(iter(schemas))
                 columns[name] = TEXT if schema is None else schema_column(_parsed(schema), name)
         return columns
+
+
+def source_path(record: dict[str, Any]) -> str:
+    """Where a record's source was, as an absolute path."""
+    return record.get("abs_path") or os.path.abspath(record["path"])
+
+
+def _common(first: str, second: str) -> str:
+    try:
+        return os.path.commonpath([first, second])
+    except ValueError:  # Windows: sources on two drives have no folder in common
+        return ""
 
 
 def _parsed(schema: str) -> Any:

@@ -6,7 +6,8 @@
   there are) and `generation_extra` (any `generate()` argument) are free-form, so stored as JSON text.
 - `windows`: one row per window of every ok clip, with its clip's id and path, its span, caption, frames,
   and `answers`: a struct of one typed column per prompt (see `answers`). With cut clips, also the clip's
-  file (`cut_path`, relative to the export's folder) or why it has none (`cut_error_type`, `_message`).
+  file (`cut_path`, relative to the export's folder) and its facts (`cut_frames`, `cut_fps`, `cut_bytes`,
+  `cut_has_audio`, `cut_audio`), or why it has none (`cut_error_type`, `_message`).
 
 Every column has one type whatever the records hold, so any mix of runs is one table. A row is handed to
 PyArrow as the record's own dict (PyArrow converts in C++ and ignores keys the table has not); only the JSON
@@ -15,9 +16,11 @@ text columns are made here.
 
 from __future__ import annotations
 
+import os
 import types
 import typing
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -65,13 +68,41 @@ CLIPS = pa.schema(
         ("system", TEXT),
         ("sampling", _struct(SamplingOptions)),
         ("generation", _struct(GenerationOptions)),  # extra: JSON text
-        ("video", _struct(VideoInfo, VIDEO_FIELDS)),
+        ("video", pa.struct([*_struct(VideoInfo, VIDEO_FIELDS), ("fingerprint", TEXT)])),
         ("timings", pa.struct([(name, pa.float64()) for name in TIMINGS])),
         ("tool_version", TEXT),
         ("created_at", TEXT),
     ]
 )
-CUT_FIELDS = [("cut_path", TEXT), ("cut_error_type", TEXT), ("cut_error_message", TEXT)]
+CUT_FIELDS = [
+    ("cut_path", TEXT),
+    ("cut_error_type", TEXT),
+    ("cut_error_message", TEXT),
+    # The facts of the clip file itself, read from it: frames, frame rate, bytes, whether it has audio, and
+    # a note where its audio is not the source's whole ("dropped: ...", "gaps: N damaged packets skipped").
+    ("cut_frames", pa.int64()),
+    ("cut_fps", pa.float64()),
+    ("cut_bytes", pa.int64()),
+    ("cut_has_audio", pa.bool_()),
+    ("cut_audio", TEXT),
+]
+
+
+def clips_schema(keep_abs_paths: bool) -> pa.Schema:
+    """The clips table, with `abs_path` or (the default, for a table to publish) without it."""
+    return CLIPS if keep_abs_paths else CLIPS.remove(CLIPS.get_field_index("abs_path"))
+
+
+def published(record: dict[str, Any], base: str, keep_abs_paths: bool) -> dict[str, Any]:
+    """The record as the tables show it: `path` relative to the folder `base` (with / between its parts),
+    and no `abs_path` unless kept. A source outside `base` keeps its path as captioned."""
+    source = record.get("abs_path") or os.path.abspath(record["path"])
+    relative = os.path.relpath(source, base) if base else source
+    path = record["path"] if relative.startswith("..") else Path(relative).as_posix()
+    shown = {**record, "path": path}
+    if not keep_abs_paths:
+        shown.pop("abs_path", None)
+    return shown
 
 
 def clip_row(record: dict[str, Any]) -> dict[str, Any]:
