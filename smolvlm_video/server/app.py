@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
 import time
@@ -45,6 +46,10 @@ def create_app(model: LoadedModel, options: ServerOptions) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # What was made before serving (the model, transformers, torch: some 400,000 objects) lives as long
+        # as the server: the garbage collector leaves it out of its full passes, which otherwise held the GIL,
+        # and /health with it, for 0.25 s when a large request followed a busy spell.
+        gc.freeze()
         yield
         await asyncio.to_thread(batcher.close)  # the batch under way is finished first
 

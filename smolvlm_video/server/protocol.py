@@ -26,6 +26,9 @@ from ..options import GenerationOptions, SamplingOptions
 
 MEDIA_PARTS = ("image_url", "video_url", "input_video")
 MAX_SCHEMA_DEPTH = 32  # levels of nesting a response_format schema may have; deeper ones are refused
+# Values (objects, lists, strings, numbers) a response_format schema may hold: counted before the schema is
+# serialised or checked, so a schema of a megabyte costs its parse and no more (JsonSchema bounds the rest).
+MAX_SCHEMA_VALUES = 20_000
 JSON_OBJECT = JsonSchema.from_value(
     {"type": "object", "additionalProperties": True}, "response_format json_object"
 )
@@ -344,23 +347,27 @@ def _schema(response_format: ResponseFormat | None) -> JsonSchema | None:
     if response_format.json_schema is None:
         raise bad("A json_schema response_format needs its json_schema.", "response_format.json_schema")
     schema = response_format.json_schema.schema_
-    if _depth(schema) > MAX_SCHEMA_DEPTH:
+    depth, values = _measure(schema)
+    if depth > MAX_SCHEMA_DEPTH:
         raise bad(f"The schema is nested more than {MAX_SCHEMA_DEPTH} levels deep.", "response_format")
+    if values > MAX_SCHEMA_VALUES:
+        raise bad(f"The schema holds more than {MAX_SCHEMA_VALUES:,} values.", "response_format")
     try:
         return JsonSchema.from_value(schema, "response_format.json_schema.schema")
     except OptionsError as error:
         raise bad(str(error), "response_format") from error
 
 
-def _depth(value: Any) -> int:
-    """How deep a JSON value nests (a scalar is 0), counted without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
+def _measure(value: Any) -> tuple[int, int]:
+    """How deep a JSON value nests (a scalar is 0) and how many values it holds, counted without recursion;
+    the count stops once past MAX_SCHEMA_VALUES, and the depth past MAX_SCHEMA_DEPTH."""
+    deepest, count, stack = 0, 0, [(value, 0)]
+    while stack and count <= MAX_SCHEMA_VALUES and deepest <= MAX_SCHEMA_DEPTH:
         item, depth = stack.pop()
-        deepest = max(deepest, depth)
+        deepest, count = max(deepest, depth), count + 1
         children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
         stack.extend((child, depth + 1) for child in children)
-    return deepest
+    return deepest, count
 
 
 def _stop(stop: str | list[str] | None) -> tuple[str, ...]:
