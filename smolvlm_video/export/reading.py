@@ -136,7 +136,9 @@ class Survey:
         self._keys.append(_id_key(record["id"]))
         self._numbers.append(number)
         folder = os.path.dirname(source_path(record))
-        self.sources_root = folder if self.sources_root is None else _common(self.sources_root, folder)
+        root = self.sources_root
+        if root is None or not (folder == root or folder.startswith(root.rstrip(os.sep) + os.sep)):
+            self.sources_root = folder if root is None else _common(root, folder)
         prompts = prompt_schemas(record)
         for prompt in record.get("prompts") or []:
             if isinstance(prompt, dict) and isinstance(prompt.get("text"), str):

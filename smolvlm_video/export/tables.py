@@ -97,8 +97,12 @@ def published(record: dict[str, Any], base: str, keep_abs_paths: bool) -> dict[s
     """The record as the tables show it: `path` relative to the folder `base` (with / between its parts),
     and no `abs_path` unless kept. A source outside `base` keeps its path as captioned."""
     source = record.get("abs_path") or os.path.abspath(record["path"])
-    relative = os.path.relpath(source, base) if base else source
-    path = record["path"] if relative.startswith("..") else Path(relative).as_posix()
+    inside = base.rstrip(os.sep) + os.sep
+    if base and source.startswith(inside):  # the common case, without relpath's cost
+        path = source[len(inside) :].replace(os.sep, "/")
+    else:
+        relative = os.path.relpath(source, base) if base else source
+        path = record["path"] if relative.startswith("..") else Path(relative).as_posix()
     shown = {**record, "path": path}
     if not keep_abs_paths:
         shown.pop("abs_path", None)
