@@ -55,6 +55,15 @@ def clip(make_video: Callable[..., Path]) -> Path:
     return make_video("clip.mp4")
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder a test server shares (--allowed-media-path) with examples/clips/testsrc2.mp4 as clip.mp4."""
+    folder = tmp_path_factory.mktemp("shared")
+    example = Path(__file__).resolve().parent.parent / "examples" / "clips" / "testsrc2.mp4"
+    (folder / "clip.mp4").write_bytes(example.read_bytes())
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from smolvlm_video.testing import build_checkpoint

@@ -61,13 +61,6 @@ def serving(model, shared: Path, **options):
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("shared")
-    (folder / "clip.mp4").write_bytes(VIDEO.read_bytes())
-    return folder
-
-
-@pytest.fixture(scope="module")
 def server(tiny_model, shared):
     with serving(tiny_model, shared) as running:
         yield running
@@ -297,34 +290,6 @@ def test_a_streaming_client_that_leaves_frees_its_row(client, server):
         first = next(response.iter_lines())
         assert first.startswith("data: ")
     assert ask(client, "Still there?").choices[0].message.content is not None
-
-
-def test_a_full_queue_is_429_with_retry_after(tiny_model, shared, monkeypatch):
-    from smolvlm_video.server import batching
-
-    busy, release = threading.Event(), threading.Event()
-    real = batching.answer_streamed
-
-    def slow(*args, **kwargs):
-        busy.set()
-        assert release.wait(60)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(batching, "answer_streamed", slow)
-    with (
-        serving(tiny_model, shared, max_queue=1, max_batch=1) as running,
-        concurrent.futures.ThreadPoolExecutor(2) as pool,
-    ):
-        first = pool.submit(post, running, message("one"))  # taken by the model thread, held
-        assert busy.wait(30)
-        second = pool.submit(post, running, message("two"))  # waits in the queue
-        while metric(running, "smolvlm_queue_length").get("", 0) < 1:
-            time.sleep(0.05)
-        third = post(running, message("three"))
-        release.set()
-        assert first.result().status_code == 200 and second.result().status_code == 200
-    assert third.status_code == 429 and third.headers["Retry-After"] == "1"
-    assert third.json()["error"]["type"] == "rate_limit_error"
 
 
 def test_a_bug_of_ours_is_a_500_that_says_nothing_of_the_server(tiny_model, shared, monkeypatch):
