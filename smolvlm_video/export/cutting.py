@@ -40,6 +40,7 @@ import numpy as np
 from ..errors import CutError, SmolVLMVideoError
 from ..video.probe import VideoInfo, stream_origin
 from .options import CutOptions
+from .ownership import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -107,22 +108,10 @@ def _part(target: Path) -> Path:
 
 def _drop_stale_parts(target: Path) -> None:
     """Delete the part files of `target` that an export killed mid-cut left behind (their process is gone)."""
-    if os.name != "posix":  # no cheap way to ask whether a process lives; the hidden files stay
-        return
     for part in target.parent.glob(f".{target.name}.*.part"):
         pid = part.name[len(target.name) + 2 :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             part.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 @dataclass
