@@ -51,7 +51,7 @@ from .ownership import (
     remove_paths,
     remove_stale_cuts,
 )
-from .reading import Counts, Survey, read_journal, survey
+from .reading import Counts, Survey, read_journal, source_path, survey
 from .tables import clip_row, clips_schema, flat, published, sample_json, window_rows, window_schema
 from .writers import MB, ParquetShards, RowError, Staging, TarShards
 
@@ -326,7 +326,7 @@ def _source(record: dict[str, Any], roots: Sequence[tuple[str, str]] = ()) -> Vi
     A record with `video.fingerprint` is checked by content, so a move or a bare `touch` is not a change;
     one made before fingerprints by its path, size and time, as its id was made.
     """
-    captioned = record.get("abs_path") or record["path"]
+    captioned = source_path(record)
     path = moved(captioned, roots)
     if not os.path.exists(path):
         hint = "; if it moved, say where with --source-root OLD=NEW" if path == captioned else f" (as {path})"

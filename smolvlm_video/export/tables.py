@@ -29,6 +29,7 @@ from ..batch.records import TIMINGS, VIDEO_FIELDS
 from ..options import GenerationOptions, SamplingOptions
 from ..video.probe import VideoInfo
 from .answers import Column, json_text
+from .reading import source_path
 
 TEXT = pa.string()
 ERROR = pa.struct([("type", TEXT), ("message", TEXT)])
@@ -96,7 +97,7 @@ def clips_schema(keep_abs_paths: bool) -> pa.Schema:
 def published(record: dict[str, Any], base: str, keep_abs_paths: bool) -> dict[str, Any]:
     """The record as the tables show it: `path` relative to the folder `base` (with / between its parts),
     and no `abs_path` unless kept. A source outside `base` keeps its path as captioned."""
-    source = record.get("abs_path") or os.path.abspath(record["path"])
+    source = source_path(record)
     inside = base.rstrip(os.sep) + os.sep
     if base and source.startswith(inside):  # the common case, without relpath's cost
         path = source[len(inside) :].replace(os.sep, "/")
