@@ -6,7 +6,7 @@ settings (one `generate` call needs one set), and answers each group in one call
 (`model.generate.answer_streamed`), every row streaming its own text to its request. A streamed request and
 a whole one share a batch: the whole one just waits for its row's end.
 
-A request takes its place in the queue (`reserve`) before its media are read, so a full queue refuses it
+A request takes its place in the queue (`arriving`) before its media are read, so a full queue refuses it
 (`QueueFull`, a 429 for the client) before any work. A request whose client has gone is cancelled: its row
 stops at the next token, and a batch whose rows have all gone stops. A batch that fails is retried one
 request at a time, so only a request that fails on its own fails. A request's `admitted` future resolves once
@@ -108,9 +108,8 @@ class Batcher:
     ) -> None:
         self.model, self.metrics = model, metrics
         self.max_batch, self.gather_seconds = max_batch, gather_seconds
-        self.jobs: queue.Queue[Job | None] = queue.Queue()  # bounded by the places reserved
+        self.jobs: queue.Queue[Job | None] = queue.Queue()  # bounded in `arriving`, with those still reading
         self.max_queue = max_queue
-        self._places = 0  # reserved: requests reading their media or waiting in the queue
         metrics.queue_length = self.jobs.qsize
         self._arriving = 0  # requests whose media are being read: a batch waits for them (GATHER_SECONDS)
         self._lock = threading.Lock()
@@ -119,30 +118,22 @@ class Batcher:
 
     @contextlib.contextmanager
     def arriving(self) -> Iterator[None]:
-        """Around reading a request's media and submitting it: its place in the queue is taken first
-        (QueueFull where there is none, before any work), and a batch being gathered waits for it."""
+        """Around reading a request's media and submitting it: its place in the queue is taken first, among
+        the requests waiting and those still reading theirs (QueueFull where there is none, before any
+        work), and a batch being gathered waits for it."""
         with self._lock:
-            if self._places >= self.max_queue:
+            if self._arriving + self.jobs.qsize() >= self.max_queue:
                 raise QueueFull
-            self._places += 1
             self._arriving += 1
-        submitted = False
         try:
             yield
-            submitted = True
         finally:
             with self._lock:
                 self._arriving -= 1
-                self._places -= 0 if submitted else 1  # a submitted job gives its place up when taken
 
     def submit(self, job: Job) -> None:
-        """Queue a job, in the place `arriving` reserved for it."""
+        """Queue a job, in the place `arriving` took for it."""
         self.jobs.put_nowait(job)
-
-    def _taken(self, job: Job) -> Job:
-        with self._lock:
-            self._places -= 1
-        return job
 
     def close(self) -> None:
         self.jobs.put(None)
@@ -150,7 +141,7 @@ class Batcher:
 
     def _run(self) -> None:
         while (first := self.jobs.get()) is not None:
-            batch, deadline = [self._taken(first)], time.monotonic() + self.gather_seconds
+            batch, deadline = [first], time.monotonic() + self.gather_seconds
             while len(batch) < self.max_batch and (left := deadline - time.monotonic()) > 0:
                 if self.jobs.empty() and not self._arriving:
                     break  # nobody else is coming: a lone request does not wait
@@ -161,7 +152,7 @@ class Batcher:
                 if job is None:
                     self.jobs.put(None)  # close after this batch
                     break
-                batch.append(self._taken(job))
+                batch.append(job)
             groups: dict[str, list[Job]] = defaultdict(list)
             for job in batch:
                 groups[job.group()].append(job)
