@@ -57,9 +57,8 @@ def _pieces(segments: Sequence[Segment], added: dict[str, int]) -> list[Piece]:
 
 def prompt_ids(tokenizer: Any, prompts: Sequence[Sequence[Segment]]) -> list[list[int]]:
     """The token ids of each prompt: special tokens from the template only, the user's text as text."""
-    added = (
-        tokenizer.added_tokens_encoder
-    )  # every added token's string -> id, as the tokenizer splits at them
+    # Every added token's string -> id: the tokenizer cuts a string at each of them.
+    added = tokenizer.added_tokens_encoder
     rows = [_pieces(segments, added) for segments in prompts]
     runs = [piece for row in rows for piece in row if isinstance(piece, str)]
     encoded = iter(

@@ -62,9 +62,8 @@ class FetchPolicy:
 
     seconds: float  # the whole download, redirects included
     max_bytes: int
-    allowed_hosts: tuple[
-        str, ...
-    ] = ()  # host names (lower case) the operator trusts, whatever they resolve to
+    # Host names (lower case) the operator trusts, whatever they resolve to.
+    allowed_hosts: tuple[str, ...] = ()
     allowed_networks: tuple[Network, ...] = ()  # networks the operator trusts, e.g. a media host's
     proxy: str | None = None  # every fetch goes through this proxy, which then decides what is reached
 

@@ -24,7 +24,6 @@ from ..errors import OptionsError
 from ..model.schemas import JsonSchema
 from ..options import GenerationOptions, SamplingOptions
 
-MEDIA_PARTS = ("image_url", "video_url", "input_video")
 MAX_SCHEMA_DEPTH = 32  # levels of nesting a response_format schema may have; deeper ones are refused
 # Values (objects, lists, strings, numbers) a response_format schema may hold: counted before the schema is
 # serialised or checked, so a schema of a megabyte costs its parse and no more (JsonSchema bounds the rest).
@@ -255,9 +254,8 @@ def parse_request(body: bytes, sampling: SamplingOptions, max_new_tokens: int) -
 
 def _invalid(error: ValidationError) -> APIError:
     errors = error.errors(include_url=False)
-    first = max(
-        errors, key=lambda e: len(e["loc"])
-    )  # the deepest: of a union's members, the one that matched
+    # The deepest: of a union's members' errors, the one of the member that matched the input's shape.
+    first = max(errors, key=lambda e: len(e["loc"]))
     param = _param(first["loc"])
     if first["type"] == "extra_forbidden":
         return bad(f"Unsupported parameter: {param}.", param, "unsupported_parameter")
