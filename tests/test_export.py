@@ -539,6 +539,63 @@ def test_a_damaged_audio_packet_is_skipped_and_every_window_is_cut_frame_exact(d
             assert container.streams.audio  # the audio kept, its damaged packet left out
 
 
+@pytest.fixture(scope="module")
+def scrambled_mp4(tmp_path_factory) -> tuple[Path, Path]:
+    """An H.264 MP4 with B-frames and MP3 audio whose muxer stored each video packet's decoding time as its
+    presentation time, as some old muxers did: the decoder hands its frames out timed 0, 1, 4, 3, 5, 2, ...
+    frames, while it shows them in order. The exact cut failed every window with "Invalid argument ...
+    returned 22". Returned with the same video muxed rightly, whose frames are the truth."""
+    folder = tmp_path_factory.mktemp("scrambled")
+    right, scrambled = folder / "right.mp4", folder / "scrambled.mp4"
+    tone = ["-f", "lavfi", "-i", "sine=frequency=440:duration=6"]
+    b_frames = ["-bf", "3", "-x264-params", "b-pyramid=normal:keyint=60"]
+    ffmpeg(
+        *pattern_input("320x240", 30, 6),
+        *tone,
+        "-c:v",
+        "libx264",
+        *b_frames,
+        "-c:a",
+        "libmp3lame",
+        str(right),
+    )
+    with av.open(str(right)) as source, av.open(str(scrambled), "w") as output:
+        copies = {stream: output.add_stream_from_template(stream) for stream in source.streams}
+        for packet in source.demux():
+            if packet.dts is None:
+                continue
+            if packet.stream.type == "video":
+                packet.pts = packet.dts
+            packet.stream = copies[packet.stream]
+            output.mux(packet)
+    with av.open(str(scrambled)) as container:
+        times = [frame.pts for frame in container.decode(video=0)][:8]
+    assert times != sorted(times)
+    return right, scrambled
+
+
+@pytest.mark.slow
+def test_frames_timed_out_of_order_are_cut_in_presentation_order(scrambled_mp4, tmp_path):
+    right, scrambled = scrambled_mp4
+    spans = [
+        Span(0, 2, tmp_path / "a.mp4"),
+        Span(2, 4.5, tmp_path / "b.mp4"),
+        Span(4.5, 5.9, tmp_path / "c.mp4"),
+    ]
+    assert cut_spans(probe(scrambled), spans, CutOptions()) == [None, None, None]
+    truth = frames_of(right)
+    for span in spans:
+        shown = [
+            min(range(len(truth)), key=lambda k: np.abs(image - truth[k][1]).mean())
+            for _, image in frames_of(span.target)
+        ]
+        assert shown[-1] == round(span.end * 30) - 1  # the window's last frame, no later one
+        if span.start:  # the first frames of the file lost their times to the muxer: ffmpeg guesses them
+            assert shown == list(range(round(span.start * 30), round(span.end * 30)))  # every frame, in order
+        with av.open(str(span.target)) as container:
+            assert container.streams.audio
+
+
 def test_cut_windows_record_the_facts_of_their_clip(hf_export):
     windows = [w for w in pq.read_table(hf_export / "data" / "windows").to_pylist() if w["cut_path"]]
     assert windows

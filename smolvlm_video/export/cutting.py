@@ -23,6 +23,7 @@ video; an audio stream with no decoder is left out of the clips (`Damage` says s
 from __future__ import annotations
 
 import contextlib
+import heapq
 import itertools
 import logging
 import os
@@ -51,6 +52,7 @@ SEEK_GAP_SECONDS = 10.0  # windows further apart than this are reached by a seek
 AUDIO_SLACK_SECONDS = 5.0
 TIME_ROUNDING = 0.0005  # seconds: records keep a window's start and end to the millisecond
 AUDIO_CODEC = "aac"
+REORDER_DEPTH = 16  # video frames held to come out by presentation time (H.264 reorders at most 16)
 MAX_DAMAGED_PACKETS = 1000  # of one stream, skipped; past this the file is taken as broken, not damaged
 
 
@@ -342,8 +344,10 @@ def _decodable_audio(container: Any, damage: Damage) -> Any | None:
 
 
 def _frames(container: Any, streams: list[Any], damage: Damage) -> Iterator[Any]:
-    """Every decoded frame of the streams, in the container's order; timeless frames left out, and damaged
-    packets skipped and counted in `damage` (FFmpeg's own tools go on past them too)."""
+    """Every decoded frame of the streams, in the container's order, video frames in presentation order
+    (`_Presentation`); timeless frames left out, and damaged packets skipped and counted in `damage` (FFmpeg's
+    own tools go on past them too)."""
+    video = _Presentation()
     for packet in container.demux(*streams):
         try:
             frames = packet.decode()
@@ -352,8 +356,69 @@ def _frames(container: Any, streams: list[Any], damage: Damage) -> Iterator[Any]
             damage.skipped(packet.stream.type)
             continue
         for frame in frames:
-            if frame.pts is not None and frame.time is not None:
-                yield frame
+            if not isinstance(frame, av.VideoFrame):
+                if frame.pts is not None and frame.time is not None:
+                    yield frame
+            else:
+                yield from video.push(frame)
+    yield from video.flush()
+    if video.dropped:
+        name, dropped = container.name, video.dropped
+        logger.warning("%s: left out %d video frames timed at or before the one before them", name, dropped)
+
+
+class _Presentation:
+    """Video frames timed and ordered as FFmpeg's players and tools show them, with times that only rise.
+
+    A frame's time is FFmpeg's best-effort timestamp: its own `pts` while those rise at least as often as
+    the decoding times do, the decoding time (`dts`) otherwise. Files whose muxer stored B-frames with
+    decoding times as their presentation times hand frames out timed 0, 3, 2, 4, ... frames while they show
+    them in order; their decoding times are right. The frames then wait in a heap of REORDER_DEPTH to come
+    out by time, and a frame timed at or before the last one out is left out (and counted), as the ffmpeg CLI
+    does, since an encoder takes only rising times.
+    """
+
+    def __init__(self) -> None:
+        self.faulty_pts = self.faulty_dts = 0
+        self.last_pts: int | None = None
+        self.last_dts: int | None = None
+        self.waiting: list[tuple[int, int, Any]] = []
+        self.count = itertools.count()  # a tie-break: frames never compare
+        self.last_out: int | None = None
+        self.dropped = 0
+
+    def _best_effort(self, frame: Any) -> int | None:
+        """FFmpeg's `guess_correct_pts`."""
+        pts, dts = frame.pts, frame.dts
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None):
+            return pts
+        return dts
+
+    def push(self, frame: Any) -> Iterator[Any]:
+        time = self._best_effort(frame)
+        if time is None or frame.time_base is None:
+            return
+        frame.pts = time
+        heapq.heappush(self.waiting, (time, next(self.count), frame))
+        if len(self.waiting) > REORDER_DEPTH:
+            yield from self._out(heapq.heappop(self.waiting)[2])
+
+    def flush(self) -> Iterator[Any]:
+        while self.waiting:
+            yield from self._out(heapq.heappop(self.waiting)[2])
+
+    def _out(self, frame: Any) -> Iterator[Any]:
+        if self.last_out is not None and frame.pts <= self.last_out:
+            self.dropped += 1
+            return
+        self.last_out = frame.pts
+        yield frame
 
 
 _END = object()
