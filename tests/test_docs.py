@@ -48,6 +48,10 @@ SNIPPET_INPUTS = {
         "smolvlm-video caption clips -o captions.jsonl --split scenes",
         "smolvlm-video export captions.jsonl ./dataset --to hf",
     ],
+    '"shards/features.json"': [
+        "smolvlm-video caption clips -o captions.jsonl --split scenes",
+        "smolvlm-video export captions.jsonl ./shards --to webdataset --clips",
+    ],
 }
 EXAMPLE_VIDEO = ROOT / "examples" / "clips" / "testsrc2.mp4"
 

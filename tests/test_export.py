@@ -116,8 +116,11 @@ def test_hf_export_loads_with_datasets_one_row_per_window_and_per_record(caption
     )
     assert sorted(clips["status"]) == ["error", "ok", "ok"]
     assert [t for t in clips["error_type"] if t] == ["corrupt"]
+    assert isinstance(windows.features["cut_path"], datasets.Video)  # the Hub's viewer plays it
+    files = windows.cast_column("cut_path", datasets.Video(decode=False))["cut_path"]
     assert all(
-        path and not error for path, error in zip(windows["cut_path"], windows["cut_error_type"], strict=True)
+        clip["bytes"] is None and (hf_export / clip["path"]).is_file() and not error
+        for clip, error in zip(files, windows["cut_error_type"], strict=True)
     )
     card = (hf_export / "README.md").read_text()
     assert "config_name: windows" in card and "hf upload" in card and "corrupt: 1" in card
@@ -135,7 +138,7 @@ def test_each_cut_clip_is_its_window_exactly_from_the_frame_at_its_start_with_au
         start, end = window["start"], window["end"]
         if start > 0:
             assert start not in keyframes  # the cut falls between keyframes
-        clip = hf_export / window["cut_path"]
+        clip = hf_export / window["cut_path"]["path"]
         frames = frames_of(clip)
         assert abs(len(frames) / fps - (end - start)) <= 1 / fps
         # Of the source's frames around the start, the cut's first frame is the one at the start: not the
@@ -173,7 +176,7 @@ def test_copy_cuts_start_at_the_keyframe_before_the_window(captioned, tmp_path, 
     assert report.cut_failures == 0
     rows = pq.read_table(tmp_path / "copy" / "windows.parquet").to_pylist()
     second = sorted((w for w in rows if w["path"].endswith("shots.mp4")), key=lambda w: w["start"])[1]
-    frames = frames_of(tmp_path / "copy" / second["cut_path"])
+    frames = frames_of(tmp_path / "copy" / second["cut_path"]["path"])
     keyframe = max(t for t in keyframe_times(shots) if t <= second["start"])  # 1.4 s
     assert abs(len(frames) / 25 - (second["end"] - keyframe)) <= 2 / 25
 
@@ -600,7 +603,7 @@ def test_cut_windows_record_the_facts_of_their_clip(hf_export):
     windows = [w for w in pq.read_table(hf_export / "data" / "windows").to_pylist() if w["cut_path"]]
     assert windows
     for window in windows:
-        clip = hf_export / window["cut_path"]
+        clip = hf_export / window["cut_path"]["path"]
         assert window["cut_bytes"] == clip.stat().st_size
         assert window["cut_has_audio"] == window["path"].endswith("shots.mp4")  # the one source with audio
         assert abs(window["cut_frames"] - (window["end"] - window["start"]) * window["cut_fps"]) <= 1

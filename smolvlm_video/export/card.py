@@ -1,4 +1,5 @@
-"""The dataset card (README.md) of an `hf` export: the configs `datasets.load_dataset` reads, and what a
+"""The dataset card (README.md) of an `hf` export: the configs `datasets.load_dataset` reads, with every
+column's type declared (`dataset_info.features`), and what a
 reader of the dataset needs to know: how it was made (models, prompts and their schemas, sampling),
 how many clips, windows and errors it holds, which answer columns are JSON text and why, and how to push it.
 """
@@ -13,8 +14,10 @@ from huggingface_hub import DatasetCardData
 
 from ..version import __version__
 from .answers import Column
+from .features import features_yaml
 from .ownership import NOT_PUBLISHED
 from .reading import Counts, Survey
+from .tables import VIDEO_COLUMNS, clips_columns, window_schema
 
 if TYPE_CHECKING:
     from .exporting import ExportReport
@@ -40,8 +43,14 @@ def write_card(
         }
         for name in TABLES
     ]
+    cut = options.cut is not None
+    schemas = {"windows": window_schema(answers, cut), "clips": clips_columns(options.keep_abs_paths)}
+    videos = {"windows": VIDEO_COLUMNS if cut else frozenset(), "clips": frozenset()}
     data = DatasetCardData(
         configs=configs,
+        dataset_info=[
+            {"config_name": name, "features": features_yaml(schemas[name], videos[name])} for name in TABLES
+        ],
         tags=["video", "captions", "smolvlm-video"],
         license=options.license,
         task_categories=["video-text-to-text"],

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-import pyarrow as pa
 
 from ..batch.records import fingerprint, safe_clip_id
 from ..errors import (
@@ -39,9 +38,10 @@ from ..errors import (
     VideoNotFoundError,
 )
 from ..video.probe import VideoInfo, probe
-from .answers import answers_column
+from .answers import Column, answers_column
 from .card import write_card
 from .cutting import Damage, Span, cut_spans
+from .features import parquet_metadata
 from .options import CutOptions, ExportOptions
 from .ownership import (
     CUTS_FOLDER,
@@ -52,8 +52,20 @@ from .ownership import (
     remove_stale_cuts,
 )
 from .reading import Counts, Survey, read_journal, source_path, survey
-from .tables import clip_row, clips_schema, flat, published, sample_json, window_rows, window_schema
-from .writers import MB, ParquetShards, RowError, Staging, TarShards
+from .tables import (
+    VIDEO_COLUMNS,
+    clip_row,
+    clips_columns,
+    clips_schema,
+    flat,
+    published,
+    sample_schema,
+    table_row,
+    window_rows,
+    window_schema,
+)
+from .webdataset import FEATURES_FILE, Samples
+from .writers import MB, ParquetShards, RowError, Staging
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +130,7 @@ def _planned(options: ExportOptions) -> list[str]:
     paths = {
         "hf": ["README.md", "data/windows", "data/clips"],
         "parquet": ["clips.parquet", "windows.parquet"],
+        "webdataset": [FEATURES_FILE],
     }
     return paths.get(options.format, []) + ([CUTS_FOLDER] if options.cut is not None else [])
 
@@ -149,7 +162,7 @@ def _write(
     """Write the tables (or shards) into the staging folder; the names to move into place."""
     found = report.survey
     answers = answers_column(found.answer_columns())
-    clips, windows = _open_tables(staging, options, window_schema(answers, cut=options.cut is not None))
+    clips, windows = _open_tables(staging, options, answers)
     base = os.path.abspath(options.relative_to) if options.relative_to else found.sources_root or ""
     try:
         for written, (number, source_record, cuts) in enumerate(
@@ -159,15 +172,14 @@ def _write(
             record = published(source_record, base, options.keep_abs_paths)
             if clips is not None:
                 clips.add(clip_row(record), number)
-            tar = isinstance(windows, TarShards)
-            for window, cut in zip(window_rows(record, None if tar else answers), cuts, strict=True):
+            for window, cut in zip(window_rows(record, answers), cuts, strict=True):
                 window |= cut
                 if cut.get("cut_path"):
                     report.used_cuts.add(cut["cut_path"])
-                if tar:
-                    _add_sample(windows, window, record, report.folder)
+                if isinstance(windows, Samples):
+                    windows.add(window, record, report.folder)
                 else:
-                    windows.add(window, number)
+                    windows.add(table_row(window), number)
             if progress is not None and (written % PROGRESS_EVERY == 0 or written == found.records):
                 progress(written, found.records)
         window_files = windows.close()
@@ -178,8 +190,9 @@ def _write(
         window_files[0].rename(staging.path("windows.parquet"))  # one file each: no shard_bytes
         clip_files[0].rename(staging.path("clips.parquet"))
         return ["clips.parquet", "windows.parquet"]
-    if options.format == "webdataset":
-        return [f"data/{path.name}" for path in window_files]
+    if isinstance(windows, Samples):
+        windows.write_features(staging.path(FEATURES_FILE))
+        return [f"data/{path.name}" for path in window_files] + [FEATURES_FILE]
     tables = {"windows": window_files, "clips": clip_files}
     relative = {name: [f"data/{name}/{path.name}" for path in files] for name, files in tables.items()}
     write_card(staging.path("README.md"), found, answers, options, report, relative)
@@ -187,39 +200,33 @@ def _write(
 
 
 def _open_tables(
-    staging: Staging, options: ExportOptions, windows: pa.Schema
-) -> tuple[ParquetShards | None, ParquetShards | TarShards]:
+    staging: Staging, options: ExportOptions, answers: Column
+) -> tuple[ParquetShards | None, ParquetShards | Samples]:
     """The writers of the clips table (None for WebDataset, whose samples are windows) and of the windows
-    table (`windows`: its schema)."""
+    table, each file declaring its `datasets` features; `answers`: the windows' answers column."""
+    cut = options.cut is not None
     shard_bytes = options.shard_mb * MB
     data = staging.path("data")
     # Shards are named after this export: `datasets` caches a folder's tables by their file names, so new
     # names keep a re-export from loading as the old one.
     prefix = f"train-{time.time_ns():x}"
+    if options.format == "webdataset":
+        return None, Samples(data, prefix, shard_bytes, sample_schema(answers, cut))
+    clips_schema_ = clips_schema(options.keep_abs_paths)
+    windows = window_schema(answers, cut)
+    clips_metadata = parquet_metadata(clips_columns(options.keep_abs_paths))
+    windows_metadata = parquet_metadata(windows, VIDEO_COLUMNS if cut else frozenset())
     if options.format == "parquet":
         return (
-            ParquetShards(staging.root, "clips", clips_schema(options.keep_abs_paths), transform=flat),
-            ParquetShards(staging.root, "windows", windows),
+            ParquetShards(staging.root, "clips", clips_schema_, transform=flat, metadata=clips_metadata),
+            ParquetShards(staging.root, "windows", windows, metadata=windows_metadata),
         )
-    if options.format == "hf":
-        return (
-            ParquetShards(
-                data / "clips", prefix, clips_schema(options.keep_abs_paths), shard_bytes, transform=flat
-            ),
-            ParquetShards(data / "windows", prefix, windows, shard_bytes),
-        )
-    return None, TarShards(data, prefix, shard_bytes)
-
-
-def _add_sample(shards: TarShards, window: dict[str, Any], record: dict[str, Any], folder: Path) -> None:
-    key = f"{window['clip_id']}_{window['window_index']:04d}"
-    members: dict[str, bytes | Path] = {
-        "json": sample_json(window, record).encode(),
-        "txt": (window.get("caption") or "").encode(),
-    }
-    if window.get("cut_path"):
-        members["mp4"] = folder / window["cut_path"]
-    shards.add(key, members)
+    return (
+        ParquetShards(
+            data / "clips", prefix, clips_schema_, shard_bytes, transform=flat, metadata=clips_metadata
+        ),
+        ParquetShards(data / "windows", prefix, windows, shard_bytes, metadata=windows_metadata),
+    )
 
 
 def _with_cuts(

@@ -29,6 +29,7 @@ from ..batch.records import TIMINGS, VIDEO_FIELDS
 from ..options import GenerationOptions, SamplingOptions
 from ..video.probe import VideoInfo
 from .answers import Column, json_text
+from .features import VIDEO
 from .reading import source_path
 
 TEXT = pa.string()
@@ -76,7 +77,7 @@ CLIPS = pa.schema(
     ]
 )
 CUT_FIELDS = [
-    ("cut_path", TEXT),
+    ("cut_path", TEXT),  # a `Video` in the Parquet tables (`VIDEO_COLUMNS`), a path in WebDataset samples
     ("cut_error_type", TEXT),
     ("cut_error_message", TEXT),
     # The facts of the clip file itself, read from it: frames, frame rate, bytes, whether it has audio, and
@@ -89,9 +90,17 @@ CUT_FIELDS = [
 ]
 
 
+VIDEO_COLUMNS = frozenset({"cut_path"})  # the windows table's clip files: `datasets.Video` features
+
+
 def clips_schema(keep_abs_paths: bool) -> pa.Schema:
     """The clips table, with `abs_path` or (the default, for a table to publish) without it."""
     return CLIPS if keep_abs_paths else CLIPS.remove(CLIPS.get_field_index("abs_path"))
+
+
+def clips_columns(keep_abs_paths: bool) -> pa.Schema:
+    """The clips table as written: flat (see `flat`)."""
+    return flat(clips_schema(keep_abs_paths).empty_table()).schema
 
 
 def published(record: dict[str, Any], base: str, keep_abs_paths: bool) -> dict[str, Any]:
@@ -130,21 +139,44 @@ def flat(table: pa.Table) -> pa.Table:
     return table.rename_columns([name.replace(".", "_") for name in table.column_names])
 
 
+def _window_fields(answers: Column) -> list[tuple[str, pa.DataType]]:
+    return [
+        ("clip_id", TEXT),
+        ("window_index", pa.int64()),
+        ("path", TEXT),
+        ("start", pa.float64()),
+        ("end", pa.float64()),
+        ("caption", TEXT),
+        ("frame_count", pa.int64()),
+        ("timestamps", pa.list_(pa.float64())),
+        ("answers", answers.arrow),
+    ]
+
+
 def window_schema(answers: Column, cut: bool) -> pa.Schema:
     """The windows table, for this answers column (a struct of the prompts'), with cut clips or not."""
+    cuts = [(name, VIDEO if name in VIDEO_COLUMNS else type_) for name, type_ in CUT_FIELDS]
+    return pa.schema([*_window_fields(answers), *(cuts if cut else [])])
+
+
+def table_row(window: dict[str, Any]) -> dict[str, Any]:
+    """A window's row as the windows table stores it: its clip file as a `Video` (`{bytes, path}`)."""
+    path = window.get("cut_path")
+    return {**window, "cut_path": {"bytes": None, "path": path}} if path else window
+
+
+def sample_schema(answers: Column, cut: bool) -> pa.Schema:
+    """A WebDataset sample as `datasets` reads it: its `.json` (the window's row, and its clip's model and
+    video facts), `.txt` (the caption), `.mp4` with cut clips (a `Video`), and the key and shard of each."""
+    document = [
+        *_window_fields(answers),
+        *(CUT_FIELDS if cut else []),
+        ("model", CLIPS.field("model").type),
+        ("video", CLIPS.field("video").type),
+    ]
+    clip = [("mp4", VIDEO)] if cut else []
     return pa.schema(
-        [
-            ("clip_id", TEXT),
-            ("window_index", pa.int64()),
-            ("path", TEXT),
-            ("start", pa.float64()),
-            ("end", pa.float64()),
-            ("caption", TEXT),
-            ("frame_count", pa.int64()),
-            ("timestamps", pa.list_(pa.float64())),
-            ("answers", answers.arrow),
-            *(CUT_FIELDS if cut else []),
-        ]
+        [("json", pa.struct(document)), ("txt", TEXT), *clip, ("__key__", TEXT), ("__url__", TEXT)]
     )
 
 
@@ -161,19 +193,17 @@ def window_rows(record: dict[str, Any], answers: Column | None) -> list[dict[str
     return rows
 
 
-def sample_json(window: dict[str, Any], record: dict[str, Any]) -> str:
-    """A window as one JSON document (a WebDataset sample's `.json`): its row, answers as JSON values,
-    and its clip's model and video facts."""
-    keys = [
-        "clip_id",
-        "window_index",
-        "path",
-        "start",
-        "end",
-        "caption",
-        "frame_count",
-        "timestamps",
-        "answers",
-    ]
-    document = {key: window.get(key) for key in keys + [name for name, _ in CUT_FIELDS if name in window]}
-    return json_text({**document, "model": record.get("model"), "video": record.get("video")}) or ""
+def sample_json(window: dict[str, Any], record: dict[str, Any], schema: pa.Schema) -> str:
+    """A window as one JSON document (a WebDataset sample's `.json`): the fields `schema` (`sample_schema`)
+    declares, from its row and its clip's model and video facts."""
+    document = schema.field("json").type
+    facts = {name: record.get(name) or {} for name in ("model", "video")}
+    values = {
+        field.name: (
+            {key.name: facts[field.name].get(key.name) for key in field.type}
+            if field.name in facts
+            else window.get(field.name)
+        )
+        for field in document
+    }
+    return json_text(values) or ""

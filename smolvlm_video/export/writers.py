@@ -78,7 +78,8 @@ class ParquetShards:
     """One table written to Parquet in row groups, over as many files as `shard_bytes` asks.
 
     Rows are dicts that PyArrow converts to `schema`; `transform` (if given) turns each row group's table
-    into the one written. A row that does not fit the schema raises ValueError naming the line it came from.
+    into the one written, with `metadata` as its schema's metadata. A row that does not fit the schema
+    raises ValueError naming the line it came from.
     """
 
     def __init__(
@@ -88,8 +89,10 @@ class ParquetShards:
         schema: pa.Schema,
         shard_bytes: int | None = None,
         transform: Callable[[pa.Table], pa.Table] | None = None,
+        metadata: dict[bytes, bytes] | None = None,
     ) -> None:
         self.folder, self.prefix, self.schema = folder, prefix, schema
+        self.metadata = metadata  # the schema metadata of every file, such as the `datasets` features
         self.shard_bytes = shard_bytes
         self.transform = transform or (lambda table: table)
         self.rows: list[dict[str, Any]] = []
@@ -107,6 +110,8 @@ class ParquetShards:
 
     def _write_group(self) -> None:
         table = self.transform(self._table())
+        if self.metadata is not None:
+            table = table.replace_schema_metadata(self.metadata)
         if self._writer is None:
             self.files.append(self.folder / f"{self.prefix}-{len(self.files):05d}.parquet")
             self._writer = pq.ParquetWriter(self.files[-1], table.schema, compression="zstd")

@@ -1,0 +1,79 @@
+"""The export's types as `datasets` declares them (its `Features`), so that every reader types every column
+from the declaration instead of guessing from the first rows, where a null carries no type.
+
+Written in three places: the card's `dataset_info.features` (`load_dataset(FOLDER, "windows")`), the
+Parquet files' own `huggingface` metadata (`load_dataset("parquet", ...)`), and `features.json` beside
+WebDataset shards (`load_dataset("webdataset", ..., features=Features.from_dict(...))`). Made from the
+PyArrow schema here, in `datasets`' own two notations, without importing it: `datasets` is the reader's.
+
+A clip file is a `Video` feature: stored as `{bytes, path}` with `bytes` null and `path` relative to the
+export's folder, so the Hub's viewer plays it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+VIDEO = pa.struct([("bytes", pa.binary()), ("path", pa.string())])  # a `datasets.Video`, as stored
+VALUES = {
+    pa.string(): "string",
+    pa.int64(): "int64",
+    pa.float64(): "float64",
+    pa.bool_(): "bool",
+    pa.binary(): "binary",
+}
+
+
+def _checked(schema: pa.Schema, videos: frozenset[str]) -> None:
+    missing = videos - set(schema.names)
+    if missing:
+        raise ValueError(f"no column {sorted(missing)} to declare a video")
+
+
+def _dtype(type_: pa.DataType) -> str:
+    try:
+        return VALUES[type_]
+    except KeyError:
+        raise ValueError(f"no datasets type for the column type {type_}") from None
+
+
+def feature(type_: pa.DataType) -> dict[str, Any]:
+    """One column's feature as `Features.to_dict()` writes it."""
+    if pa.types.is_list(type_):
+        return {"feature": feature(type_.value_type), "_type": "List"}
+    if pa.types.is_struct(type_):
+        return {field.name: feature(field.type) for field in type_}
+    return {"dtype": _dtype(type_), "_type": "Value"}
+
+
+def features_dict(schema: pa.Schema, videos: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The schema as `Features.to_dict()` writes it: what `Features.from_dict` reads back; `videos`: the
+    columns that are clip files."""
+    _checked(schema, videos)
+    return {f.name: {"_type": "Video"} if f.name in videos else feature(f.type) for f in schema}
+
+
+def _yaml_entry(name: str | None, type_: pa.DataType, video: bool = False) -> dict[str, Any]:
+    entry: dict[str, Any] = {} if name is None else {"name": name}
+    if video:
+        return entry | {"dtype": "video"}
+    if pa.types.is_list(type_):
+        item = _yaml_entry(None, type_.value_type)  # a dtype or a struct's fields stand alone; a list nests
+        return entry | {"list": item.get("dtype") or item.get("struct") or item}
+    if pa.types.is_struct(type_):
+        return entry | {"struct": [_yaml_entry(field.name, field.type) for field in type_]}
+    return entry | {"dtype": _dtype(type_)}
+
+
+def features_yaml(schema: pa.Schema, videos: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """The schema as a dataset card's `dataset_info.features` lists it."""
+    _checked(schema, videos)
+    return [_yaml_entry(f.name, f.type, f.name in videos) for f in schema]
+
+
+def parquet_metadata(schema: pa.Schema, videos: frozenset[str] = frozenset()) -> dict[bytes, bytes]:
+    """The Parquet schema metadata through which `datasets` reads a file's features, as it writes them."""
+    return {b"huggingface": json.dumps({"info": {"features": features_dict(schema, videos)}}).encode()}
