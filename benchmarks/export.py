@@ -2,6 +2,7 @@
 
     python benchmarks/export.py [--records 1000000] [--seconds 210] [--size 1280x720] [--preset veryfast]
                                 [--crf 23] [--repeats 1] [--cache-dir DIR] [--only tables|cuts]
+                                [--baseline-python PYTHON]
 
 1. Tables: `--records` synthetic caption records (made once; every 20th an error, the others 1 to 3 windows
    of 16 frames, a text caption and an answer that follows examples/schemas/scene.json), exported with
@@ -17,6 +18,11 @@
      (`ffmpeg -ss START -i SOURCE -t LENGTH -c:v libx264 -preset P -crf C -c:a aac`), one after another.
    Prints seconds of video cut per wall second for each, and how far each method's clips are from their
    shots' length.
+
+With `--baseline-python` (an interpreter whose `smolvlm_video` is another version, such as an earlier main
+installed into a folder of its own), the tables and the exact cuts are also timed with it, interleaved in
+the same run, and each figure is given as a ratio to the baseline's. Children run in the scratch folder, so
+that a checkout in the working directory does not shadow the package each interpreter has.
 """
 
 from __future__ import annotations
@@ -90,10 +96,10 @@ def records_file(cache: Path, count: int) -> Path:
     return path
 
 
-def timed_child(command: list[str]) -> tuple[float, float]:
-    """Run a command; its wall seconds and peak RSS in MB."""
+def timed_child(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Run a command in `cwd`; its wall seconds and peak RSS in MB."""
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=cwd)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
@@ -101,19 +107,27 @@ def timed_child(command: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-def export_command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "smolvlm_video", "export", *map(str, args), "--quiet"]
+def export_command(python: str, *args: str | Path) -> list[str]:
+    return [python, "-m", "smolvlm_video", "export", *map(str, args), "--quiet"]
 
 
-def bench_tables(cache: Path, count: int, scratch: Path) -> None:
+def bench_tables(cache: Path, count: int, scratch: Path, pythons: dict[str, str], repeats: int) -> None:
     records = records_file(cache, count)
-    seconds, peak = timed_child(export_command(records, scratch / "tables", "--to", "parquet"))
-    size = sum(p.stat().st_size for p in (scratch / "tables").glob("*.parquet")) / 1e6
-    print(f"\nTables: {count} records ({records.stat().st_size / 1e9:.2f} GB of JSONL) to Parquet")
-    print(
-        f"  {seconds:.1f} s, {count / seconds:,.0f} records/s, peak RSS {peak:.0f} MB, "
-        f"{size:.0f} MB of Parquet"
-    )
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in pythons}
+    for repeat in range(repeats):
+        for name, python in pythons.items():
+            out = scratch / f"tables-{name}-{repeat}"
+            runs[name].append(timed_child(export_command(python, records, out, "--to", "parquet"), scratch))
+    size = sum(p.stat().st_size for p in (scratch / "tables-this-0").glob("*.parquet")) / 1e6
+    print(f"\nTables: {count} records ({records.stat().st_size / 1e9:.2f} GB of JSONL) to Parquet, "
+          f"median of {repeats}")  # fmt: skip
+    base = statistics.median(s for s, _ in runs["baseline"]) if "baseline" in runs else None
+    for name, measured in runs.items():
+        seconds = statistics.median(s for s, _ in measured)
+        peak = statistics.median(p for _, p in measured)
+        ratio = f", {base / seconds:.2f}x the baseline's speed" if base else ""
+        print(f"  {name:8s} {seconds:.1f} s, {count / seconds:,.0f} records/s, peak RSS {peak:.0f} MB{ratio}")
+    print(f"  {size:.0f} MB of Parquet")
 
 
 def shot_clip(cache: Path, seconds: int, size: str) -> Path:
@@ -179,7 +193,14 @@ def clip_lengths(folder: Path) -> list[float]:
 
 
 def bench_cuts(
-    cache: Path, seconds: int, size: str, preset: str, crf: int, repeats: int, scratch: Path
+    cache: Path,
+    seconds: int,
+    size: str,
+    preset: str,
+    crf: int,
+    repeats: int,
+    scratch: Path,
+    pythons: dict[str, str],
 ) -> None:
     clip = shot_clip(cache, seconds, size)
     records = shot_record(clip, scratch, seconds)
@@ -187,14 +208,19 @@ def bench_cuts(
     covered = sum(end - start for start, end in spans)
     encode = ["--clip-preset", preset, "--clip-crf", str(crf)]
     methods = {
-        "exact (export --clips)": lambda out: timed_child(export_command(records, out, "--clips", *encode))[
-            0
-        ],
-        "copy (export --clips --cut copy)": lambda out: timed_child(
-            export_command(records, out, "--clips", "--cut", "copy")
-        )[0],
-        "ffmpeg CLI once per shot": lambda out: _wall(lambda: ffmpeg_per_shot(clip, out, spans, preset, crf)),
+        f"exact (export --clips){'' if name == 'this' else ', ' + name}": (
+            lambda out, python=python: timed_child(
+                export_command(python, records, out, "--clips", *encode), scratch
+            )[0]
+        )
+        for name, python in pythons.items()
     }
+    methods["copy (export --clips --cut copy)"] = lambda out: timed_child(
+        export_command(sys.executable, records, out, "--clips", "--cut", "copy"), scratch
+    )[0]
+    methods["ffmpeg CLI once per shot"] = lambda out: _wall(
+        lambda: ffmpeg_per_shot(clip, out, spans, preset, crf)
+    )
     times: dict[str, list[float]] = {name: [] for name in methods}
     folders = {}
     for repeat in range(repeats):
@@ -232,7 +258,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--only", choices=["tables", "cuts"], default=None)
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
+    parser.add_argument("--baseline-python", help="an interpreter with another smolvlm_video to compare")
     args = parser.parse_args()
+    pythons = {"this": sys.executable}
+    if args.baseline_python:
+        pythons["baseline"] = args.baseline_python
     scratch = args.cache_dir / "export" / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -242,9 +272,11 @@ def main() -> None:
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")  # fmt: skip
     try:
         if args.only in (None, "tables"):
-            bench_tables(args.cache_dir, args.records, scratch)
+            bench_tables(args.cache_dir, args.records, scratch, pythons, args.repeats)
         if args.only in (None, "cuts"):
-            bench_cuts(args.cache_dir, args.seconds, args.size, args.preset, args.crf, args.repeats, scratch)
+            bench_cuts(
+                args.cache_dir, args.seconds, args.size, args.preset, args.crf, args.repeats, scratch, pythons
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
