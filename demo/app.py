@@ -14,6 +14,7 @@ import gradio as gr
 from smolvlm_video import __version__
 
 from . import tabs
+from .chat import chat_tab
 from .config import DemoConfig
 from .handlers import Handlers
 from .head import STORAGE_FALLBACK
@@ -34,6 +35,9 @@ THEME = gr.themes.Soft(
 )
 # Narrow screens (a phone, a 400 px embed): controls wrap instead of pushing the page sideways.
 CSS = """
+/* An error is said once, in its toast: no "Error" badge over the outputs of the request that failed (or was
+   stopped), which covered the chat and the frames until reload. */
+[data-testid="status-tracker"]:has(> span.error) { display: none !important; }
 @media (max-width: 640px) {
   .gradio-container { padding-left: 4px !important; padding-right: 4px !important; }
   .gradio-container .row { flex-wrap: wrap; }
@@ -56,12 +60,14 @@ def build_demo(config: DemoConfig | None = None, models: ModelCache | None = Non
             )
         # Hidden until a request has frames to show, so an empty box takes no room on a first visit.
         with gr.Accordion("What the model saw", open=True, visible=False) as seen_box:
-            seen_text = gr.Markdown()
-            gallery = gr.Gallery(label="Frames", columns=8, height=220, format="jpeg", show_label=False)
-        gallery.change(_shown, None, seen_box, api_visibility="private", queue=False)
+            seen_text = gr.Markdown(label="What the model saw")
+            gallery = gr.Gallery(
+                label="Frames", columns=8, height=220, object_fit="contain", format="jpeg", show_label=False
+            )
+        gallery.change(_shown, gallery, seen_box, api_visibility="private", queue=False)
         seen = [gallery, seen_text]
         with gr.Tab("Chat"):
-            tabs.chat_tab(handlers, config, settings, chat_schema, seen)
+            chat_tab(handlers, tabs.chat_examples(config), settings, chat_schema, seen, seen_box)
         with gr.Tab("Analyze a video"):
             tabs.analyze_tab(handlers, config, settings)
         with gr.Tab("Live camera"):
@@ -75,8 +81,9 @@ def build_demo(config: DemoConfig | None = None, models: ModelCache | None = Non
     return demo
 
 
-def _shown() -> Any:
-    return gr.Accordion(visible=True)
+def _shown(frames: list | None) -> Any:
+    """ "What the model saw" shows while it has frames: hidden again once the chat is cleared."""
+    return gr.Accordion(visible=bool(frames))
 
 
 def launch_kwargs(config: DemoConfig | None = None, **overrides: Any) -> dict[str, Any]:

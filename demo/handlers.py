@@ -39,6 +39,7 @@ from .analysis import (
     timeline_html,
     write_downloads,
 )
+from .chat import History, media_shown, user_turn
 from .config import DemoConfig
 from .conversation import check_upload, to_messages
 from .frames import Gallery, RequestFolders, save_frames
@@ -121,9 +122,7 @@ class Handlers:
             what it saw.
         """
         with _as_gr_error():
-            schema = _schema(json_schema)
-            question = Question(message.get("text") or "Describe this.", schema) if schema else None
-            yield from self._chat(message, history, settings, question)
+            yield from self._chat(message, history, settings, _question(message, json_schema))
 
     @takes_settings
     def describe_video(
@@ -261,18 +260,58 @@ class Handlers:
             )
         return self.config.model_options(settings.model)
 
-    def _chat(
-        self, message: dict, history: list[dict], settings: Settings, question: Question | None = None
-    ) -> Iterator[tuple[str, Any, Any]]:
-        """Answer `message` after `history`; `question`, where given, is its text with its schema."""
+    @takes_settings
+    def chat_turn(
+        self,
+        message: dict,
+        history: History,
+        shown: list,
+        settings: Settings,
+        json_schema: str | None = None,
+    ) -> Iterator[tuple[list, History, Any, Any]]:
+        """`chat` for the Chat tab: the chat as shown (`shown`, its last bubble the question) with the
+        question's media and the answer so far, and `history` with the turn (what was answered, if stopped).
+        On an error, the chat is shown as it was before the question, which stays in the input to edit.
+        """
+        with _as_gr_error():
+            try:
+                yield from self._chat_turn(message, history, shown, settings, json_schema)
+            except Exception:
+                yield shown[:-1], history, gr.skip(), gr.skip()
+                raise
+
+    def _chat_turn(
+        self, message: dict, history: History, shown: list, settings: Settings, json_schema: str | None
+    ) -> Iterator[tuple[list, History, Any, Any]]:
+        """The turn, shown as it goes."""
+        name, chat, generation = self._prepared(message, history, settings, _question(message, json_schema))
+        files = [f if isinstance(f, str) else f["path"] for f in message.get("files") or []]
+        with self.frames.hold() as folder:
+            media = media_shown(files, chat.messages[-1].media(), folder)
+        text = [{"role": "user", "content": message["text"]}] if message.get("text") else []
+        asked = [*shown[:-1], *({"role": "user", "content": m} for m in media), *text]
+        turn = user_turn(message)
+        for answer, gallery, seen_text in self._answer(name, chat, generation):
+            reply = [{"role": "assistant", "content": answer}] if answer else []
+            yield [*asked, *reply], [*history, turn, *reply], gallery, seen_text
+
+    def _prepared(
+        self, message: dict, history: History, settings: Settings, question: Question | None = None
+    ) -> tuple[str, Chat, GenerationOptions]:
+        """The model's name, the chat to answer (`message` after `history`; `question`, where given, is its
+        text with its schema) and how to generate."""
         sampling, generation = settings.options()
         _, sampling = load_fitted(self._model_options(settings), sampling, self.models.get)
         if question:
             message = {**message, "text": question.prompt()}
         messages = to_messages(history, message, sampling, self.allowed, system=settings.system or None)
-        yield from self._answer(
-            settings.model, Chat(tuple(messages), question and question.schema), generation
-        )
+        return settings.model, Chat(tuple(messages), question and question.schema), generation
+
+    def _chat(
+        self, message: dict, history: History, settings: Settings, question: Question | None = None
+    ) -> Iterator[tuple[str, Any, Any]]:
+        """Answer `message` after `history`; `question`, where given, is its text with its schema."""
+        yield from self._answer(*self._prepared(message, history, settings, question))
 
     def _answer(
         self, name: str, chat: Chat, generation: GenerationOptions
@@ -296,6 +335,12 @@ class Handlers:
 
         # Closing this generator closes stream() through yield from, which stops and joins its thread.
         yield from stream(self.models.get(self.config.model_options(name)), chat, generation)
+
+
+def _question(message: dict, json_schema: str | None) -> Question | None:
+    """A chat message's question with the schema typed for it; None without one."""
+    schema = _schema(json_schema)
+    return Question(message.get("text") or "Describe this.", schema) if schema else None
 
 
 def _schema(text: str | None) -> JsonSchema | None:

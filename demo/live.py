@@ -54,7 +54,7 @@ def arrival() -> tuple[str, float]:
 def log_html(log: LiveLog) -> str:
     """The log as HTML, newest first: time, latency, the question if one was set, the answer."""
     if not log.entries:
-        return '<p class="live-empty">Answers appear here once the camera is on.</p>'
+        return '<p class="live-empty">No answer yet: they appear here once the camera records.</p>'
     items = [
         f'<li class="live-entry" data-arrived="{e.arrived:.3f}" data-seconds="{e.seconds:.3f}">'
         f'<span class="at">{e.at}</span> <span class="latency">({e.seconds:.1f} s)</span> '
@@ -73,3 +73,50 @@ LIVE_CSS = """
 .live-entry .latency { color: var(--body-text-color-subdued); }
 .live-entry .question { font-style: italic; }
 """
+
+
+CAMERA_STATUS_ID = "live-status"
+WAITING = "Waiting for the camera: click the camera below and allow it."
+# The camera's state, in words, from the browser's own events: gr.Image asks for the camera, and says
+# nothing when the browser refuses it. The page watches getUserMedia's outcome and the stream's tracks.
+CAMERA_STATUS_JS = """
+const status = element.querySelector("p");
+const say = (kind, text) => { status.dataset.state = kind; status.textContent = text; };
+const media = navigator.mediaDevices;
+if (!media || !media.getUserMedia) {
+  say("unavailable", "This page cannot use a camera: open the app over https (or on localhost).");
+} else if (!media.__smolvlmWatched) {
+  media.__smolvlmWatched = true;
+  const ask = media.getUserMedia.bind(media);
+  media.getUserMedia = async (constraints) => {
+    if (!constraints || !constraints.video) return ask(constraints);
+    try {
+      const stream = await ask(constraints);
+      say("on", "Camera on: press Record to start answering; each answer appears below.");
+      const stopped = () => say("stopped", "The camera stopped: click it to start again.");
+      stream.getVideoTracks().forEach((track) => track.addEventListener("ended", stopped));
+      return stream;
+    } catch (error) {
+      const why = {
+        NotAllowedError: "The camera is blocked. Allow it for this site (the camera icon in the address " +
+          "bar) and click the camera again. A page that embeds the app must allow it: " +
+          "<iframe allow=\\"camera\\">.",
+        NotFoundError: "No camera was found: connect one and click the camera again.",
+        NotReadableError: "The camera is in use by another program: close it and click the camera again.",
+      }[error.name] || `The camera could not start (${error.name}): ${error.message}`;
+      say("refused", why);
+      throw error;
+    }
+  };
+}
+"""
+CAMERA_STATUS_CSS = """
+p.camera-status { margin: 0; padding: 0.5em 0.75em; border-radius: var(--radius-md);
+  border: 1px solid var(--border-color-primary); }
+p.camera-status[data-state="refused"], p.camera-status[data-state="unavailable"] {
+  border: 2px solid var(--error-border-color); font-weight: 600; }
+"""
+
+
+def camera_status_html() -> str:
+    return f'<p class="camera-status" role="status" aria-live="polite" data-state="waiting">{WAITING}</p>'

@@ -15,7 +15,18 @@ from smolvlm_video.batch.clips import DEFAULT_PROMPT
 from .analysis import PLAYER_ID, SPLITS, TIMELINE_CSS, TIMELINE_ID, TIMELINE_JS
 from .config import DemoConfig
 from .handlers import Handlers
-from .live import DEFAULT_INTERVAL, FRAME_SECONDS, LIVE_CSS, LIVE_MAX_NEW_TOKENS, LiveLog, log_html
+from .live import (
+    CAMERA_STATUS_CSS,
+    CAMERA_STATUS_ID,
+    CAMERA_STATUS_JS,
+    DEFAULT_INTERVAL,
+    FRAME_SECONDS,
+    LIVE_CSS,
+    LIVE_MAX_NEW_TOKENS,
+    LiveLog,
+    camera_status_html,
+    log_html,
+)
 
 EXAMPLE_QUESTIONS = [  # (label, question, file under examples/)
     (
@@ -30,35 +41,13 @@ EXAMPLE_ANALYSIS = ("Three shots (video)", "clips/three-shots.mp4", "scenes")  #
 EXAMPLE_SCHEMA = "schemas/scene.json"
 
 
-def chat_tab(handlers: Handlers, config: DemoConfig, settings: list, schema: gr.Code, seen: list) -> None:
-    """The multimodal chat; `schema` (in the settings accordion) makes its answers JSON."""
-    textbox = gr.MultimodalTextbox(
-        file_types=["image", "video"],
-        file_count="multiple",
-        placeholder="Upload an image or a video and ask about it",
-        sources=["upload"],
-    )
-    gr.ChatInterface(
-        handlers.chat,
-        multimodal=True,
-        textbox=textbox,
-        additional_inputs=[*settings, schema],
-        additional_outputs=seen,
-        api_name="chat",
-        fill_height=True,
-    )
-    found = [
-        (label, {"text": question, "files": [str(config.examples_dir / name)]})
+def chat_examples(config: DemoConfig) -> list[dict[str, Any]]:
+    """The examples the empty chat offers: a click puts the question and its file in the input."""
+    return [
+        {"text": question, "files": [str(config.examples_dir / name)], "display_text": label}
         for label, question, name in EXAMPLE_QUESTIONS
         if (config.examples_dir / name).exists()  # a wheel ships no examples
     ]
-    if found:  # a click fills in the question and the file; the current settings apply when it is sent
-        gr.Examples(
-            [[message] for _, message in found],
-            inputs=[textbox],
-            example_labels=[label for label, _ in found],
-            label="Examples",
-        )
 
 
 def analyze_tab(handlers: Handlers, config: DemoConfig, settings: list) -> None:
@@ -127,6 +116,13 @@ def live_tab(handlers: Handlers, settings: list) -> None:
             )
             interval = gr.Slider(1, 60, value=DEFAULT_INTERVAL, step=0.5, label="Answer every (seconds)")
             interval.elem_id = "live-interval"
+    gr.HTML(
+        camera_status_html(),
+        elem_id=CAMERA_STATUS_ID,
+        js_on_load=CAMERA_STATUS_JS,
+        css_template=CAMERA_STATUS_CSS,
+        show_label=False,
+    )
     log = gr.State(LiveLog())
     shown = gr.HTML(log_html(LiveLog()), label="Answers", elem_id="live-log", css_template=LIVE_CSS)
     camera.stream(

@@ -47,6 +47,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class Served(str):
+    """The app's URL, and the process that serves it."""
+
+    def __new__(cls, url: str, pid: int) -> Served:
+        served = super().__new__(cls, url)
+        served.pid = pid
+        return served
+
+
 @pytest.fixture(scope="module")
 def served(tiny_checkpoint, tmp_path_factory):
     """`smolvlm-video demo` in its own process, as a user starts it."""
@@ -60,7 +69,7 @@ def served(tiny_checkpoint, tmp_path_factory):
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_for(url, server, log)
-        yield url
+        yield Served(url, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -132,6 +141,123 @@ def test_upload_a_video_ask_and_see_frames_then_answer(served, browser, clip, sc
     page.screenshot(path=screenshots / "chat-answer.png", full_page=True)
 
 
+def _chat_input(page):
+    return page.locator("#chat-input textarea").first
+
+
+def _send(page, question: str, *files: Path) -> None:
+    """Empty the chat's input of files, attach `files`, type `question`, press Enter."""
+    while page.locator("#chat-input button[aria-label='Remove file']").count():
+        page.locator("#chat-input button[aria-label='Remove file']").first.click()
+    if files:
+        page.locator("#chat-input input[type=file]").first.set_input_files([str(f) for f in files])
+    _chat_input(page).fill(question)
+    _chat_input(page).press("Enter")
+
+
+def _wait_answered(page) -> None:
+    """Until the question sent is answered: the input emptied and ready again (an error keeps it)."""
+    page.wait_for_function(
+        "() => { const box = document.querySelector('#chat-input textarea');"
+        " return box.value === '' && !box.disabled; }",
+        timeout=60_000,
+    )
+
+
+def _demo_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@pytest.fixture
+def bad_inputs(tmp_path) -> list[tuple[str, list[Path], str]]:
+    """(what, files, question): what the chat must refuse and come back from."""
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video, only text\n" * 20)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(THREE_SHOTS.read_bytes()[:3000])
+    too_long = "Describe every detail of this picture, again and again. " * 4000  # 228,000 characters
+    return [
+        ("a text file renamed .mp4", [text], "What is it?"),
+        ("an empty .mp4", [empty], "What is it?"),
+        ("a truncated .mp4", [truncated], "What is it?"),
+        ("an over-long question", [], too_long),
+    ]
+
+
+def test_chat_comes_back_ready_after_every_error(served, browser, clip, bad_inputs, screenshots):
+    page = opened(browser, served)
+    for number, (what, files, question) in enumerate(bad_inputs):
+        _send(page, question, *files)
+        toast = page.locator(".toast-body")
+        toast.first.wait_for(timeout=60_000)
+        page.wait_for_function(
+            "() => !document.querySelector('#chat-input textarea').disabled", timeout=30_000
+        )
+        assert toast.count() == 1, f"{what}: {toast.all_inner_texts()}"  # said once
+        assert _chat_input(page).input_value() == question, what  # kept, to edit
+        assert page.locator("#chat-input button[aria-label='Submit']").is_visible(), what
+        badges = page.locator("[data-testid='status-tracker'] span.error")
+        assert not any(badge.is_visible() for badge in badges.all()), what  # no badge over the chat
+        page.screenshot(path=screenshots / f"chat-error-{number}.png", full_page=True)
+        page.locator(".toast-close").first.click()
+        _send(page, "What happens in this video?", clip)
+        _wait_answered(page)
+        assert page.locator(".toast-body").count() == 0, what
+        assert page.locator("#chat .bot").last.inner_text().strip(), what
+
+
+def _long_answers(page) -> None:
+    """The settings asking for long answers: 2048 new tokens."""
+    page.get_by_text("Settings", exact=True).click()
+    number = page.locator("input[type=number][aria-label*='Max new tokens']")
+    number.fill("2048")
+    number.press("Enter")
+    page.get_by_text("Settings", exact=True).click()
+
+
+def test_stop_ends_a_long_answer_within_a_second(served, browser, clip, screenshots):
+    page = opened(browser, served)
+    _long_answers(page)
+    _send(page, "Describe it in detail.", clip)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#chat .bot')].some(b => b.innerText.trim().length > 20)",
+        timeout=60_000,
+    )
+    page.locator("#chat-input button[aria-label='Stop']").click()
+    stopped = page.locator("#chat .bot").last.inner_text()
+    time.sleep(1.0)
+    page.wait_for_function("() => !document.querySelector('#chat-input textarea').disabled", timeout=5_000)
+    settled = page.locator("#chat .bot").last.inner_text()
+    assert len(settled) - len(stopped) < 40, "the answer went on growing after Stop"
+    pid = served.pid
+    before = _demo_cpu_seconds(pid)
+    time.sleep(2.0)
+    assert _demo_cpu_seconds(pid) - before < 0.5, "the app still works after Stop: generation goes on"
+    assert time.sleep(1.0) is None and page.locator("#chat .bot").last.inner_text() == settled
+    page.screenshot(path=screenshots / "chat-stopped.png", full_page=True)
+    _send(page, "And in one word?")  # a follow-up after a stop is answered
+    page.locator("#chat-input button[aria-label='Stop']").wait_for(timeout=30_000)
+    page.locator("#chat-input button[aria-label='Stop']").click()
+
+
+def test_clear_during_an_answer_empties_the_chat_and_the_frames(served, browser, clip, screenshots):
+    page = opened(browser, served)
+    _long_answers(page)
+    _send(page, "Describe it in detail.", clip)
+    page.locator("img[src*='smolvlm-frames']").first.wait_for(timeout=60_000)
+    page.locator("#chat .bot").first.wait_for(timeout=60_000)
+    page.locator("#chat-clear").click()
+    page.wait_for_function("() => !document.querySelector('#chat-input textarea').disabled", timeout=5_000)
+    time.sleep(1.0)
+    assert page.locator("#chat .message").count() == 0
+    assert page.locator("img[src*='smolvlm-frames']").count() == 0
+    assert not page.get_by_text("What the model saw").is_visible()
+    page.screenshot(path=screenshots / "chat-cleared.png", full_page=True)
+
+
 def test_analyze_the_three_shots_then_play_the_second(served, browser, screenshots):
     page = opened(browser, served, "Analyze a video")
     page.screenshot(path=screenshots / "analyze-first.png", full_page=True)
@@ -195,6 +321,38 @@ def test_every_tab_at_400_px_wide(served, browser, screenshots):
         name = tab.lower().replace(" ", "-")
         page.screenshot(path=screenshots / f"{name}-400px.png", full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth") <= 400, f"{tab} scrolls sideways"
+
+
+def _record_live(frame_owner) -> None:
+    frame_owner.get_by_role("tab", name="Live camera").click()
+    frame_owner.get_by_text("Click to Access Webcam").click()
+
+
+def test_the_embed_page_grants_the_camera_to_live(served, browser, screenshots):
+    page = browser.new_page()
+    page.goto(f"{EMBED_PAGE.as_uri()}?app={served}")
+    app = page.frame_locator("iframe#demo")
+    app.get_by_placeholder(QUESTION_BOX).wait_for(timeout=60_000)
+    _record_live(app)
+    app.locator("#live-camera button", has_text="Record").click()
+    app.locator("#live-log li.live-entry").first.wait_for(timeout=60_000)  # an answer about a camera frame
+    assert app.locator("#live-status p[data-state='on']").is_visible()
+    page.screenshot(path=screenshots / "embed-live.png", full_page=True)
+
+
+def test_a_refused_camera_says_what_to_do(served, tmp_path, screenshots):
+    with playwright_api.sync_playwright() as playwright:
+        flags = [f for f in CHROMIUM_FLAGS if "fake-ui" not in f] + ["--deny-permission-prompts"]
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+        page = browser.new_page()
+        page.goto(served)
+        page.get_by_placeholder(QUESTION_BOX).wait_for(timeout=60_000)
+        _record_live(page)
+        refused = page.locator("#live-status p[data-state='refused']")
+        refused.wait_for(timeout=30_000)
+        assert "blocked" in refused.inner_text() and "allow" in refused.inner_text().lower()
+        page.screenshot(path=screenshots / "live-refused.png", full_page=True)
+        browser.close()
 
 
 def test_embed_page_shows_the_app(served, browser, screenshots):
