@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import itertools
+import math
 import shutil
 import tempfile
 import threading
@@ -60,12 +62,26 @@ def save_frames(folder: Path, media: Sequence[Any]) -> Gallery:
     """
     gallery: Gallery = []
     for item in media:
-        frames = zip(item.frames, item.timestamps, strict=True) if isinstance(item, SampledVideo) else None
-        for frame, time in frames or [(item, None)]:
+        video = isinstance(item, SampledVideo)
+        frames = zip(item.frames, frame_labels(item.timestamps), strict=True) if video else [(item, "image")]
+        for frame, label in frames:
             path = folder / f"{len(gallery):03d}.jpg"
             _image(frame).convert("RGB").save(path, quality=85)
-            gallery.append((str(path), "image" if time is None else clock(time)))
+            gallery.append((str(path), label))
     return gallery
+
+
+def frame_labels(times: Sequence[float]) -> list[str]:
+    """Each frame's time, MM:SS as the model's markers write it; with tenths (MM:SS.s), or hundredths, where
+    frames are closer than a second, so that no two labels are the same."""
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    if not gaps or min(gaps) >= 1:
+        return [clock(time) for time in times]
+    digits = 1 if min(gaps) >= 0.1 else 2
+    scale = 10**digits
+    return [
+        f"{clock(time)}.{math.floor(time * scale + 1e-6) % scale:0{digits}d}" for time in times
+    ]  # floored as clock() is, so 2.96 s is 00:02.9, never 00:03.0 beside an 00:03
 
 
 THUMBNAIL_WIDTH = 160

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import ffmpeg
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -256,6 +257,18 @@ def test_clear_during_an_answer_empties_the_chat_and_the_frames(served, browser,
     assert page.locator("img[src*='smolvlm-frames']").count() == 0
     assert not page.get_by_text("What the model saw").is_visible()
     page.screenshot(path=screenshots / "chat-cleared.png", full_page=True)
+
+
+def test_a_video_the_browser_cannot_play_shows_its_first_frame(served, browser, tmp_path, screenshots):
+    avi = tmp_path / "old.avi"  # MPEG-4 Part 2 in AVI: Chromium plays neither
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=3", "-c:v", "mpeg4", str(avi))
+    page = opened(browser, served)
+    _send(page, "What is it?", avi)
+    _wait_answered(page)
+    poster = page.locator("#chat img[src*='poster']")
+    assert poster.count() == 1 and poster.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert page.locator("#chat video").count() == 0  # no blank player reading 0:00 / NaN:NaN
+    page.screenshot(path=screenshots / "chat-poster.png", full_page=True)
 
 
 def test_analyze_the_three_shots_then_play_the_second(served, browser, screenshots):

@@ -474,3 +474,11 @@ def test_a_video_over_the_pixel_budget_is_refused_with_a_message(client, setting
     with pytest.raises(Exception, match=r"9000x4000.*pixels"):
         client.predict(handle_file(over), "Describe it.", *settings, api_name="/describe_video")
     assert client.predict(handle_file(png), "And this?", *settings, api_name="/ask")[0]
+
+
+def test_frame_labels_are_never_repeated():
+    from smolvlm_video.demo.frames import frame_labels
+
+    assert frame_labels([0, 1, 2]) == ["00:00", "00:01", "00:02"]  # as the model's markers write them
+    assert frame_labels([0, 0.5, 1.0, 2.96]) == ["00:00.0", "00:00.5", "00:01.0", "00:02.9"]
+    assert frame_labels([0.2, 0.29, 0.33]) == ["00:00.20", "00:00.29", "00:00.33"]
