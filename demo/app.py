@@ -10,12 +10,14 @@ import logging
 from typing import Any
 
 import gradio as gr
+from gradio.exceptions import InvalidPathError
 
 from smolvlm_video import __version__
 
 from . import tabs
 from .chat import chat_tab
 from .config import DemoConfig
+from .conversation import UploadRefused
 from .handlers import Handlers
 from .head import STORAGE_FALLBACK
 from .models import ModelCache
@@ -78,7 +80,24 @@ def build_demo(config: DemoConfig | None = None, models: ModelCache | None = Non
             tabs.ask_tab(handlers, settings, seen)
         gr.Markdown(f"smolvlm-video {__version__}. Uploads up to {config.max_file_size}.")
     demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
+    _refusing_server_paths_in_words(demo)
     return demo
+
+
+def _refusing_server_paths_in_words(demo: gr.Blocks) -> None:
+    """A request naming a file on the server, not an upload, is refused with the app's own message.
+
+    Gradio refuses it before any handler runs (its InvalidPathError), and a client then reads only "error".
+    """
+    preprocess = demo.preprocess_data
+
+    async def preprocess_data(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await preprocess(*args, **kwargs)
+        except InvalidPathError as error:
+            raise gr.Error(UploadRefused.MESSAGE, title="Cannot do that") from error
+
+    demo.preprocess_data = preprocess_data  # type: ignore[method-assign]
 
 
 def _shown(frames: list | None) -> Any:

@@ -23,15 +23,14 @@ class UploadRefused(SmolVLMVideoError):
     """A media path that is neither an upload nor a shipped example: the app reads no other files."""
 
     code = "refused"
+    MESSAGE = "Only uploaded files can be used; upload the image or video instead of naming a path."
 
 
 def check_upload(path: str, allowed: Sequence[Path]) -> str:
     """The path, if it lies in one of the allowed folders (Gradio's uploads, the examples)."""
     real = Path(os.path.realpath(path))
     if not any(real.is_relative_to(folder.resolve()) for folder in allowed):
-        raise UploadRefused(
-            "Only uploaded files can be used; upload the image or video instead of naming a path."
-        )
+        raise UploadRefused(UploadRefused.MESSAGE)
     return str(real)
 
 

@@ -112,8 +112,11 @@ class Handlers:
     ) -> Iterator[tuple[str, Any, Any]]:
         """Chat about images and videos: follow-up questions keep the media of earlier turns.
 
+        Send a file as a data: URI, which every client can; an https URL works too. Only a client that has
+        Gradio's upload_file_to_gradio tool may use it instead, and pass the path it returns.
+
         Args:
-            message: the question, with any images or videos, as {"text": ..., "files": [...]}
+            message: the question and any images or videos, {"text": ..., "files": [data: URIs or https URLs]}
             history: the conversation so far (kept per client session by the app)
             settings: the settings
             json_schema: optional JSON schema (its text); the answer to this message is JSON that follows it
@@ -130,8 +133,11 @@ class Handlers:
     ) -> Iterator[tuple[str, Any, Any]]:
         """Describe one video, or answer one prompt about it.
 
+        Send a file as a data: URI, which every client can; an https URL works too. Only a client that has
+        Gradio's upload_file_to_gradio tool may use it instead, and pass the path it returns.
+
         Args:
-            video: the video: an uploaded file, a URL, or a data: URI
+            video: the video, as a data: URI (data:video/mp4;base64,...) or an https URL
             prompt: what to ask (empty: describe the video in detail)
             settings: the settings
         Returns:
@@ -152,8 +158,11 @@ class Handlers:
     ) -> Iterator[tuple[str, Any, Any]]:
         """Ask one question about one image or video; with a JSON schema, the answer is JSON that follows it.
 
+        Send a file as a data: URI, which every client can; an https URL works too. Only a client that has
+        Gradio's upload_file_to_gradio tool may use it instead, and pass the path it returns.
+
         Args:
-            media: the image or video: an uploaded file, a URL, or a data: URI
+            media: the image or video, as a data: URI (data:image/png;base64,...) or an https URL
             question: the question about it
             settings: the settings
             json_schema: optional JSON schema (its text), e.g. {"type": "object", "properties": {...}}
@@ -174,18 +183,21 @@ class Handlers:
         video: str | None,
         prompt: str,
         split: Split,
-        json_schema: str | None,
         settings: Settings,
+        json_schema: str | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's marker for its progress tracker)
     ) -> Iterator[tuple[str, Any, Any]]:
         """Caption a whole video window by window, or shot by shot: the record `smolvlm-video caption` writes.
 
+        Send a file as a data: URI, which every client can; an https URL works too. Only a client that has
+        Gradio's upload_file_to_gradio tool may use it instead, and pass the path it returns.
+
         Args:
-            video: the video: an uploaded file, a URL, or a data: URI
+            video: the video, as a data: URI (data:video/mp4;base64,...) or an https URL
             prompt: what to ask about each window (empty: describe it in detail)
             split: "fixed" for equal windows of up to 3.5 minutes, "scenes" for a window per shot
-            json_schema: optional JSON schema (its text); each window's answer is JSON that follows it
             settings: the settings
+            json_schema: optional JSON schema (its text); each window's answer is JSON that follows it
         Returns:
             The timeline (HTML, a row per window), the record (JSON: a `windows` list with each window's
             start, end, caption and answers), and the record, SRT and WebVTT subtitles as files.

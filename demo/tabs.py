@@ -71,11 +71,13 @@ def analyze_tab(handlers: Handlers, config: DemoConfig, settings: list) -> None:
         downloads = gr.File(label="Record and subtitles", file_count="multiple", interactive=False)
         with gr.Accordion("Record (as caption writes it)", open=False):
             # JSON text, not gr.JSON: gradio_client would take the record's "path" for a file to download.
-            record = gr.Code(language="json", interactive=False, max_lines=24, show_label=False)
+            record = gr.Code(
+                label="Record", language="json", interactive=False, max_lines=24, show_label=False
+            )
     downloads.change(lambda: gr.Column(visible=True), None, results, api_visibility="private", queue=False)
     event = button.click(
         handlers.analyze,
-        [video, prompt, split, schema, *settings],
+        [video, prompt, split, *settings, schema],
         [timeline, record, downloads],
         api_name="analyze",
         show_progress_on=[timeline],

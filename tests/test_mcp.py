@@ -59,6 +59,8 @@ def test_the_tools_are_listed_described_and_answer(config):
     ask = by_name["ask"]
     assert ask.description.startswith("Ask one question about one image or video")
     assert "data: URI" in ask.inputSchema["properties"]["media"]["description"]
+    for name in TOOLS:  # which form each client sends, as docs/demo.md says: Gradio's own line alone did not
+        assert "data: URI, which every client can" in by_name[name].description, name
     assert not reply.isError
     texts = [part.text for part in reply.content if part.type == "text"]
     assert texts and "An image, " in " ".join(texts)  # what the model saw: the test card, decoded
