@@ -110,11 +110,13 @@ def timeline_html(rows: Sequence[TimelineRow]) -> str:
     return f'<ol class="timeline">{"".join(items)}</ol>'
 
 
-# Runs once in the page: a click (or Enter) on a row seeks the Analyze tab's player to the row's start.
+# Runs once in the page: a click (or Enter or Space, as on a button) on a row seeks the Analyze tab's player
+# to the row's start.
 TIMELINE_JS = f"""
 const seek = (event) => {{
   const row = event.target.closest("li.window");
-  if (!row || (event.type === "keydown" && event.key !== "Enter")) return;
+  if (!row || (event.type === "keydown" && event.key !== "Enter" && event.key !== " ")) return;
+  event.preventDefault();  // Space scrolls the page otherwise
   const video = document.querySelector("#{PLAYER_ID} video");
   if (!video) return;
   video.currentTime = parseFloat(row.dataset.start);

@@ -32,14 +32,29 @@ DESCRIPTION = (
     "3.5 minutes per question)."
 )
 # System fonts only: the page then loads nothing from outside its server (offline use, strict embeds).
+# Text colours darkened (lightened in the dark theme) to WCAG AA's 4.5:1 against their background: the Soft
+# theme's labels measured 3.63:1, hints and slider bounds 2.54:1, dark placeholders 2.13:1.
 THEME = gr.themes.Soft(
     font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+).set(
+    block_label_text_color="*primary_700",
+    block_title_text_color="*primary_700",
+    block_info_text_color="*neutral_600",
+    block_info_text_color_dark="*neutral_300",
+    body_text_color_subdued="*neutral_600",
+    body_text_color_subdued_dark="*neutral_300",
+    input_placeholder_color="*neutral_500",
+    input_placeholder_color_dark="*neutral_300",
+    checkbox_label_background_fill_selected="*primary_600",
 )
 # Narrow screens (a phone, a 400 px embed): controls wrap instead of pushing the page sideways.
 CSS = """
 /* An error is said once, in its toast: no "Error" badge over the outputs of the request that failed (or was
    stopped), which covered the chat and the frames until reload. */
 [data-testid="status-tracker"]:has(> span.error) { display: none !important; }
+/* The frames the model saw, each in a cell of its own size: Gradio gave a lone image the whole width, cut
+   to a strip by the gallery's height. */
+#seen-frames .grid-container { grid-template-columns: repeat(auto-fill, minmax(120px, 180px)) !important; }
 @media (max-width: 640px) {
   .gradio-container { padding-left: 4px !important; padding-right: 4px !important; }
   .gradio-container .row { flex-wrap: wrap; }
@@ -56,15 +71,18 @@ def build_demo(config: DemoConfig | None = None, models: ModelCache | None = Non
         gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
         with gr.Accordion("Settings", open=False):
             settings = settings_components(config)
-            chat_schema = gr.Code(
-                label="JSON schema for the chat (optional): its answers are JSON that follows it",
-                language="json",
-            )
+            chat_schema = tabs.schema_box("The chat's answers are JSON that follows it.")
         # Hidden until a request has frames to show, so an empty box takes no room on a first visit.
         with gr.Accordion("What the model saw", open=True, visible=False) as seen_box:
             seen_text = gr.Markdown(label="What the model saw")
             gallery = gr.Gallery(
-                label="Frames", columns=8, height=220, object_fit="contain", format="jpeg", show_label=False
+                label="Frames",
+                columns=8,
+                height=220,
+                object_fit="contain",
+                format="jpeg",
+                show_label=False,
+                elem_id="seen-frames",
             )
         gallery.change(_shown, gallery, seen_box, api_visibility="private", queue=False)
         seen = [gallery, seen_text]

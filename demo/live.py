@@ -82,6 +82,13 @@ WAITING = "Waiting for the camera: click the camera below and allow it."
 CAMERA_STATUS_JS = """
 const status = element.querySelector("p");
 const say = (kind, text) => { status.dataset.state = kind; status.textContent = text; };
+let newest = null;  // the time of the newest answer seen: a new one means the camera is being answered
+setInterval(() => {
+  const at = document.querySelector("#live-log li.live-entry .at");
+  if (!at || at.textContent === newest || status.dataset.state === "stopped") return;
+  newest = at.textContent;
+  say("answering", `Answering every few seconds; the newest answer (${newest}) is on top.`);
+}, 1000);
 const media = navigator.mediaDevices;
 if (!media || !media.getUserMedia) {
   say("unavailable", "This page cannot use a camera: open the app over https (or on localhost).");

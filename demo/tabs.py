@@ -41,6 +41,14 @@ EXAMPLE_ANALYSIS = ("Three shots (video)", "clips/three-shots.mp4", "scenes")  #
 EXAMPLE_SCHEMA = "schemas/scene.json"
 
 
+def schema_box(effect: str) -> gr.Code:
+    """A JSON schema's box: its label short enough to stay clear of the box's icons on a phone, and what the
+    schema does said beneath."""
+    box = gr.Code(label="JSON schema (optional)", language="json")
+    gr.Markdown(effect, elem_classes=["schema-effect"])
+    return box
+
+
 def chat_examples(config: DemoConfig) -> list[dict[str, Any]]:
     """The examples the empty chat offers: a click puts the question and its file in the input."""
     return [
@@ -57,9 +65,7 @@ def analyze_tab(handlers: Handlers, config: DemoConfig, settings: list) -> None:
         with gr.Column():
             split = gr.Radio(SPLITS, value="fixed", label="Split the video into")
             prompt = gr.Textbox(DEFAULT_PROMPT, label="Prompt for each window", lines=2)
-            schema = gr.Code(
-                label="JSON schema (optional): each window's answer is JSON that follows it", language="json"
-            )
+            schema = schema_box("Each window's answer is JSON that follows it.")
             with gr.Row():
                 button = gr.Button("Analyze", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
@@ -160,9 +166,7 @@ def ask_tab(handlers: Handlers, settings: list, seen: list) -> None:
                 recording = gr.Video(label="Short clip", sources=["webcam"])
         with gr.Column():
             question = gr.Textbox(label="Question", placeholder="What is happening here?")
-            schema = gr.Code(
-                label="JSON schema (optional): the answer is JSON that follows it", language="json"
-            )
+            schema = schema_box("The answer is JSON that follows it.")
             button = gr.Button("Ask", variant="primary")
             stop = gr.Button("Stop", variant="stop")
     answer = gr.Textbox(label="Answer", lines=8, interactive=False)

@@ -271,6 +271,17 @@ def test_a_video_the_browser_cannot_play_shows_its_first_frame(served, browser, 
     page.screenshot(path=screenshots / "chat-poster.png", full_page=True)
 
 
+def test_a_lone_image_is_seen_whole(served, browser):
+    page = opened(browser, served)
+    _send(page, "What is it?", EXAMPLES / "images" / "testcard.png")
+    frame = page.locator("#seen-frames img").first
+    frame.wait_for(timeout=60_000)
+    box = frame.bounding_box()
+    assert box and box["width"] <= 200 and box["height"] <= 200, box  # a thumbnail, not a cut strip
+    assert frame.evaluate("img => getComputedStyle(img).objectFit") == "contain"
+    _wait_answered(page)
+
+
 def test_analyze_the_three_shots_then_play_the_second(served, browser, screenshots):
     page = opened(browser, served, "Analyze a video")
     page.screenshot(path=screenshots / "analyze-first.png", full_page=True)
@@ -286,6 +297,10 @@ def test_analyze_the_three_shots_then_play_the_second(served, browser, screensho
     rows.nth(1).click()
     position = page.locator("#analyze-video video").evaluate("video => video.currentTime")
     assert abs(position - 3.0) <= 0.5  # the second shot starts at 3 s
+    rows.nth(2).focus()
+    page.keyboard.press("Space")  # the keyboard's way to press a row, as a button's
+    position = page.locator("#analyze-video video").evaluate("video => video.currentTime")
+    assert abs(position - 7.0) <= 0.5  # the third shot starts at 7 s
     page.screenshot(path=screenshots / "analyze-result.png", full_page=True)
     srt = page.request.get(page.locator("a[href$='.srt']").first.get_attribute("href")).text()
     assert srt.count(" --> ") == 3
@@ -349,7 +364,7 @@ def test_the_embed_page_grants_the_camera_to_live(served, browser, screenshots):
     _record_live(app)
     app.locator("#live-camera button", has_text="Record").click()
     app.locator("#live-log li.live-entry").first.wait_for(timeout=60_000)  # an answer about a camera frame
-    assert app.locator("#live-status p[data-state='on']").is_visible()
+    app.locator("#live-status p[data-state='answering']").wait_for(timeout=5_000)
     page.screenshot(path=screenshots / "embed-live.png", full_page=True)
 
 
@@ -366,6 +381,81 @@ def test_a_refused_camera_says_what_to_do(served, tmp_path, screenshots):
         assert "blocked" in refused.inner_text() and "allow" in refused.inner_text().lower()
         page.screenshot(path=screenshots / "live-refused.png", full_page=True)
         browser.close()
+
+
+PAGE_CHECKS = Path(__file__).resolve().parent / "page_checks"
+CONTRAST_JS = (PAGE_CHECKS / "contrast.js").read_text()  # [{kind, text, ratio, color}] of what is visible
+LABELS_JS = (PAGE_CHECKS / "labels.js").read_text()  # labels cut short or under an icon button
+TABS = ("Chat", "Analyze a video", "Live camera", "Describe a video", "Ask")
+
+
+def _each_tab(page):
+    """Open each tab in turn (from the overflow menu where it does not fit), yielding its name."""
+    for tab in TABS:
+        if page.get_by_role("tab", name=tab).is_visible():
+            page.get_by_role("tab", name=tab).click()
+        else:
+            page.get_by_role("button", name="More tabs").click()
+            page.locator(".overflow-dropdown button", has_text=tab).click()
+        yield tab
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_text_meets_wcag_aa_contrast(served, browser, theme):
+    page = browser.new_page()
+    page.emulate_media(color_scheme=theme)
+    page.goto(f"{served}?__theme={theme}")
+    page.get_by_placeholder(QUESTION_BOX).wait_for(timeout=60_000)
+    page.get_by_text("Settings", exact=True).click()  # its labels, hints and placeholders too
+    low = []
+    for tab in _each_tab(page):
+        measured = page.evaluate(CONTRAST_JS)
+        assert {m["kind"] for m in measured} == {"label", "hint", "placeholder"}, tab  # the check sees them
+        low += [(tab, m) for m in measured if m["ratio"] < 4.5]
+    assert not low, low
+
+
+def test_a_phone_sees_the_examples_and_every_label(served, browser, screenshots):
+    page = browser.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(served)
+    page.get_by_placeholder(QUESTION_BOX).wait_for(timeout=60_000)
+    examples = page.locator("#chat .example").all()
+    assert len(examples) == 3
+    for example in examples:  # without scrolling
+        box = example.bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= 844, box
+    page.get_by_text("Settings", exact=True).click()
+    for tab in _each_tab(page):
+        assert page.evaluate(LABELS_JS) == [], tab
+
+
+def test_screenshots_for_the_docs(served, browser, screenshots):
+    """docs/demo.md's pictures; remade with SMOLVLM_SCREENSHOTS=docs/images pytest tests/test_browser.py
+    -k screenshots_for_the_docs."""
+    for theme, (name, size) in itertools.product(
+        ("light", "dark"), (("desktop", (1280, 900)), ("phone", (390, 844)))
+    ):
+        page = browser.new_page()
+        page.emulate_media(color_scheme=theme)
+        page.set_viewport_size({"width": size[0], "height": size[1]})
+        page.goto(f"{served}?__theme={theme}")
+        page.get_by_placeholder(QUESTION_BOX).wait_for(timeout=60_000)
+        _send(page, "What happens in this video?", EXAMPLES / "clips" / "testsrc2.mp4")
+        _wait_answered(page)
+        page.screenshot(path=screenshots / f"chat-{name}-{theme}.jpg", type="jpeg", quality=80)
+        page.close()
+    page = opened(browser, served, "Analyze a video")
+    page.locator("#analyze-video input[type=file]").set_input_files(str(THREE_SHOTS))
+    page.get_by_label("Shots").check()
+    page.get_by_role("button", name="Analyze", exact=True).click()
+    page.locator("a[href$='.srt']").first.wait_for(timeout=120_000)
+    page.screenshot(path=screenshots / "analyze.jpg", type="jpeg", quality=80, full_page=True)
+    page = opened(browser, served, "Live camera")
+    page.get_by_text("Click to Access Webcam").click()
+    page.locator("#live-camera button", has_text="Record").click()
+    page.locator("#live-log li.live-entry").first.wait_for(timeout=60_000)
+    page.screenshot(path=screenshots / "live.jpg", type="jpeg", quality=80, full_page=True)
 
 
 def test_embed_page_shows_the_app(served, browser, screenshots):
