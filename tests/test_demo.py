@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -181,7 +182,8 @@ def _generating() -> bool:
 BAD_UPLOADS = {  # name: (bytes or maker, endpoint, words the error must contain)
     "notes.txt": (b"just some text\n" * 10, "/ask", "Invalid file type"),
     "notes.mp4": (b"just some text\n" * 10, "/ask", "text file, not a video"),
-    "corrupt.mp4": (os.urandom(50_000), "/ask", "cannot be read as a video"),
+    # Seeded: some random bytes read as a container without a video stream, another message.
+    "corrupt.mp4": (random.Random(0).randbytes(50_000), "/ask", "cannot be read as a video"),
     "empty.mp4": (b"", "/ask", "empty"),
 }
 
