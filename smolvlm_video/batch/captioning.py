@@ -211,7 +211,7 @@ class WindowAnswered:
     """One window of a clip answered, as `caption_steps` reports it between the clips' records."""
 
     clip: PlannedClip
-    position: int  # which of the clip's windows, from 0
+    index: int  # which of the clip's windows, from 0
     video: SampledVideo  # the window's frames
     caption: WindowCaption  # what its record will hold about it
 
@@ -249,7 +249,7 @@ def caption_steps(
     batch: list[tuple[ClipCaptions, DecodedWindow]] = []
     windows = prefetch_windows(clips, job.sampling, job.workers or DEFAULT_WORKERS, preparer(model))
     for window in windows:
-        if window.position == 0:
+        if window.index == 0:
             open_clips.append(ClipCaptions(window.clip))
         clip = open_clips[-1]
         if window.error is not None:
@@ -310,7 +310,7 @@ def answer_windows(
             clip.fail(failure)
             continue
         caption = clip.add(window, mine, encode * len(names), generate * len(names))  # type: ignore[arg-type]
-        answered.append(WindowAnswered(window.clip, window.position, window.video, caption))  # type: ignore[arg-type]
+        answered.append(WindowAnswered(window.clip, window.index, window.video, caption))  # type: ignore[arg-type]
     return answered
 
 

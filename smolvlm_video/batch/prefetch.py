@@ -61,7 +61,7 @@ class DecodedWindow:
     """One window of a clip with its frames, or the error that stopped the clip (then `video` is None)."""
 
     clip: PlannedClip
-    position: int  # which of the clip's windows, from 0
+    index: int  # which of the clip's windows, from 0
     video: SampledVideo | None = None  # with its pixels made, where `prepare` was given and succeeded
     error: BaseException | None = None
 
@@ -83,7 +83,7 @@ def plan_clip(path: str, sampling: SamplingOptions) -> PlannedClip:
 
 
 def decode_window(
-    clip: PlannedClip, position: int, sampling: SamplingOptions, threads: int, prepare: Prepare | None = None
+    clip: PlannedClip, index: int, sampling: SamplingOptions, threads: int, prepare: Prepare | None = None
 ) -> DecodedWindow:
     """Decode one planned window of a clip and prepare it if asked; a decoding failure is carried, not raised.
 
@@ -92,16 +92,16 @@ def decode_window(
     """
     assert clip.info is not None, "only a planned clip has windows"
     try:
-        video = decode_plan(clip.info, clip.plans[position], sampling, threads)
+        video = decode_plan(clip.info, clip.plans[index], sampling, threads)
     except (SmolVLMVideoError, OSError) as error:
-        return DecodedWindow(clip, position, error=error)
+        return DecodedWindow(clip, index, error=error)
     if prepare is not None:
         try:
             video = prepare(video)
         except Exception as error:  # a clip's own problem: logged here, reported when it is answered
-            logger.warning("Could not prepare window %d of %s ahead: %s: %s", position, clip.path,
+            logger.warning("Could not prepare window %d of %s ahead: %s: %s", index, clip.path,
                            type(error).__name__, error)  # fmt: skip
-    return DecodedWindow(clip, position, video)
+    return DecodedWindow(clip, index, video)
 
 
 def clip_windows(clip: PlannedClip, sampling: SamplingOptions, threads: int = 1) -> Iterator[DecodedWindow]:
@@ -109,8 +109,8 @@ def clip_windows(clip: PlannedClip, sampling: SamplingOptions, threads: int = 1)
     if clip.error is not None:
         yield DecodedWindow(clip, 0, error=clip.error)
         return
-    for position in range(clip.window_count):
-        window = decode_window(clip, position, sampling, threads)
+    for index in range(clip.window_count):
+        window = decode_window(clip, index, sampling, threads)
         yield window
         if window.error is not None:
             return
@@ -178,8 +178,8 @@ def _window_tasks(
             if clip.error is not None:
                 yield _done(DecodedWindow(clip, 0, error=clip.error))
                 continue
-            for position in range(clip.window_count):
-                yield pool.submit(decode_window, clip, position, sampling, threads, prepare)
+            for index in range(clip.window_count):
+                yield pool.submit(decode_window, clip, index, sampling, threads, prepare)
     finally:
         for probe in probes:
             probe.cancel()

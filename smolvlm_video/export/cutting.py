@@ -58,7 +58,8 @@ MAX_DAMAGED_PACKETS = 1000  # of one stream, skipped; past this the file is take
 
 @dataclass(frozen=True)
 class Span:
-    """A window to cut: its start and end in seconds from the start of the video, and the file it becomes."""
+    """A span of one video to cut into a clip file: its start and end in seconds from the start of the video
+    (an export cuts a window's span), and the file it becomes."""
 
     start: float
     end: float

@@ -272,7 +272,7 @@ def _with_cuts(
 
 
 def _runs(record: dict[str, Any], workers: int) -> list[range]:
-    """An ok record's windows (their positions) in up to `workers` runs of consecutive windows."""
+    """An ok record's windows (their indexes) in up to `workers` runs of consecutive windows."""
     count = len(record["windows"]) if record.get("status") == "ok" else 0
     parts = min(workers, count)
     return [range(part * count // parts, (part + 1) * count // parts) for part in range(parts)]
@@ -290,20 +290,20 @@ def _counted(
 
 def cut_windows(
     record: dict[str, Any],
-    positions: range,
+    indexes: range,
     folder: Path,
     options: CutOptions,
     stop: threading.Event | None = None,
     roots: Sequence[tuple[str, str]] = (),
 ) -> list[dict[str, Any]]:
-    """Cut the windows of an ok record at `positions` into their clip files under `folder`; each window's
+    """Cut the windows of an ok record at `indexes` into their clip files under `folder`; each window's
     cut columns, and its `outcome` ("cut", "reused", or the error's type). Never raises: a failure is in
     the columns. `roots`: OLD=NEW folders sources moved from and to since they were captioned."""
     spans: list[Span] = []
     damage = Damage()  # what cutting skipped: its note goes in the rows
     try:
-        for position in positions:
-            start, end = record["windows"][position]["start"], record["windows"][position]["end"]
+        for index in indexes:
+            start, end = record["windows"][index]["start"], record["windows"][index]["end"]
             spans.append(
                 Span(start, end, folder / CUTS_FOLDER / record["id"] / options.file_name(start, end))
             )
@@ -313,16 +313,16 @@ def cut_windows(
         else:
             errors = cut_spans(_source(record, roots), spans, options, stop, damage)
     except SmolVLMVideoError as error:
-        existing, errors = [False] * len(positions), [error] * len(positions)
+        existing, errors = [False] * len(indexes), [error] * len(indexes)
     except Exception as error:  # an item never stops the batch: it says why in its row
         logger.warning("cutting %s failed", record["path"], exc_info=True)
         failure = CutError(record["path"], f"{type(error).__name__}: {error}")
-        existing, errors = [False] * len(positions), [failure] * len(positions)
+        existing, errors = [False] * len(indexes), [failure] * len(indexes)
     return [
         _cut_columns(
             spans[n] if n < len(spans) else None, errors[n], existing[n], folder, damage.audio_note()
         )
-        for n in range(len(positions))
+        for n in range(len(indexes))
     ]
 
 

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from ..video import SampledVideo
+from ..video.media import Media
 from .registry import FEATURE_CACHE_MB
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 MB = 1_000_000
 
 
-def medium_key(item: Image.Image | SampledVideo) -> str:
+def medium_key(item: Media) -> str:
     """What a medium's features depend on: its pixels (a video's sampled frames, an image's), their shape.
 
     A video's is its `digest`, made once per sampled video however often it is asked for.

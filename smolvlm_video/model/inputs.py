@@ -22,6 +22,7 @@ from PIL import Image
 from transformers import BatchFeature
 
 from ..video import ModelPixels, SampledVideo
+from ..video.media import Media
 from .features import medium_key
 from .prompts import (
     TRAINED_STRINGS,
@@ -33,8 +34,6 @@ from .prompts import (
     video_tokens,
 )
 from .tokens import prompt_ids
-
-Medium = Image.Image | SampledVideo
 
 
 def video_pixels(processor: Any, video: SampledVideo) -> ModelPixels:
@@ -65,7 +64,7 @@ class EncodedMedium:
     pixels: ModelPixels
 
 
-def encode_medium(processor: Any, item: Medium, strings: PromptStrings = TRAINED_STRINGS) -> EncodedMedium:
+def encode_medium(processor: Any, item: Media, strings: PromptStrings = TRAINED_STRINGS) -> EncodedMedium:
     """The prompt text and pixels (batch 1) of one image or sampled video of a chat.
 
     A video's text is the same whether its pixels were made ahead or are made here.
@@ -83,7 +82,7 @@ def encode_medium(processor: Any, item: Medium, strings: PromptStrings = TRAINED
     raise TypeError(f"A chat's media are PIL images and SampledVideo, not {type(item).__name__}.")
 
 
-def medium_text(processor: Any, item: Medium, strings: PromptStrings = TRAINED_STRINGS) -> str:
+def medium_text(processor: Any, item: Media, strings: PromptStrings = TRAINED_STRINGS) -> str:
     """The text that stands for one medium in the prompt; a video's is written without making its pixels."""
     if isinstance(item, SampledVideo):
         return video_tokens(item.timestamps, item.info.duration, processor.image_seq_len, strings)

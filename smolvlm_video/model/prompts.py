@@ -34,7 +34,7 @@ from PIL.Image import Image
 from .schemas import JsonSchema, Question
 
 if TYPE_CHECKING:
-    from ..video import SampledVideo
+    from ..video.media import Media
 
 # The strings of transformers' models/smolvlm/processing_smolvlm.py, which the checkpoints were trained with.
 VIDEO_INTRO = (
@@ -71,10 +71,10 @@ class Message:
     """One turn of a chat: a role and its parts (text, PIL images, sampled videos) in order."""
 
     role: Role
-    content: tuple[str | Image | SampledVideo, ...]
+    content: tuple[str | Media, ...]
 
     @classmethod
-    def user(cls, *parts: str | Image | SampledVideo) -> Message:
+    def user(cls, *parts: str | Media) -> Message:
         return cls("user", tuple(parts))
 
     @classmethod
@@ -85,7 +85,7 @@ class Message:
     def system(cls, text: str) -> Message:
         return cls("system", (text,))
 
-    def media(self) -> list[Image | SampledVideo]:
+    def media(self) -> list[Media]:
         """The images and videos of this message, in order."""
         return [part for part in self.content if not isinstance(part, str)]
 
@@ -112,7 +112,7 @@ class Chat(Sequence[Message]):
         return chat if isinstance(chat, Chat) else cls(tuple(chat))
 
 
-def chat(question: str | Question, *media: Image | SampledVideo, system: str | None = None) -> Chat:
+def chat(question: str | Question, *media: Media, system: str | None = None) -> Chat:
     """A one-question chat: an optional system message, then the media followed by the question.
 
     A `Question` with a schema is sent with the schema stated after it, and the chat's answer follows it.
@@ -122,7 +122,7 @@ def chat(question: str | Question, *media: Image | SampledVideo, system: str | N
     return Chat((*messages, Message.user(*media, question.prompt())), question.schema)
 
 
-def chat_media(messages: Iterable[Message]) -> list[Image | SampledVideo]:
+def chat_media(messages: Iterable[Message]) -> list[Media]:
     """All images and videos of a chat in the order their tokens appear."""
     return [item for message in messages for item in message.media()]
 
