@@ -21,7 +21,7 @@ from .options import build_sampling, core_errors, sampling_options
 
 
 @click.command("info")
-@click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("video", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @sampling_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--decode", "do_decode", is_flag=True, help="Decode the sampled frames and report how it went.")
@@ -32,9 +32,15 @@ from .options import build_sampling, core_errors, sampling_options
 )
 @core_errors
 def info_command(
-    video: Path, as_json: bool, do_decode: bool, save_frames: Path | None, **params: Any
+    video: Path | None, as_json: bool, do_decode: bool, save_frames: Path | None, **params: Any
 ) -> None:
-    """Show what smolvlm-video sees in VIDEO: its facts, windows and the frames it would sample."""
+    """Show what smolvlm-video sees in VIDEO: its facts, windows and the frames it would sample.
+
+    Without VIDEO: what the model would run on here (device, dtype, attention, vision), and why.
+    """
+    if video is None:
+        _print_machine(as_json)
+        return
     options = build_sampling(params)
     info = probe(video)
     shots = video_shots(info, options)  # --split scenes: the shot pass, whose shots the windows follow
@@ -54,9 +60,7 @@ def info_command(
             for p in plans
         ],
     }
-    from smolvlm_video.model.devices import choose  # torch: imported only once a command needs it
-
-    report["model_device"] = choose().to_dict()  # what the model flags' auto picks here, and why
+    report["model_device"] = _machine()
     if do_decode or save_frames:
         videos = [decode_plan(info, plan, options) for plan in plans]
         for window, video in zip(report["windows"], videos, strict=True):
@@ -65,6 +69,29 @@ def info_command(
         click.echo(json.dumps(report, indent=2))
     else:
         _print_report(report, options)
+
+
+def _machine() -> dict[str, Any]:
+    """What the model flags' `auto` picks on this machine, and why."""
+    from smolvlm_video.model.devices import choose  # torch: imported only once a command needs it
+
+    return choose().to_dict()
+
+
+def _print_machine(as_json: bool) -> None:
+    machine = _machine()
+    if as_json:
+        click.echo(json.dumps({"model_device": machine}, indent=2))
+        return
+    facts = Table(show_header=False, box=None)
+    for name, value in _machine_rows(machine):
+        facts.add_row(f"[bold]{name}[/]", value)
+    Console().print(facts)
+
+
+def _machine_rows(model: dict[str, Any]) -> list[tuple[str, str]]:
+    runs_on = f"{model['device']}, {model['dtype']}, {model['attention']} attention, {model['vision']} vision"
+    return [("model runs on", runs_on), *(("", why) for why in model["why"])]
 
 
 def _decoded(video: SampledVideo, save_frames: Path | None) -> dict[str, Any]:
@@ -110,10 +137,7 @@ def _print_report(report: dict[str, Any], options: SamplingOptions) -> None:
             f"{options.fps:g} fps, at most {options.max_frames} frames per window, side {options.side}px",
         ),
     ]
-    model = report["model_device"]
-    runs_on = f"{model['device']}, {model['dtype']}, {model['attention']} attention, {model['vision']} vision"
-    rows.append(("model runs on", runs_on))
-    rows += [("", why) for why in model["why"]]
+    rows += _machine_rows(report["model_device"])
     for name, value in rows:
         facts.add_row(f"[bold]{name}[/]", value)
     console.print(facts)

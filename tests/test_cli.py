@@ -27,6 +27,15 @@ def test_version():
     assert result.exit_code == 0 and __version__ in result.output
 
 
+def test_info_without_a_video_says_what_the_model_runs_on_and_why():
+    result = run("info")
+    assert result.exit_code == 0, result.output
+    assert "model runs on" in result.output and "device cpu" in result.output
+    report = json.loads(run("info", "--json").output)["model_device"]
+    assert report["device"] == "cpu" and report["dtype"] in ("bfloat16", "float32")
+    assert len(report["why"]) == 5  # a reason for each choice
+
+
 @requires_ffmpeg
 def test_info_tables(clip):
     result = run("info", str(clip))
