@@ -10,7 +10,7 @@ tiny shape (all the time goes to the host-side pipeline: decoding, preprocessing
 real 256M model's shape (the whole job on the CPU).
 
 Methods, each in its own process, median of the repeats:
-- caption: `smolvlm-video caption FOLDER --segment-seconds 300`, so that, like the loop, each clip is
+- caption: `smolvlm-video caption FOLDER --window-seconds 300`, so that, like the loop, each clip is
   one prompt; rate read from its --json-progress summary line (clips since the model loaded).
 - model-card loop: for each clip, processor.apply_chat_template with the video path (the processor
   samples the frames, torchcodec decodes), model.generate, batch_decode.
@@ -108,10 +108,7 @@ def run_caption(
         tokens = str(args.max_new_tokens)
         command += ["--max-new-tokens", tokens, "--min-new-tokens", tokens]
         command += ["--fps", str(args.fps), "--max-frames", str(args.max_frames)]
-        command += [
-            "--segment-seconds",
-            "300",
-        ]  # --window-seconds' old name, which every checkout still takes
+        command += ["--window-seconds", "300"]
         command += ["--device", "cpu", "--dtype", args.dtype, "--prompt", PROMPT]
         done, wall = _timed(command, "caption", cwd=scratch)  # a checkout's own folder would shadow python's
         last = json.loads(done.stderr.strip().splitlines()[-1])["summary"]

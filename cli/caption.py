@@ -37,12 +37,10 @@ from .progress import show_run
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default="captions.jsonl",
               show_default=True, help="JSONL file the records are appended to.")  # fmt: skip
 @click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["jsonl", "srt", "vtt"]),
-    default="jsonl",
-    show_default=True,
-    help="srt/vtt: also write one subtitle file per clip (a cue per window) next to the JSONL.",
+    "--subtitles",
+    type=click.Choice(["srt", "vtt"]),
+    default=None,
+    help="Also write one subtitle file per clip (a cue per window) next to the JSONL, in this format.",
 )
 @click.option(
     "--recursive/--no-recursive", default=True, show_default=True, help="Search folders recursively."
@@ -144,7 +142,7 @@ def build_run(paths: tuple[str, ...], output: Path, params: dict[str, Any]) -> C
         shard=params["shard"],
         overwrite=params["overwrite"],
         retry_errors=params["retry_errors"],
-        subtitles=None if params["output_format"] == "jsonl" else params["output_format"],
+        subtitles=params["subtitles"],
         engine=params["engine"],
         ray=build_ray(params),
     )

@@ -71,7 +71,6 @@ _SAMPLING = [
         show_default=True,
         help="Longer videos are split into windows of at most this many seconds, one prompt each.",
     ),
-    click.option("--segment-seconds", type=float, default=None, hidden=True),  # the old name, for one release
     click.option(
         "--split",
         type=click.Choice(SPLITS),
@@ -272,7 +271,7 @@ def build_sampling(params: dict[str, Any]) -> SamplingOptions:
         frame_side=params.pop("frame_side"),
         start=params.pop("start"),
         end=params.pop("end"),
-        window_seconds=_renamed(params, "window_seconds", "segment_seconds", MAX_WINDOW_SECONDS),
+        window_seconds=params.pop("window_seconds"),
         backend=params.pop("backend"),
         snap_seconds=params.pop("snap_seconds"),
         split=params.pop("split"),
@@ -282,15 +281,9 @@ def build_sampling(params: dict[str, Any]) -> SamplingOptions:
     )
 
 
-def _renamed(params: dict[str, Any], name: str, old: str, default: Any) -> Any:
-    """A flag's value, or its old name's where only that was given (consumed from params)."""
-    value, old_value = params.pop(name), params.pop(old)
-    return old_value if old_value is not None and value == default else value
-
-
 # The flag of each core option field whose name differs from its flag's.
 FLAGS = {"name": "--model", "prompts": "--prompt-file",
-         "inputs": "PATHS", "subtitles": "--format", "attention": "--attn",
+         "inputs": "PATHS", "attention": "--attn",
          # export's options: ExportOptions and CutOptions
          "format": "--to", "mode": "--cut", "codec": "--clip-codec", "crf": "--clip-crf",
          "preset": "--clip-preset", "side": "--clip-side"}  # fmt: skip

@@ -264,7 +264,7 @@ def test_settings_build_the_options_the_cli_builds():
     from smolvlm_video.cli.options import build_generation, build_sampling
 
     params = {"fps": 2.0, "max_frames": 16, "frame_side": None, "start": 30.0, "end": 90.0,
-              "window_seconds": 210.0, "segment_seconds": None, "backend": "auto", "snap_seconds": 1.0,
+              "window_seconds": 210.0, "backend": "auto", "snap_seconds": 1.0,
               "split": "fixed", "min_scene_seconds": 2.0, "max_pixels": MAX_FRAME_PIXELS,
               "max_total_pixels": MAX_TOTAL_PIXELS, "max_new_tokens": 64,
               "min_new_tokens": 0, "temperature": 0.5}  # fmt: skip

@@ -52,7 +52,9 @@ def test_a_clip_without_a_cut_is_one_shot(make_video):
 def test_caption_gives_a_window_per_shot_and_a_cue_per_shot(tiny_checkpoint, three_shots, tmp_path):
     out = tmp_path / "captions.jsonl"
     args = ["caption", str(three_shots), "-o", str(out), "--model", str(tiny_checkpoint), "--quiet"]
-    result = CliRunner().invoke(cli, [*args, "--max-new-tokens", "3", "--split", "scenes", "--format", "srt"])
+    result = CliRunner().invoke(
+        cli, [*args, "--max-new-tokens", "3", "--split", "scenes", "--subtitles", "srt"]
+    )
     assert result.exit_code == 0, result.output
     (record,) = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     windows = record["windows"]
