@@ -15,7 +15,6 @@ from smolvlm_video.batch.runs import Captioning, CaptionRun, plan_run
 from smolvlm_video.model.schemas import JsonSchema
 
 from .options import (
-    INTERRUPTED,
     ShardType,
     build_generation,
     build_model,
@@ -78,7 +77,7 @@ from .progress import show_run
     help="One JSON line per clip on stderr, then a JSON summary line, for programs.",
 )
 @engine_options
-@core_errors
+@core_errors(interrupted="Interrupted: the finished clips are saved; rerun the same command to go on.")
 def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None:
     """Caption the videos in PATHS (files or folders) to a JSONL file, one record a clip.
 
@@ -104,11 +103,7 @@ def caption_command(paths: tuple[str, ...], output: Path, **params: Any) -> None
         return
     if params["quiet"] or params["json_progress"]:
         quiet_transformers()
-    try:
-        stats = show_run(Captioning(run, plan), console, params["json_progress"])
-    except KeyboardInterrupt:
-        console.print("Interrupted: the finished clips are saved; rerun the same command to go on.")
-        sys.exit(INTERRUPTED)
+    stats = show_run(Captioning(run, plan), console, params["json_progress"])
     if stats.failures:
         sys.exit(1)
 

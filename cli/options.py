@@ -296,8 +296,11 @@ def flag(option: str | None) -> str | None:
     return FLAGS.get(option, "--" + option.replace("_", "-"))
 
 
-def core_errors(command: F) -> F:
+def core_errors(command: F | None = None, *, interrupted: str = "Interrupted.") -> Any:
     """Show the core's errors as Click errors, with no traceback, and give each its exit status.
+
+    The one place Ctrl-C is handled: `interrupted` is what a command says then
+    (`@core_errors(interrupted=...)`).
 
     2: a usage error: an option value the core rejects (naming its flag), a model that cannot be
     loaded, an output that cannot be written, a records file with a line that is not a record, a file
@@ -305,6 +308,8 @@ def core_errors(command: F) -> F:
     1: anything else the core raises on purpose.
     130: Ctrl-C, at any moment.
     """
+    if command is None:
+        return functools.partial(core_errors, interrupted=interrupted)
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -317,7 +322,7 @@ def core_errors(command: F) -> F:
         except SmolVLMVideoError as error:
             raise click.ClickException(str(error)) from error
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+            click.echo(interrupted, err=True)
             sys.exit(INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
