@@ -17,7 +17,7 @@ from .answers import Column
 from .features import features_yaml
 from .ownership import NOT_PUBLISHED
 from .reading import Counts, Survey
-from .tables import VIDEO_COLUMNS, clips_columns, window_schema
+from .tables import clips_columns, window_schema
 
 if TYPE_CHECKING:
     from .exporting import ExportReport
@@ -43,14 +43,13 @@ def write_card(
         }
         for name in TABLES
     ]
-    cut = options.cut is not None
-    schemas = {"windows": window_schema(answers, cut), "clips": clips_columns(options.keep_abs_paths)}
-    videos = {"windows": VIDEO_COLUMNS if cut else frozenset(), "clips": frozenset()}
+    schemas = {
+        "windows": window_schema(answers, options.cut is not None),
+        "clips": clips_columns(options.keep_abs_paths),
+    }
     data = DatasetCardData(
         configs=configs,
-        dataset_info=[
-            {"config_name": name, "features": features_yaml(schemas[name], videos[name])} for name in TABLES
-        ],
+        dataset_info=[{"config_name": name, "features": features_yaml(schemas[name])} for name in TABLES],
         tags=["video", "captions", "smolvlm-video"],
         license=options.license,
         task_categories=["video-text-to-text"],

@@ -53,7 +53,6 @@ from .ownership import (
 )
 from .reading import Counts, Survey, read_journal, source_path, survey
 from .tables import (
-    VIDEO_COLUMNS,
     clip_row,
     clips_columns,
     clips_schema,
@@ -215,7 +214,7 @@ def _open_tables(
     clips_schema_ = clips_schema(options.keep_abs_paths)
     windows = window_schema(answers, cut)
     clips_metadata = parquet_metadata(clips_columns(options.keep_abs_paths))
-    windows_metadata = parquet_metadata(windows, VIDEO_COLUMNS if cut else frozenset())
+    windows_metadata = parquet_metadata(windows)
     if options.format == "parquet":
         return (
             ParquetShards(staging.root, "clips", clips_schema_, transform=flat, metadata=clips_metadata),

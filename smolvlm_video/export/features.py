@@ -6,8 +6,8 @@ Parquet files' own `huggingface` metadata (`load_dataset("parquet", ...)`), and 
 WebDataset shards (`load_dataset("webdataset", ..., features=Features.from_dict(...))`). Made from the
 PyArrow schema here, in `datasets`' own two notations, without importing it: `datasets` is the reader's.
 
-A clip file is a `Video` feature: stored as `{bytes, path}` with `bytes` null and `path` relative to the
-export's folder, so the Hub's viewer plays it.
+A clip file is a `Video` feature: a column of type `VIDEO`, stored as `{bytes, path}` with `bytes` null and
+`path` relative to the export's folder, so the Hub's viewer plays it.
 """
 
 from __future__ import annotations
@@ -27,12 +27,6 @@ VALUES = {
 }
 
 
-def _checked(schema: pa.Schema, videos: frozenset[str]) -> None:
-    missing = videos - set(schema.names)
-    if missing:
-        raise ValueError(f"no column {sorted(missing)} to declare a video")
-
-
 def _dtype(type_: pa.DataType) -> str:
     try:
         return VALUES[type_]
@@ -42,6 +36,8 @@ def _dtype(type_: pa.DataType) -> str:
 
 def feature(type_: pa.DataType) -> dict[str, Any]:
     """One column's feature as `Features.to_dict()` writes it."""
+    if type_ == VIDEO:
+        return {"_type": "Video"}
     if pa.types.is_list(type_):
         return {"feature": feature(type_.value_type), "_type": "List"}
     if pa.types.is_struct(type_):
@@ -49,16 +45,14 @@ def feature(type_: pa.DataType) -> dict[str, Any]:
     return {"dtype": _dtype(type_), "_type": "Value"}
 
 
-def features_dict(schema: pa.Schema, videos: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The schema as `Features.to_dict()` writes it: what `Features.from_dict` reads back; `videos`: the
-    columns that are clip files."""
-    _checked(schema, videos)
-    return {f.name: {"_type": "Video"} if f.name in videos else feature(f.type) for f in schema}
+def features_dict(schema: pa.Schema) -> dict[str, Any]:
+    """The schema as `Features.to_dict()` writes it: what `Features.from_dict` reads back."""
+    return {f.name: feature(f.type) for f in schema}
 
 
-def _yaml_entry(name: str | None, type_: pa.DataType, video: bool = False) -> dict[str, Any]:
+def _yaml_entry(name: str | None, type_: pa.DataType) -> dict[str, Any]:
     entry: dict[str, Any] = {} if name is None else {"name": name}
-    if video:
+    if type_ == VIDEO:
         return entry | {"dtype": "video"}
     if pa.types.is_list(type_):
         item = _yaml_entry(None, type_.value_type)  # a dtype or a struct's fields stand alone; a list nests
@@ -68,12 +62,11 @@ def _yaml_entry(name: str | None, type_: pa.DataType, video: bool = False) -> di
     return entry | {"dtype": _dtype(type_)}
 
 
-def features_yaml(schema: pa.Schema, videos: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+def features_yaml(schema: pa.Schema) -> list[dict[str, Any]]:
     """The schema as a dataset card's `dataset_info.features` lists it."""
-    _checked(schema, videos)
-    return [_yaml_entry(f.name, f.type, f.name in videos) for f in schema]
+    return [_yaml_entry(f.name, f.type) for f in schema]
 
 
-def parquet_metadata(schema: pa.Schema, videos: frozenset[str] = frozenset()) -> dict[bytes, bytes]:
+def parquet_metadata(schema: pa.Schema) -> dict[bytes, bytes]:
     """The Parquet schema metadata through which `datasets` reads a file's features, as it writes them."""
-    return {b"huggingface": json.dumps({"info": {"features": features_dict(schema, videos)}}).encode()}
+    return {b"huggingface": json.dumps({"info": {"features": features_dict(schema)}}).encode()}

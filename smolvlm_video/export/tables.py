@@ -77,7 +77,7 @@ CLIPS = pa.schema(
     ]
 )
 CUT_FIELDS = [
-    ("cut_path", TEXT),  # a `Video` in the Parquet tables (`VIDEO_COLUMNS`), a path in WebDataset samples
+    ("cut_path", TEXT),  # a `Video` in the Parquet tables (`window_schema`), a path in WebDataset samples
     ("cut_error_type", TEXT),
     ("cut_error_message", TEXT),
     # The facts of the clip file itself, read from it: frames, frame rate, bytes, whether it has audio, and
@@ -88,9 +88,6 @@ CUT_FIELDS = [
     ("cut_has_audio", pa.bool_()),
     ("cut_audio", TEXT),
 ]
-
-
-VIDEO_COLUMNS = frozenset({"cut_path"})  # the windows table's clip files: `datasets.Video` features
 
 
 def clips_schema(keep_abs_paths: bool) -> pa.Schema:
@@ -154,8 +151,9 @@ def _window_fields(answers: Column) -> list[tuple[str, pa.DataType]]:
 
 
 def window_schema(answers: Column, cut: bool) -> pa.Schema:
-    """The windows table, for this answers column (a struct of the prompts'), with cut clips or not."""
-    cuts = [(name, VIDEO if name in VIDEO_COLUMNS else type_) for name, type_ in CUT_FIELDS]
+    """The windows table, for this answers column (a struct of the prompts'), with cut clips or not (their
+    files as `datasets.Video`)."""
+    cuts = [(name, VIDEO if name == "cut_path" else type_) for name, type_ in CUT_FIELDS]
     return pa.schema([*_window_fields(answers), *(cuts if cut else [])])
 
 

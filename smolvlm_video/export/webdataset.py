@@ -50,5 +50,4 @@ class Samples:
 
     def write_features(self, path: Path) -> None:
         """The samples' `datasets.Features`, as `Features.to_dict()` writes them, to `path`."""
-        videos = frozenset({"mp4"} & set(self.schema.names))
-        path.write_text(json.dumps(features_dict(self.schema, videos), indent=1) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(features_dict(self.schema), indent=1) + "\n", encoding="utf-8")
