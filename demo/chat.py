@@ -31,6 +31,8 @@ from PIL import Image
 
 from smolvlm_video.video import SampledVideo
 
+from .conversation import message_files
+
 EMPTY_CHAT = "**Upload a video or an image, or pick an example**, then ask about it."
 QUESTION_BOX = "Upload an image or a video and ask about it"
 History = list[dict[str, Any]]  # the conversation as the model reads it: role, content (text and files)
@@ -44,12 +46,8 @@ def input_box(**state: Any) -> gr.MultimodalTextbox:
 
 def user_turn(message: dict[str, Any]) -> dict[str, Any]:
     """A message from the input as one user turn of `history`: its files, then its text."""
-    files = [{"path": _path(f)} for f in message.get("files") or []]
+    files = [{"path": path} for path in message_files(message)]
     return {"role": "user", "content": [*files, message.get("text") or ""]}
-
-
-def _path(file: str | dict[str, Any]) -> str:
-    return file if isinstance(file, str) else file["path"]
 
 
 BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})  # what browsers play, in the containers below
@@ -61,9 +59,7 @@ def media_shown(files: list[str], media: list[Any], folder: Path) -> list[dict[s
     play (an AVI, MPEG-4 Part 2) as its first sampled frame, written into `folder`."""
     shown = []
     for number, (path, medium) in enumerate(zip(files, media, strict=False)):
-        video = isinstance(medium, SampledVideo)
-        playable = Path(path).suffix.lower() in BROWSER_CONTAINERS and medium.info.codec in BROWSER_CODECS
-        if not video or playable:
+        if not isinstance(medium, SampledVideo) or _plays_in_browser(path, medium):
             shown.append({"path": path})
             continue
         poster = folder / f"poster-{number}.jpg"
@@ -73,21 +69,26 @@ def media_shown(files: list[str], media: list[Any], folder: Path) -> list[dict[s
     return shown
 
 
+def _plays_in_browser(path: str, video: SampledVideo) -> bool:
+    return Path(path).suffix.lower() in BROWSER_CONTAINERS and video.info.codec in BROWSER_CODECS
+
+
 def _asking(message: dict[str, Any], shown: list) -> tuple[list, Any]:
     """The question in the chat at once (file names stand for the files until they are read), and the input
     busy with the question kept in it."""
-    names = ", ".join(Path(_path(f)).name for f in message.get("files") or [])
+    names = ", ".join(Path(path).name for path in message_files(message))
     text = message.get("text") or ""
     bubble = {"role": "user", "content": "\n\n".join(t for t in (f"📎 {names}" if names else "", text) if t)}
     return [*shown, bubble], input_box(busy=True)
 
 
-def _answered() -> Any:
+def _emptied() -> Any:
+    """The input ready and empty: after an answer, or a stop (what was said stays in the chat)."""
     return input_box(value=None)
 
 
 def _cleared() -> tuple[list, History, Any, None, str, Any]:
-    return [], [], input_box(value=None), None, "", gr.Accordion(visible=False)
+    return [], [], _emptied(), None, "", gr.Accordion(visible=False)
 
 
 def chat_api(respond: Callable[..., Iterator[tuple[str, Any, Any]]]) -> Callable[..., Iterator[tuple]]:
@@ -136,9 +137,9 @@ def chat_tab(
     turn = box.submit(_asking, [box, shown], [shown, box], **private).then(
         handlers.chat_turn, inputs, [shown, history, *seen], show_progress="hidden", api_visibility="private"
     )
-    turn.success(_answered, None, box, **private)
+    turn.success(_emptied, None, box, **private)
     turn.failure(input_box, None, box, **private)  # ready, the question kept (Gradio runs no .then here)
-    box.stop(lambda: input_box(value=None), None, box, cancels=[turn], **private)
+    box.stop(_emptied, None, box, cancels=[turn], **private)
     for cleared in (shown.clear, clear.click):  # the chat's bin, and the button under it
         # The answer is cancelled first: emptied alongside, the chat got the answer's next piece back.
         cancelled = cleared(None, None, None, cancels=[turn], **private)
@@ -153,5 +154,4 @@ def chat_tab(
 def _example(selected: gr.SelectData) -> Any:
     """An example picked in the empty chat: its question and file into the input, to send or edit."""
     value = selected.value
-    files = [_path(f) for f in value.get("files") or []]
-    return gr.MultimodalTextbox(value={"text": value.get("text") or "", "files": files})
+    return gr.MultimodalTextbox(value={"text": value.get("text") or "", "files": message_files(value)})

@@ -49,6 +49,11 @@ def load_upload(path: str, sampling: SamplingOptions, allowed: Sequence[Path]) -
     return _load(path, mtime, sampling)
 
 
+def message_files(message: dict[str, Any]) -> list[str]:
+    """The paths of a MultimodalTextbox value's files (each a path, or a file dict with one)."""
+    return [f if isinstance(f, str) else f["path"] for f in message.get("files") or []]
+
+
 def parts(content: Any) -> tuple[list[str], list[str]]:
     """(texts, file paths) of one message's content, in any of the shapes Gradio uses."""
     texts: list[str] = []
@@ -68,7 +73,7 @@ def parts(content: Any) -> tuple[list[str], list[str]]:
                 files.append(item["path"])
             elif "text" in item or "files" in item:  # a MultimodalTextbox value
                 texts.append(item.get("text") or "")
-                files.extend(f if isinstance(f, str) else f["path"] for f in item.get("files", []))
+                files.extend(message_files(item))
     return texts, files
 
 

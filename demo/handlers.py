@@ -41,7 +41,7 @@ from .analysis import (
 )
 from .chat import History, media_shown, user_turn
 from .config import DemoConfig
-from .conversation import check_upload, to_messages
+from .conversation import check_upload, message_files, to_messages
 from .frames import Gallery, RequestFolders, save_frames
 from .live import LIVE_MAX_NEW_TOKENS, LIVE_PROMPT, LiveEntry, LiveLog, arrival, log_html
 from .models import ModelCache
@@ -297,9 +297,8 @@ class Handlers:
     ) -> Iterator[tuple[list, History, Any, Any]]:
         """The turn, shown as it goes."""
         name, chat, generation = self._prepared(message, history, settings, _question(message, json_schema))
-        files = [f if isinstance(f, str) else f["path"] for f in message.get("files") or []]
         with self.frames.hold() as folder:
-            media = media_shown(files, chat.messages[-1].media(), folder)
+            media = media_shown(message_files(message), chat.messages[-1].media(), folder)
         text = [{"role": "user", "content": message["text"]}] if message.get("text") else []
         asked = [*shown[:-1], *({"role": "user", "content": m} for m in media), *text]
         turn = user_turn(message)

@@ -494,3 +494,12 @@ def test_frame_labels_are_never_repeated():
     assert frame_labels([0, 1, 2]) == ["00:00", "00:01", "00:02"]  # as the model's markers write them
     assert frame_labels([0, 0.5, 1.0, 2.96]) == ["00:00.0", "00:00.5", "00:01.0", "00:02.9"]
     assert frame_labels([0.2, 0.29, 0.33]) == ["00:00.20", "00:00.29", "00:00.33"]
+
+
+def test_an_image_whatever_its_name_is_shown_as_itself(tmp_path):
+    from smolvlm_video.demo.chat import media_shown
+
+    photo = Image.new("RGB", (64, 48))  # read as an image by its content, though named .mp4
+    assert media_shown([str(tmp_path / "photo.mp4")], [photo], tmp_path) == [
+        {"path": str(tmp_path / "photo.mp4")}
+    ]
