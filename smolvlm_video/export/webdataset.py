@@ -29,6 +29,7 @@ class Samples:
 
     def __init__(self, folder: Path, prefix: str, shard_bytes: int, schema: pa.Schema) -> None:
         self.schema = schema
+        self.cut = "mp4" in schema.names  # the windows were cut into clip files
         self.with_clip = TarShards(folder, prefix, shard_bytes)
         self.without_clip = TarShards(folder, f"{prefix}-uncut", shard_bytes)  # opens a shard only if used
 
@@ -39,10 +40,9 @@ class Samples:
             "json": sample_json(window, record, self.schema).encode(),
             "txt": (window.get("caption") or "").encode(),
         }
-        cut = "mp4" in self.schema.names
-        if cut and window.get("cut_path"):
+        if self.cut and window.get("cut_path"):
             members["mp4"] = folder / window["cut_path"]
-        shards = self.without_clip if cut and "mp4" not in members else self.with_clip
+        shards = self.without_clip if self.cut and "mp4" not in members else self.with_clip
         shards.add(key, members)
 
     def close(self) -> list[Path]:
