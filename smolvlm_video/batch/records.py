@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import OutputError
+from ..errors import OutputError, RecordsError
 from ..model.schemas import SEPARATORS
 from ..version import __version__
 
@@ -178,6 +178,31 @@ def _cut_torn_tail(path: Path) -> None:
         file.truncate(size - step + cut + 1 if cut >= 0 else 0)
 
 
+def read_journal(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
+    """(line number from 1, JSON value) for each line of the JSONL at `path`, while a run may append to it.
+
+    A last line with no newline that does not parse is a write in progress or cut short: it ends the
+    reading, with a warning. Any other line that is not JSON raises RecordsError naming the file and line.
+    """
+    file = Path(path)
+    try:
+        lines = open(file, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 (closed below)
+    except OSError as error:
+        raise RecordsError(f"{file}: cannot read the records ({error.strerror or error}).") from error
+    with lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                if not line.endswith("\n"):
+                    logger.warning("%s: line %d is cut short (a write in progress?); skipped.", file, number)
+                    return
+                raise RecordsError(f"{file}, line {number}: not JSON ({error.msg}).") from error
+            yield number, record
+
+
 class JsonlWriter:
     """Appends records to a JSONL file, one whole line at a time, each on the disk within 2 s."""
 
@@ -246,6 +271,8 @@ class JsonlWriter:
             f"Cannot write to {self.path}: {error.strerror or error}. The {self.lines} records in it "
             "are safe; make room (or write elsewhere) and run again to resume from where it stopped."
         )
+
+    read = staticmethod(read_journal)  # export reads the records through it
 
     @staticmethod
     def done_ids(path: str | os.PathLike[str], retry_errors: bool = True) -> set[str]:

@@ -2,15 +2,17 @@
 
 A sink is a class: made with the output path, it has `write`, `flush` and `close`, is a context manager
 (leaving it closes the sink; where an error is already on its way out, that error stays the one raised), and
-its `done_ids` (a static method) reads the ids a rerun skips, which is how a run resumes. `SINKS` names them;
-`CaptionRun.sink` picks one. JSONL (`records.JsonlWriter`) is the run's journal: each record a whole line,
+its `done_ids` (a static method) reads the ids a rerun skips, which is how a run resumes, and its `read` the
+records back, which is how `export` takes them. `SINKS` names them; `CaptionRun.sink` and
+`ExportOptions.sink` pick one. JSONL (`records.JsonlWriter`) is the run's journal: each record a whole line,
 on the disk within 2 s. A new format is a module with its class and one line in `SINKS`.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .records import JsonlWriter
 
@@ -41,6 +43,12 @@ class SinkType(Protocol):
     def __call__(self, path: str | os.PathLike[str]) -> Sink: ...
 
     def done_ids(self, path: str | os.PathLike[str], retry_errors: bool = True) -> set[str]: ...
+
+    def read(self, path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
+        """(position from 1, record as JSON values) for each record, while a run may still write more.
+
+        Raises RecordsError naming the file and position where a record cannot be read.
+        """
 
 
 SINKS: dict[str, SinkType] = {"jsonl": JsonlWriter}

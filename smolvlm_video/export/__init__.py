@@ -21,7 +21,7 @@ from typing import Any
 # Served lazily, so that the command line can read `options` without loading PyArrow.
 _LAZY = {
     "export": "exporting",
-    "ExportReport": "exporting",
+    "ExportReport": "report",
     "ExportOptions": "options",
     "CutOptions": "options",
 }

@@ -20,8 +20,8 @@ from .reading import Counts, Survey
 from .tables import clips_columns, window_schema
 
 if TYPE_CHECKING:
-    from .exporting import ExportReport
     from .options import ExportOptions
+    from .report import ExportReport
 
 TABLES = ("windows", "clips")  # the configs, the first the default
 

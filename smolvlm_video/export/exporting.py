@@ -18,11 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +36,9 @@ from ..errors import (
     VideoNotFoundError,
 )
 from ..video.probe import VideoInfo, probe
-from .answers import Column, answers_column
-from .card import write_card
+from .answers import answers_column
 from .cutting import Damage, Span, cut_spans
-from .features import parquet_metadata
+from .formats import WRITERS
 from .options import CutOptions, ExportOptions
 from .ownership import (
     CUTS_FOLDER,
@@ -51,42 +48,14 @@ from .ownership import (
     remove_paths,
     remove_stale_cuts,
 )
-from .reading import Counts, Survey, read_journal, source_path, survey
-from .tables import (
-    clip_row,
-    clips_columns,
-    clips_schema,
-    flat,
-    published,
-    sample_schema,
-    table_row,
-    window_rows,
-    window_schema,
-)
-from .webdataset import FEATURES_FILE, Samples
-from .writers import MB, ParquetShards, RowError, Staging
+from .reading import Survey, read_journal, source_path, survey
+from .report import ExportReport
+from .tables import published, window_rows
+from .writers import RowError, Staging
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 100  # records between two calls of `progress`
-
-
-@dataclass
-class ExportReport:
-    """What an export wrote."""
-
-    folder: Path
-    survey: Survey
-    counts: Counts = field(default_factory=Counts)  # the records written: one per clip id
-    files: list[Path] = field(default_factory=list)  # the tables or shards, in the folder
-    cuts: Counter[str] = field(default_factory=Counter)  # "cut", "reused", and each error type -> windows
-    stale_cuts: int = 0  # clip files no row uses any more, removed (or kept, with keep_stale_cuts)
-    removed: list[str] = field(default_factory=list)  # the previous export's paths this one did not write
-    used_cuts: set[str] = field(default_factory=set)  # the clip files the rows name, from the folder
-
-    @property
-    def cut_failures(self) -> int:
-        return sum(n for kind, n in self.cuts.items() if kind not in ("cut", "reused"))
 
 
 Progress = Callable[[int, int], None]  # called with the records written so far, and all there are
@@ -101,7 +70,7 @@ def export(
     """Export the records file to `folder`; RecordsError (and nothing written) if a line is not a record,
     or if there is none; PathInTheWayError (and nothing written) if a path it would write is not its own."""
     options = options or ExportOptions()
-    report = ExportReport(Path(folder), survey(records))
+    report = ExportReport(Path(folder), survey(records, options.sink))
     if report.survey.records == 0:
         raise RecordsError(f"{records} holds no caption record: there is nothing to export.")
     previous = claim(report.folder, _planned(options), options.force)
@@ -126,12 +95,7 @@ def export(
 
 def _planned(options: ExportOptions) -> list[str]:
     """The paths an export with these options replaces, known before it runs (shards get new names)."""
-    paths = {
-        "hf": ["README.md", "data/windows", "data/clips"],
-        "parquet": ["clips.parquet", "windows.parquet"],
-        "webdataset": [FEATURES_FILE],
-    }
-    return paths.get(options.format, []) + ([CUTS_FOLDER] if options.cut is not None else [])
+    return [*WRITERS[options.format].paths, *([CUTS_FOLDER] if options.cut is not None else [])]
 
 
 def _settle(
@@ -161,7 +125,7 @@ def _write(
     """Write the tables (or shards) into the staging folder; the names to move into place."""
     found = report.survey
     answers = answers_column(found.answer_columns())
-    clips, windows = _open_tables(staging, options, answers)
+    writer = WRITERS[options.format](staging, options, answers)
     base = os.path.abspath(options.relative_to) if options.relative_to else found.sources_root or ""
     try:
         for written, (number, source_record, cuts) in enumerate(
@@ -169,63 +133,14 @@ def _write(
         ):
             report.counts.add(source_record)
             record = published(source_record, base, options.keep_abs_paths)
-            if clips is not None:
-                clips.add(clip_row(record), number)
-            for window, cut in zip(window_rows(record, answers), cuts, strict=True):
-                window |= cut
-                if cut.get("cut_path"):
-                    report.used_cuts.add(cut["cut_path"])
-                if isinstance(windows, Samples):
-                    windows.add(window, record, report.folder)
-                else:
-                    windows.add(table_row(window), number)
+            windows = [window | cut for window, cut in zip(window_rows(record, answers), cuts, strict=True)]
+            report.used_cuts.update(window["cut_path"] for window in windows if window.get("cut_path"))
+            writer.add(record, windows, number, report.folder)
             if progress is not None and (written % PROGRESS_EVERY == 0 or written == found.records):
                 progress(written, found.records)
-        window_files = windows.close()
-        clip_files = clips.close() if clips is not None else []
+        return writer.close(report)
     except RowError as error:
         raise RecordsError(f"{records}, {error}.") from error
-    if options.format == "parquet":
-        window_files[0].rename(staging.path("windows.parquet"))  # one file each: no shard_bytes
-        clip_files[0].rename(staging.path("clips.parquet"))
-        return ["clips.parquet", "windows.parquet"]
-    if isinstance(windows, Samples):
-        windows.write_features(staging.path(FEATURES_FILE))
-        return [f"data/{path.name}" for path in window_files] + [FEATURES_FILE]
-    tables = {"windows": window_files, "clips": clip_files}
-    relative = {name: [f"data/{name}/{path.name}" for path in files] for name, files in tables.items()}
-    write_card(staging.path("README.md"), found, answers, options, report, relative)
-    return ["data/windows", "data/clips", "README.md"]
-
-
-def _open_tables(
-    staging: Staging, options: ExportOptions, answers: Column
-) -> tuple[ParquetShards | None, ParquetShards | Samples]:
-    """The writers of the clips table (None for WebDataset, whose samples are windows) and of the windows
-    table, each file declaring its `datasets` features; `answers`: the windows' answers column."""
-    cut = options.cut is not None
-    shard_bytes = options.shard_mb * MB
-    data = staging.path("data")
-    # Shards are named after this export: `datasets` caches a folder's tables by their file names, so new
-    # names keep a re-export from loading as the old one.
-    prefix = f"train-{time.time_ns():x}"
-    if options.format == "webdataset":
-        return None, Samples(data, prefix, shard_bytes, sample_schema(answers, cut))
-    clips_schema_ = clips_schema(options.keep_abs_paths)
-    windows = window_schema(answers, cut)
-    clips_metadata = parquet_metadata(clips_columns(options.keep_abs_paths))
-    windows_metadata = parquet_metadata(windows)
-    if options.format == "parquet":
-        return (
-            ParquetShards(staging.root, "clips", clips_schema_, transform=flat, metadata=clips_metadata),
-            ParquetShards(staging.root, "windows", windows, metadata=windows_metadata),
-        )
-    return (
-        ParquetShards(
-            data / "clips", prefix, clips_schema_, shard_bytes, transform=flat, metadata=clips_metadata
-        ),
-        ParquetShards(data / "windows", prefix, windows, shard_bytes, metadata=windows_metadata),
-    )
 
 
 def _with_cuts(
@@ -236,7 +151,11 @@ def _with_cuts(
     The cuts are made by a pool of `workers` threads, a clip's windows split between them in runs of
     consecutive windows (each run decoded once), at most 2 x workers runs ahead of the writer.
     """
-    lines = ((n, r) for n, r in read_journal(records) if n <= found.last_line and n not in found.superseded)
+    lines = (
+        (n, r)
+        for n, r in read_journal(records, options.sink)
+        if n <= found.last_line and n not in found.superseded
+    )
     if options.cut is None:
         for number, record in lines:
             yield number, record, [{} for _ in record.get("windows") or []]

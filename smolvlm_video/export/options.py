@@ -12,6 +12,7 @@ from typing import Literal
 
 import av
 
+from ..batch.sinks import SINKS
 from ..checks import check_number
 from ..errors import OptionsError
 
@@ -102,8 +103,11 @@ class ExportOptions:
     # folder of the sources), and `abs_path` is left out unless kept.
     relative_to: str | None = None
     keep_abs_paths: bool = False
+    sink: str = "jsonl"  # the records' format: a name in batch.sinks.SINKS, whose `read` export reads through
 
     def __post_init__(self) -> None:
+        if self.sink not in SINKS:
+            raise OptionsError(f"sink must be one of {', '.join(SINKS)}, got {self.sink!r}.", "sink")
         if self.format not in FORMATS:
             raise OptionsError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}.", "format")
         check_number("workers", self.workers, least=1, whole=True)

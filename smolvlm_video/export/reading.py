@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..batch.sinks import SINKS
 from ..errors import RecordsError
 from .answers import TEXT, Column, as_json, schema_column
 
@@ -33,25 +34,11 @@ logger = logging.getLogger(__name__)
 REQUIRED = ("id", "path", "status")  # what a line must have to be a caption record
 
 
-def read_journal(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number from 1, record) for each record of the JSONL at `path`."""
+def read_journal(path: str | os.PathLike[str], sink: str = "jsonl") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(position from 1, record) for each record at `path`, read by the sink that wrote it (`SINKS`)."""
     file = Path(path)
-    try:
-        lines = open(file, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 (closed below)
-    except OSError as error:
-        raise RecordsError(f"{file}: cannot read the records ({error.strerror or error}).") from error
-    with lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                if not line.endswith("\n"):
-                    logger.warning("%s: line %d is cut short (a write in progress?); skipped.", file, number)
-                    return
-                raise RecordsError(f"{file}, line {number}: not JSON ({error.msg}).") from error
-            yield number, _checked(record, file, number)
+    for number, record in SINKS[sink].read(path):
+        yield number, _checked(record, file, number)
 
 
 def _checked(record: Any, file: Path, number: int) -> dict[str, Any]:
@@ -196,10 +183,10 @@ def _parsed(schema: str) -> Any:
         return None  # typed as JSON text: "the schema is not an object"
 
 
-def survey(path: str | os.PathLike[str]) -> Survey:
+def survey(path: str | os.PathLike[str], sink: str = "jsonl") -> Survey:
     """Read every record of the file once (raising RecordsError at the first bad line)."""
     found = Survey()
-    for number, record in read_journal(path):
+    for number, record in read_journal(path, sink):
         found.add(number, record)
     found.finish()
     return found
