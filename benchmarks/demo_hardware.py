@@ -49,6 +49,7 @@ def requests(model, new_tokens: int, video: Path) -> dict[str, Callable[[], None
     from smolvlm_video.batch.prefetch import plan_clip
     from smolvlm_video.model.generate import generate
     from smolvlm_video.model.prompts import chat
+    from smolvlm_video.model.schemas import Question
     from smolvlm_video.options import GenerationOptions
 
     forced = GenerationOptions(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
@@ -57,7 +58,7 @@ def requests(model, new_tokens: int, video: Path) -> dict[str, Callable[[], None
     camera = Image.fromarray(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8))
     sampling = SamplingOptions(fps=1.0, max_frames=64).for_frame_side(model.frame_side)
     shots = SamplingOptions(fps=1.0, max_frames=64, split="scenes").for_frame_side(model.frame_side)
-    job = CaptionJob(prompts={"caption": QUESTION}, sampling=shots, generation=forced)
+    job = CaptionJob(questions={"caption": Question(QUESTION)}, sampling=shots, generation=forced)
 
     def image() -> None:
         generate(model, [chat(QUESTION, Image.open(EXAMPLES / "images" / "testcard.png"))], forced)

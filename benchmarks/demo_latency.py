@@ -100,7 +100,7 @@ def first_token_seconds(client, video: Path, settings: list) -> float:
     from gradio_client import handle_file
 
     started = time.perf_counter()
-    job = client.submit(handle_file(video), QUESTION, *settings, api_name="/ask")
+    job = client.submit(handle_file(video), QUESTION, None, *settings, api_name="/ask")
     for answer, *_ in job:
         if answer:
             elapsed = time.perf_counter() - started
@@ -132,7 +132,7 @@ def main() -> None:
             # beside the text, and a client that downloads 64 frames one by one first measures its own loop.
             client = Client(url, verbose=False, download_files=False)
             warm = Path(__file__).resolve().parent.parent / "examples" / "clips" / "testsrc2.mp4"
-            client.predict(handle_file(warm), QUESTION, *settings, api_name="/ask")  # loads the model
+            client.predict(handle_file(warm), QUESTION, None, *settings, api_name="/ask")  # loads the model
             core, demo = [], []
             for repeat in range(args.repeats):
                 copy = remuxed_copy(video, Path(scratch), repeat)

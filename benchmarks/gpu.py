@@ -150,12 +150,13 @@ def run_caption(model, folder: Path, frames: int, batch: int, args: argparse.Nam
     """Caption the folder once with the run API; what `measured` saw."""
     from smolvlm_video.batch.captioning import CaptionJob
     from smolvlm_video.batch.runs import Captioning, CaptionRun
+    from smolvlm_video.model.schemas import Question
     from smolvlm_video.options import GenerationOptions, ModelOptions, SamplingOptions
 
     tokens = args.max_new_tokens
     job = CaptionJob(
         model=ModelOptions(model.model_id, device=args.device),
-        prompts={"caption": PROMPT},
+        questions={"caption": Question(PROMPT)},
         sampling=SamplingOptions(fps=1.0, max_frames=frames, window_seconds=CLIP_SECONDS + 10),
         generation=GenerationOptions(max_new_tokens=tokens, min_new_tokens=tokens),
         batch_size=batch,

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
-from .options import (
-    build_generation,
-    build_model,
-    build_sampling,
-    core_errors,
-    generation_options,
-    json_schema_option,
-    model_options,
-    sampling_options,
-)
+from smolvlm_video.options import GenerationOptions, ModelOptions, SamplingOptions
+
+from .options import core_errors, generation_options, json_schema_option, model_options, sampling_options
 
 
 @click.command("ask")
+@core_errors
 @click.argument("media", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("question")
 @click.option("--system", default=None, help="A system message before the question.")
@@ -27,8 +20,15 @@ from .options import (
 @sampling_options
 @model_options
 @generation_options
-@core_errors
-def ask_command(media: Path, question: str, **params: Any) -> None:
+def ask_command(
+    media: Path,
+    question: str,
+    system: str | None,
+    json_schema: Path | None,
+    sampling: SamplingOptions,
+    model: ModelOptions,
+    generation: GenerationOptions,
+) -> None:
     """Ask QUESTION about MEDIA (a video, or an image) and stream the answer to the terminal.
 
     With --json-schema the answer is JSON that follows the schema; exit status 1 if max new tokens cut it off.
@@ -39,16 +39,14 @@ def ask_command(media: Path, question: str, **params: Any) -> None:
     from smolvlm_video.model.schemas import JsonSchema, Question, check_generation, parse_answer
     from smolvlm_video.video.media import load_media
 
-    generation = build_generation(params)
-    schema = JsonSchema.from_file(params["json_schema"]) if params["json_schema"] else None
+    schema = JsonSchema.from_file(json_schema) if json_schema else None
     if schema:
         check_generation(generation.min_new_tokens)
-    model, sampling = load_fitted(build_model(params), build_sampling(params))
-    item = load_media(media, sampling)
+    loaded, sampling = load_fitted(model, sampling)
+    asked = chat(Question(question, schema), load_media(media, sampling), system=system)
     answer = ""
-    for piece in stream(model, chat(Question(question, schema), item, system=params["system"]), generation):
+    for piece in stream(loaded, asked, generation):
         click.echo(piece if answer else piece.lstrip(), nl=False)
         answer += piece
     click.echo()
-    if schema:
-        parse_answer(answer.strip(), generation.max_new_tokens)  # a TruncatedError says what to raise
+    parse_answer(answer, asked.schema, generation.max_new_tokens)  # a TruncatedError says what to raise

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 import click
 
-from smolvlm_video.model.registry import ATTENTIONS, DEVICES, DTYPE_NAMES, VISION_MODES
+from smolvlm_video.options import ATTENTIONS, DEVICES, DTYPE_NAMES, VISION_MODES
 
 
 @click.command("demo")
@@ -31,7 +30,17 @@ from smolvlm_video.model.registry import ATTENTIONS, DEVICES, DTYPE_NAMES, VISIO
     "--vision", type=click.Choice(VISION_MODES), default=None, help="[default: $SMOLVLM_VISION or auto]"
 )
 @click.option("--mcp", is_flag=True, help="Also serve the API to MCP clients [default: $SMOLVLM_MCP or off].")
-def demo_command(host: str, port: int, share: bool, mcp: bool, **model_params: Any) -> None:
+def demo_command(
+    host: str,
+    port: int,
+    share: bool,
+    model: str | None,
+    device: str | None,
+    dtype: str | None,
+    attention: str | None,
+    vision: str | None,
+    mcp: bool,
+) -> None:
     """Serve the chat app on http://HOST:PORT. Other settings come from the SMOLVLM_* variables."""
     try:
         from smolvlm_video.demo import DemoConfig, build_demo, launch_kwargs
@@ -39,7 +48,8 @@ def demo_command(host: str, port: int, share: bool, mcp: bool, **model_params: A
         raise click.ClickException(
             f"The demo needs gradio ({error}); install it with: pip install 'smolvlm-video[demo]'"
         ) from error
-    given = {f"SMOLVLM_{name.upper()}": value for name, value in model_params.items() if value is not None}
+    flags = {"MODEL": model, "DEVICE": device, "DTYPE": dtype, "ATTENTION": attention, "VISION": vision}
+    given = {f"SMOLVLM_{name}": value for name, value in flags.items() if value is not None}
     if mcp:
         given["SMOLVLM_MCP"] = "1"
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # the app says at start whether MCP is on

@@ -24,7 +24,7 @@ from smolvlm_video.export.options import (
     ExportOptions,
 )
 
-from .options import core_errors
+from .options import core_errors, option_group, sink_option
 
 EXPORT_EXTRA = "pip install 'smolvlm-video[export]'"
 
@@ -45,67 +45,106 @@ class SourceRoot(click.ParamType):
         return os.path.abspath(old), os.path.abspath(new)
 
 
+_EXPORT = [
+    click.option(
+        "--to",
+        "format",
+        type=click.Choice(FORMATS),
+        default=FORMATS[0],
+        show_default=True,
+        help="hf: a Hugging Face dataset folder (Parquet under data/ and a dataset card). parquet: "
+        "clips.parquet and windows.parquet. webdataset: tar shards, a sample per window (.json, .txt, and "
+        ".mp4 with --clips).",
+    ),
+    click.option(
+        "--clips", "cut_clips", is_flag=True, help="Cut each window into its own MP4 under FOLDER/cuts/."
+    ),
+    click.option(
+        "--cut",
+        "mode",
+        type=click.Choice(CUT_MODES),
+        default=CUT_MODES[0],
+        show_default=True,
+        help="exact: re-encode from the window's first frame. copy: copy packets from the keyframe at or "
+        "before the start; fast, but the clip may start up to a keyframe interval early.",
+    ),
+    click.option(
+        "--clip-codec", "codec", default=DEFAULT_CODEC, show_default=True, help="Video encoder of exact cuts."
+    ),
+    click.option(
+        "--clip-crf",
+        "crf",
+        type=click.IntRange(0, 63),
+        default=DEFAULT_CRF,
+        show_default=True,
+        help="The encoder's constant rate factor: lower is better and bigger.",
+    ),
+    click.option(
+        "--clip-preset",
+        "preset",
+        default=None,
+        help="The encoder's speed preset (libx264: ultrafast ... veryslow).",
+    ),
+    click.option(
+        "--clip-side",
+        "side",
+        type=click.IntRange(min=MIN_CLIP_SIDE),
+        help="Scale cut clips to this many pixels on their longest side [default: the source's].",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=DEFAULT_CUT_WORKERS,
+        show_default=True,
+        help="Runs of windows cut at once (each encoder also uses threads of its own).",
+    ),
+    click.option(
+        "--shard-mb",
+        type=click.IntRange(min=1),
+        default=DEFAULT_SHARD_MB,
+        show_default=True,
+        help="hf and webdataset: start a new shard after this many MB.",
+    ),
+    click.option(
+        "--force",
+        is_flag=True,
+        help="Replace the paths the export writes (README.md, data/windows, ...) even where an export "
+        "did not write them. Without it such a path stops the export (exit 2).",
+    ),
+    click.option(
+        "--keep-stale-cuts", is_flag=True, help="Keep clip files in cuts/ that no row uses any more."
+    ),
+    click.option("--license", default=None, help="The dataset card's license: a Hub license id."),
+    click.option(
+        "--name", default=None, help="The Hub repo id (user/dataset) the card's snippets load and upload to."
+    ),
+    click.option(
+        "--source-root",
+        "source_roots",
+        multiple=True,
+        type=SourceRoot(),
+        help="OLD=NEW: a source captioned under OLD now lies under NEW (repeatable).",
+    ),
+    click.option(
+        "--relative-to",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Write each source's path relative to this folder [default: the common folder of the sources].",
+    ),
+    click.option(
+        "--keep-abs-paths", is_flag=True, help="Keep the sources' absolute paths (abs_path) in the tables."
+    ),
+    sink_option,
+]
+
+
 @click.command("export")
-@click.argument("records", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--to",
-    "output_format",
-    type=click.Choice(FORMATS),
-    default=FORMATS[0],
-    show_default=True,
-    help="hf: a Hugging Face dataset folder (Parquet under data/ and a dataset card). parquet: clips.parquet "
-    "and windows.parquet. webdataset: tar shards, a sample per window (.json, .txt, and .mp4 with --clips).",
-)
-@click.option(
-    "--clips", "cut_clips", is_flag=True, help="Cut each window into its own MP4 under FOLDER/cuts/."
-)
-@click.option(
-    "--cut",
-    type=click.Choice(CUT_MODES),
-    default=CUT_MODES[0],
-    show_default=True,
-    help="exact: re-encode from the window's first frame. copy: copy packets from the keyframe at or before "
-    "the start; fast, but the clip may start up to a keyframe interval early.",
-)
-@click.option("--clip-codec", default=DEFAULT_CODEC, show_default=True, help="Video encoder of exact cuts.")
-@click.option("--clip-crf", type=click.IntRange(0, 63), default=DEFAULT_CRF, show_default=True,
-              help="The encoder's constant rate factor: lower is better and bigger.")  # fmt: skip
-@click.option(
-    "--clip-preset", default=None, help="The encoder's speed preset (libx264: ultrafast ... veryslow)."
-)
-@click.option(
-    "--clip-side",
-    type=click.IntRange(min=MIN_CLIP_SIDE),
-    help="Scale cut clips to this many pixels on their longest side [default: the source's].",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=DEFAULT_CUT_WORKERS,
-    show_default=True,
-    help="Runs of windows cut at once (each encoder also uses threads of its own).",
-)
-@click.option("--shard-mb", type=click.IntRange(min=1), default=DEFAULT_SHARD_MB, show_default=True,
-              help="hf and webdataset: start a new shard after this many MB.")  # fmt: skip
-@click.option("--force", is_flag=True,
-              help="Replace the paths the export writes (README.md, data/windows, ...) even where an export "
-              "did not write them. Without it such a path stops the export (exit 2).")  # fmt: skip
-@click.option("--keep-stale-cuts", is_flag=True, help="Keep clip files in cuts/ that no row uses any more.")
-@click.option("--license", "license_id", default=None, help="The dataset card's license: a Hub license id.")
-@click.option("--name", "repo_id", default=None,
-              help="The Hub repo id (user/dataset) the card's snippets load and upload to.")  # fmt: skip
-@click.option("--source-root", "source_roots", multiple=True, type=SourceRoot(),
-              help="OLD=NEW: a source captioned under OLD now lies under NEW (repeatable).")  # fmt: skip
-@click.option("--relative-to", type=click.Path(file_okay=False), default=None,
-              help="Write each source's path relative to this folder [default: the common folder of the "
-              "sources].")  # fmt: skip
-@click.option(
-    "--keep-abs-paths", is_flag=True, help="Keep the sources' absolute paths (abs_path) in the tables."
-)
-@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @core_errors
-def export_command(records: Path, folder: Path, **params: Any) -> None:
+@click.argument("records", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@option_group("options", _EXPORT, lambda **flags: _export_options(**flags))
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+def export_command(records: Path, folder: Path, options: ExportOptions, quiet: bool) -> None:
     """Export the caption records in RECORDS (a `caption` JSONL) to FOLDER.
 
     RECORDS may be read while a run still appends to it. Rerunning replaces the export whole; clips already
@@ -118,10 +157,9 @@ def export_command(records: Path, folder: Path, **params: Any) -> None:
         from smolvlm_video.export.exporting import export
     except ImportError as error:
         raise click.UsageError(f"export needs PyArrow ({error}): {EXPORT_EXTRA}") from error
-    options = build_export(params)
-    console = Console(stderr=True, quiet=params["quiet"])
+    console = Console(stderr=True, quiet=quiet)
     with Progress(TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=params["quiet"]) as progress:  # fmt: skip
+                  console=console, disable=quiet) as progress:  # fmt: skip
         task = progress.add_task("exporting", total=None)
         report = export(
             records, folder, options, lambda done, total: progress.update(task, completed=done, total=total)
@@ -146,27 +184,9 @@ def export_command(records: Path, folder: Path, **params: Any) -> None:
         sys.exit(1)
 
 
-def build_export(params: dict[str, Any]) -> ExportOptions:
-    """The ExportOptions the flags describe."""
-    cut = None
-    if params["cut_clips"]:
-        cut = CutOptions(
-            mode=params["cut"],
-            codec=params["clip_codec"],
-            crf=params["clip_crf"],
-            preset=params["clip_preset"],
-            side=params["clip_side"],
-        )
-    return ExportOptions(
-        format=params["output_format"],
-        cut=cut,
-        workers=params["workers"],
-        shard_mb=params["shard_mb"],
-        force=params["force"],
-        keep_stale_cuts=params["keep_stale_cuts"],
-        license=params["license_id"],
-        name=params["repo_id"],
-        source_roots=tuple(params["source_roots"]),
-        relative_to=params["relative_to"],
-        keep_abs_paths=params["keep_abs_paths"],
-    )
+def _export_options(
+    cut_clips: bool, mode: str, codec: str, crf: int, preset: str | None, side: int | None, **fields: Any
+) -> ExportOptions:
+    """The ExportOptions of the export flags: the cut flags make its CutOptions, with --clips."""
+    cut = CutOptions(mode, codec, crf, preset, side) if cut_clips else None  # type: ignore[arg-type]
+    return ExportOptions(cut=cut, **fields)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +12,18 @@ from rich.console import Console
 from rich.table import Table
 
 from smolvlm_video.model.prompts import clock
+from smolvlm_video.model.registry import MODELS
 from smolvlm_video.options import SamplingOptions
 from smolvlm_video.video import SampledVideo, decode_plan, video_shots
 from smolvlm_video.video.decode import choose_backend
 from smolvlm_video.video.probe import probe
 from smolvlm_video.video.sampling import plan
 
-from .options import build_sampling, core_errors, sampling_options
+from .options import core_errors, sampling_options
 
 
 @click.command("info")
+@core_errors
 @click.argument("video", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @sampling_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
@@ -30,9 +33,8 @@ from .options import build_sampling, core_errors, sampling_options
     type=click.Path(file_okay=False, path_type=Path),
     help="Decode the sampled frames and write them here as JPEG files (implies --decode).",
 )
-@core_errors
 def info_command(
-    video: Path | None, as_json: bool, do_decode: bool, save_frames: Path | None, **params: Any
+    video: Path | None, sampling: SamplingOptions, as_json: bool, do_decode: bool, save_frames: Path | None
 ) -> None:
     """Show what smolvlm-video sees in VIDEO: its facts, windows and the frames it would sample.
 
@@ -41,14 +43,13 @@ def info_command(
     if video is None:
         _print_machine(as_json)
         return
-    options = build_sampling(params)
     info = probe(video)
-    shots = video_shots(info, options)  # --split scenes: the shot pass, whose shots the windows follow
-    plans = plan(info, options, shots)
+    shots = video_shots(info, sampling)  # --split scenes: the shot pass, whose shots the windows follow
+    plans = plan(info, sampling, shots)
     report: dict[str, Any] = {
         "video": info.to_dict(),
-        "backend": choose_backend(info, options.backend),
-        "sampling": options.to_dict() | {"frame_side": options.side},
+        "backend": choose_backend(info, sampling.backend),
+        "sampling": sampling.to_dict() | {"frame_side": sampling.side},
         "shots": [shot.to_dict() for shot in shots] if shots is not None else None,
         "windows": [
             {
@@ -62,13 +63,13 @@ def info_command(
     }
     report["model_device"] = _machine()
     if do_decode or save_frames:
-        videos = [decode_plan(info, plan, options) for plan in plans]
+        videos = [decode_plan(info, plan, sampling) for plan in plans]
         for window, video in zip(report["windows"], videos, strict=True):
             window["decoded"] = _decoded(video, save_frames)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
-        _print_report(report, options)
+        _print_report(report, sampling)
 
 
 def _machine() -> dict[str, Any]:
@@ -79,14 +80,19 @@ def _machine() -> dict[str, Any]:
 
 
 def _print_machine(as_json: bool) -> None:
-    machine = _machine()
+    machine, models = _machine(), [asdict(spec) for spec in MODELS.values()]
     if as_json:
-        click.echo(json.dumps({"model_device": machine}, indent=2))
+        click.echo(json.dumps({"model_device": machine, "models": models}, indent=2))
         return
     facts = Table(show_header=False, box=None)
     for name, value in _machine_rows(machine):
         facts.add_row(f"[bold]{name}[/]", value)
     Console().print(facts)
+    known = Table("--model", "checkpoint", "frame side", "tokens a frame", "context", title="Known models")
+    for spec in MODELS.values():
+        known.add_row(spec.name, spec.hub_id, str(spec.frame_side), str(spec.tokens_per_frame),
+                      f"{spec.context_length:,}")  # fmt: skip
+    Console().print(known)
 
 
 def _machine_rows(model: dict[str, Any]) -> list[tuple[str, str]]:

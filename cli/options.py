@@ -1,4 +1,11 @@
-"""Click options shared by the commands, and the one place that turns them into core option objects."""
+"""Click options shared by the commands: each group of flags becomes one typed core object.
+
+A group's decorator adds its flags and passes the command one argument built from them by the core's
+own builder (`sampling: SamplingOptions`, `model: ModelOptions`, `generation: GenerationOptions`), so a
+command has a typed signature and the demo builds the same objects the same way. Each flag's name in
+Python (its Click parameter name) is the field it sets, so the flag an error names is found among the
+command's own parameters.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,11 @@ from typing import Any, TypeVar
 
 import click
 
+from smolvlm_video.batch.captioning import read_questions
+from smolvlm_video.batch.clips import DEFAULT_PROMPT
 from smolvlm_video.batch.engines import ENGINES
-from smolvlm_video.batch.ray_engine import RayOptions
 from smolvlm_video.batch.runs import Shard
+from smolvlm_video.batch.sinks import SINKS
 from smolvlm_video.errors import (
     ModelLoadError,
     OptionsError,
@@ -21,30 +30,29 @@ from smolvlm_video.errors import (
     SmolVLMVideoError,
     TooLargeError,
 )
-from smolvlm_video.model.registry import (
-    ATTENTIONS,
-    DEFAULT_MODEL,
-    DEVICES,
-    DTYPE_NAMES,
-    FEATURE_CACHE_MB,
-    VISION_MODES,
-)
+from smolvlm_video.model.registry import FEATURE_CACHE_MB
 from smolvlm_video.options import (
+    ATTENTIONS,
     BACKENDS,
     DEFAULT_FPS,
     DEFAULT_MAX_FRAMES,
     DEFAULT_MIN_SCENE_SECONDS,
+    DEFAULT_MODEL,
     DEFAULT_SNAP_SECONDS,
+    DEVICES,
+    DTYPE_NAMES,
     MAX_FRAME_PIXELS,
     MAX_TOTAL_PIXELS,
     MAX_WINDOW_SECONDS,
     SPLITS,
+    VISION_MODES,
     GenerationOptions,
     ModelOptions,
     SamplingOptions,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+Decorator = Callable[[F], F]
 
 INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C (128 + SIGINT)
 
@@ -114,7 +122,11 @@ _SAMPLING = [
 
 _MODEL = [
     click.option(
-        "--model", default=DEFAULT_MODEL, show_default=True, help="Registry name, Hub id or local folder."
+        "--model",
+        "name",
+        default=DEFAULT_MODEL,
+        show_default=True,
+        help="Registry name, Hub id or local folder.",
     ),
     click.option("--revision", default=None, help="Hub revision (branch, tag or commit) to pin."),
     click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True),
@@ -166,37 +178,74 @@ _GENERATION = [
 ]
 
 
+class NameValue(click.ParamType):
+    """NAME=VALUE: one of an engine's own options, as text that the core reads by the option's type."""
+
+    name = "NAME=VALUE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        name, equals, text = str(value).partition("=")
+        if not (equals and name.strip()):
+            self.fail(f"{value!r} is not NAME=VALUE, e.g. concurrency=4.", param, ctx)
+        return name.strip(), text
+
+
 _ENGINE = [
     click.option(
         "--engine",
-        type=click.Choice(list(ENGINES)),
         default="local",
         show_default=True,
-        help="local: this machine. ray: a Ray cluster (pip install 'smolvlm-video[ray]').",
+        help=f"Where the clips are captioned: {', '.join(ENGINES)}. local: this machine. ray: a Ray cluster "
+        "(pip install 'smolvlm-video[ray]').",
     ),
     click.option(
-        "--ray-address", default=None, help="Ray cluster to join [default: $RAY_ADDRESS, else a local Ray]."
+        "--engine-option",
+        "engine_options",
+        type=NameValue(),
+        multiple=True,
+        help="One of the engine's own options (repeatable). ray: address (a cluster to join; default "
+        "$RAY_ADDRESS, else a local Ray), concurrency (model copies, default 1), num_gpus_per_worker "
+        "(default 1 where the cluster has GPUs, else 0).",
     ),
+]
+
+_QUESTIONS = [
+    click.option("--prompt", default=None, help=f"What to ask of each clip [default: {DEFAULT_PROMPT!r}]."),
     click.option(
-        "--concurrency",
-        type=click.IntRange(min=1),
-        default=1,
-        show_default=True,
-        help="Ray engine: model copies (actors) generating at once.",
-    ),
-    click.option(
-        "--num-gpus-per-worker",
-        type=click.FloatRange(min=0),
-        default=None,
-        help="Ray engine: GPUs per actor [default: 1 where the cluster has GPUs, else 0].",
+        "--prompt-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help='JSON object of named prompts, e.g. {"short": "...", "detailed": "..."}; each answered per '
+        'clip. A prompt may carry its own schema: {"tags": {"prompt": "...", "schema": {...}}}.',
     ),
 ]
 
 
-def _add(options: list[Callable[[F], F]], command: F) -> F:
+def _add(options: list[Decorator], command: F) -> F:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def option_group(argument: str, options: list[Decorator], build: Callable[..., Any]) -> Decorator:
+    """A decorator that adds `options` to a command and passes it `argument=build(**their values)`.
+
+    `build` is the core's builder of the object: it takes the flags' values by their Click names.
+    """
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def built(*args: Any, **values: Any) -> Any:
+            own = {name: values.pop(name) for name in names}
+            return command(*args, **{argument: build(**own)}, **values)
+
+        before = len(getattr(built, "__click_params__", []))
+        grouped = _add(options, built)
+        names = [param.name for param in grouped.__click_params__[before:]]  # type: ignore[attr-defined]
+        return grouped
+
+    return decorate
 
 
 def json_schema_option(command: F) -> F:
@@ -209,51 +258,32 @@ def json_schema_option(command: F) -> F:
     )(command)
 
 
-def sampling_options(command: F) -> F:
-    """Add the sampling flags to a command."""
-    return _add(_SAMPLING, command)
-
-
-def model_options(command: F) -> F:
-    """Add --model, --revision, --device, --dtype, --attn, --vision and --feature-cache-mb to a command."""
-    return _add(_MODEL, command)
-
-
-def generation_options(command: F) -> F:
-    """Add the generation flags to a command."""
-    return _add(_GENERATION, command)
+sampling_options = option_group("sampling", _SAMPLING, SamplingOptions)
+sampling_options.__doc__ = "Add the sampling flags to a command, passed on as `sampling: SamplingOptions`."
+model_options = option_group("model", _MODEL, ModelOptions)
+model_options.__doc__ = (
+    "Add --model, --device, --dtype, ... to a command, passed on as `model: ModelOptions`."
+)
+generation_options = option_group("generation", _GENERATION, GenerationOptions.from_temperature)
+generation_options.__doc__ = "Add the generation flags, passed on as `generation: GenerationOptions`."
 
 
 def engine_options(command: F) -> F:
-    """Add --engine and the Ray engine's flags to a command."""
+    """Add --engine and --engine-option (`engine: str`, `engine_options`: its NAME=VALUE pairs)."""
     return _add(_ENGINE, command)
 
 
-def build_ray(params: dict[str, Any]) -> RayOptions:
-    """RayOptions from the Ray engine's flags (--engine itself stays in params)."""
-    return RayOptions(params.pop("ray_address"), params.pop("concurrency"), params.pop("num_gpus_per_worker"))
+question_options = option_group(
+    "questions", [*_QUESTIONS, json_schema_option], lambda **values: read_questions(**values)
+)
+question_options.__doc__ = "Add --prompt, --prompt-file and --json-schema, passed on as `questions`."
 
 
-def build_generation(params: dict[str, Any]) -> GenerationOptions:
-    """GenerationOptions from the generation flags (consumed from params)."""
-    return GenerationOptions.from_temperature(
-        params.pop("temperature"),
-        max_new_tokens=params.pop("max_new_tokens"),
-        min_new_tokens=params.pop("min_new_tokens"),
-    )
-
-
-def build_model(params: dict[str, Any]) -> ModelOptions:
-    """ModelOptions from the model flags (consumed from params)."""
-    return ModelOptions(
-        name=params.pop("model"),
-        revision=params.pop("revision"),
-        device=params.pop("device"),
-        dtype=params.pop("dtype"),
-        attention=params.pop("attention"),
-        vision=params.pop("vision"),
-        feature_cache_mb=params.pop("feature_cache_mb"),
-    )
+def sink_option(command: F) -> F:
+    """Add --sink: the records' format, a name in the core's SINKS."""
+    return click.option(
+        "--sink", default="jsonl", show_default=True, help=f"The records' format: {', '.join(SINKS)}."
+    )(command)
 
 
 def quiet_transformers() -> None:
@@ -261,39 +291,6 @@ def quiet_transformers() -> None:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
-
-
-def build_sampling(params: dict[str, Any]) -> SamplingOptions:
-    """SamplingOptions from the sampling flags (consumed from params)."""
-    return SamplingOptions(
-        fps=params.pop("fps"),
-        max_frames=params.pop("max_frames"),
-        frame_side=params.pop("frame_side"),
-        start=params.pop("start"),
-        end=params.pop("end"),
-        window_seconds=params.pop("window_seconds"),
-        backend=params.pop("backend"),
-        snap_seconds=params.pop("snap_seconds"),
-        split=params.pop("split"),
-        min_scene_seconds=params.pop("min_scene_seconds"),
-        max_pixels=params.pop("max_pixels"),
-        max_total_pixels=params.pop("max_total_pixels"),
-    )
-
-
-# The flag of each core option field whose name differs from its flag's.
-FLAGS = {"name": "--model", "prompts": "--prompt-file",
-         "inputs": "PATHS", "attention": "--attn",
-         # export's options: ExportOptions and CutOptions
-         "format": "--to", "mode": "--cut", "codec": "--clip-codec", "crf": "--clip-crf",
-         "preset": "--clip-preset", "side": "--clip-side"}  # fmt: skip
-
-
-def flag(option: str | None) -> str | None:
-    """The command-line flag for a field of a core option object ("max_frames" -> "--max-frames")."""
-    if option is None:
-        return None
-    return FLAGS.get(option, "--" + option.replace("_", "-"))
 
 
 def core_errors(command: F | None = None, *, interrupted: str = "Interrupted.") -> Any:
@@ -316,7 +313,8 @@ def core_errors(command: F | None = None, *, interrupted: str = "Interrupted.") 
         try:
             return command(*args, **kwargs)
         except OptionsError as error:
-            raise click.BadParameter(str(error), param_hint=flag(error.option)) from error
+            ctx = click.get_current_context()
+            raise click.BadParameter(str(error), ctx, _parameter(ctx, error.option)) from error
         except (ModelLoadError, OutputError, RecordsError, TooLargeError) as error:
             raise click.UsageError(str(error)) from error
         except SmolVLMVideoError as error:
@@ -326,6 +324,11 @@ def core_errors(command: F | None = None, *, interrupted: str = "Interrupted.") 
             sys.exit(INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _parameter(ctx: click.Context, option: str | None) -> click.Parameter | None:
+    """The command's parameter that sets the core field `option`: the flag an error about it names."""
+    return next((param for param in ctx.command.params if param.name == option), None)
 
 
 class ShardType(click.ParamType):

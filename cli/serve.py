@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 
+from smolvlm_video.options import ModelOptions, SamplingOptions
 from smolvlm_video.server.options import (
     DEFAULT_FETCH_SECONDS,
     DEFAULT_MAX_BATCH,
@@ -19,12 +19,13 @@ from smolvlm_video.server.options import (
     ServerOptions,
 )
 
-from .options import build_model, build_sampling, core_errors, model_options, sampling_options
+from .options import core_errors, model_options, sampling_options
 
 SERVE_EXTRA = "pip install 'smolvlm-video[serve]'"
 
 
 @click.command("serve")
+@core_errors
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback by default.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--api-key", envvar="SMOLVLM_API_KEY", default=None,
@@ -78,15 +79,31 @@ SERVE_EXTRA = "pip install 'smolvlm-video[serve]'"
 @click.option("--max-media-mb", type=click.IntRange(min=1), default=DEFAULT_MAX_MEDIA_MB, show_default=True)
 @sampling_options
 @model_options
-@core_errors
-def serve_command(host: str, port: int, **params: Any) -> None:
+def serve_command(
+    host: str,
+    port: int,
+    api_key: str | None,
+    no_auth: bool,
+    allowed: tuple[Path, ...],
+    allow_url_fetch: bool,
+    fetch_seconds: float,
+    fetch_hosts: tuple[str, ...],
+    fetch_proxy: str | None,
+    max_new_tokens: int,
+    max_batch: int,
+    max_queue: int,
+    max_body_mb: int,
+    max_media_mb: int,
+    sampling: SamplingOptions,
+    model: ModelOptions,
+) -> None:
     """Serve the model over HTTP, OpenAI style: /v1/chat/completions, /v1/models and /health.
 
     Messages take text, image_url, video_url and input_video parts; media as data: URIs, or as paths under
     --allowed-media-path. Sampling flags set the videos' defaults; a request may send its own fps,
     max_frames, start, end and split.
     """
-    if not _loopback(host) and not params["api_key"] and not params["no_auth"]:
+    if not _loopback(host) and not api_key and not no_auth:
         raise click.UsageError(f"Binding to {host} without an API key: set --api-key (or SMOLVLM_API_KEY), "
                                "or pass --no-auth to serve without one.")  # fmt: skip
     try:
@@ -97,23 +114,22 @@ def serve_command(host: str, port: int, **params: Any) -> None:
         raise click.UsageError(f"serve needs FastAPI and uvicorn ({error}): {SERVE_EXTRA}") from error
     from smolvlm_video.model.loading import load_fitted
 
-    name = params["model"]  # build_model takes it out of params
-    model, sampling = load_fitted(build_model(params), build_sampling(params))
+    loaded, sampling = load_fitted(model, sampling)
     options = ServerOptions(
-        api_key=params["api_key"],
-        allowed_media_paths=tuple(Path(os.path.realpath(folder)) for folder in params["allowed"]),
-        max_body_mb=params["max_body_mb"],
-        max_media_mb=params["max_media_mb"],
-        max_new_tokens=params["max_new_tokens"],
+        api_key=api_key,
+        allowed_media_paths=tuple(Path(os.path.realpath(folder)) for folder in allowed),
+        max_body_mb=max_body_mb,
+        max_media_mb=max_media_mb,
+        max_new_tokens=max_new_tokens,
         sampling=sampling,
-        model_names=(name,),
-        fetch_seconds=params["fetch_seconds"] if params["allow_url_fetch"] else None,
-        fetch_hosts=params["fetch_hosts"],
-        fetch_proxy=params["fetch_proxy"],
-        max_batch=params["max_batch"],
-        max_queue=params["max_queue"],
+        model_names=(model.name,),
+        fetch_seconds=fetch_seconds if allow_url_fetch else None,
+        fetch_hosts=fetch_hosts,
+        fetch_proxy=fetch_proxy,
+        max_batch=max_batch,
+        max_queue=max_queue,
     )
-    uvicorn.run(create_app(model, options), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(loaded, options), host=host, port=port, log_level="info")
 
 
 def _loopback(host: str) -> bool:

@@ -22,7 +22,7 @@ from smolvlm_video.batch.subtitles import to_srt, to_vtt
 from smolvlm_video.errors import SmolVLMVideoError
 from smolvlm_video.model.loading import LoadedModel
 from smolvlm_video.model.prompts import clock
-from smolvlm_video.model.schemas import JsonSchema
+from smolvlm_video.model.schemas import JsonSchema, Question
 from smolvlm_video.options import ModelOptions, Split
 
 from .frames import thumbnail_uri
@@ -43,11 +43,10 @@ def analysis_job(
     sampling, generation = settings.options(split=split)
     return CaptionJob(
         model=model,
-        prompts={"caption": prompt.strip() or DEFAULT_PROMPT},
+        questions={"caption": Question(prompt.strip() or DEFAULT_PROMPT, schema)},
         sampling=sampling,
         generation=generation,
         system=settings.system or None,
-        schemas={"caption": schema} if schema else {},
     )
 
 

@@ -32,6 +32,7 @@ from PIL import Image
 from smolvlm_video.video import SampledVideo
 
 from .conversation import message_files
+from .settings import Controls, endpoint
 
 EMPTY_CHAT = "**Upload a video or an image, or pick an example**, then ask about it."
 QUESTION_BOX = "Upload an image or a video and ask about it"
@@ -92,8 +93,9 @@ def _cleared() -> tuple[list, History, Any, None, str, Any]:
 
 
 def chat_api(respond: Callable[..., Iterator[tuple[str, Any, Any]]]) -> Callable[..., Iterator[tuple]]:
-    """The /chat endpoint: `respond(message, history, settings..., json_schema)` streaming the answer, the
-    frames and a line on them; the session's `history` is extended with the turn once it is answered."""
+    """The /chat endpoint: `respond(message, history, json_schema, settings...)` (`settings.with_settings`)
+    streaming the answer, the frames and a line on them; the session's `history` is extended with the turn
+    once it is answered."""
 
     def chat(message: dict[str, Any], history: History, *rest: Any) -> Iterator[tuple]:
         answer, gallery, seen = "", None, ""
@@ -108,7 +110,7 @@ def chat_api(respond: Callable[..., Iterator[tuple[str, Any, Any]]]) -> Callable
 
 
 def chat_tab(
-    handlers: Any, examples: list[dict[str, Any]], settings: list, schema: Any, seen: list, seen_box: Any
+    handlers: Any, examples: list[dict[str, Any]], settings: Controls, schema: Any, seen: list, seen_box: Any
 ) -> None:
     """The chat and its input; `examples` show in the empty chat; `seen`: the gallery and its line, in
     `seen_box`, which Clear hides."""
@@ -132,10 +134,11 @@ def chat_tab(
     )
     clear = gr.Button("Clear chat", size="sm", variant="secondary", elem_id="chat-clear")
     answer = gr.Textbox(label="Answer", visible=False)  # the API's first output
-    inputs = [box, history, shown, *settings, schema]
+    controls = {"message": box, "history": history, "shown": shown, "json_schema": schema}
+    chat_turn, inputs = endpoint(handlers.chat_turn, controls, settings)
     private: dict[str, Any] = {"api_visibility": "private", "queue": False}  # the page's own steps
     turn = box.submit(_asking, [box, shown], [shown, box], **private).then(
-        handlers.chat_turn, inputs, [shown, history, *seen], show_progress="hidden", api_visibility="private"
+        chat_turn, inputs, [shown, history, *seen], show_progress="hidden", api_visibility="private"
     )
     turn.success(_emptied, None, box, **private)
     turn.failure(input_box, None, box, **private)  # ready, the question kept (Gradio runs no .then here)
@@ -146,9 +149,8 @@ def chat_tab(
         cancelled.then(_cleared, None, [shown, history, box, *seen, seen_box], **private)
     shown.example_select(_example, None, box, **private)
     api = gr.Button(visible=False)
-    api.click(
-        chat_api(handlers.chat), [box, history, *settings, schema], [answer, history, *seen], api_name="chat"
-    )
+    respond, inputs = endpoint(handlers.chat, controls, settings)
+    api.click(chat_api(respond), inputs, [answer, history, *seen], api_name="chat")
 
 
 def _example(selected: gr.SelectData) -> Any:

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smolvlm_video.model.registry import DEFAULT_MODEL, MODELS
-from smolvlm_video.options import DEFAULT_MAX_FRAMES, ModelOptions
+from smolvlm_video.model.registry import MODELS
+from smolvlm_video.options import DEFAULT_MAX_FRAMES, DEFAULT_MODEL, ModelOptions
 
 from .zerogpu import on_zerogpu
 
@@ -20,7 +20,8 @@ class DemoConfig:
     """What the app serves and how much it takes on. Each field has an environment variable."""
 
     model: str = DEFAULT_MODEL  # SMOLVLM_MODEL: registry name, Hub id or local folder
-    models: tuple[str, ...] = tuple(MODELS)  # SMOLVLM_MODELS: comma-separated choices in the settings
+    # SMOLVLM_MODELS: comma-separated choices in the settings (default: the registry's models)
+    models: tuple[str, ...] = field(default_factory=lambda: tuple(MODELS))
     device: str = "auto"  # SMOLVLM_DEVICE
     dtype: str = "auto"  # SMOLVLM_DTYPE
     attention: str = "auto"  # SMOLVLM_ATTENTION: as --attn

@@ -22,10 +22,10 @@ from smolvlm_video.batch.clips import DEFAULT_PROMPT
 from smolvlm_video.batch.prefetch import PlannedClip, plan_clip
 from smolvlm_video.batch.records import CaptionRecord
 from smolvlm_video.errors import FileError, SmolVLMVideoError
-from smolvlm_video.model.features import medium_key
 from smolvlm_video.model.loading import load_fitted
-from smolvlm_video.model.prompts import Chat, Message, chat_media, clock
-from smolvlm_video.model.schemas import JsonSchema, Question, parse_answer
+from smolvlm_video.model.media import chat_media, medium_key
+from smolvlm_video.model.prompts import Chat, Message, asking, clock
+from smolvlm_video.model.schemas import JsonSchema, parse_answer
 from smolvlm_video.options import GenerationOptions, ModelOptions, Split
 from smolvlm_video.video import SampledVideo
 from smolvlm_video.video.media import is_image
@@ -45,7 +45,7 @@ from .conversation import check_upload, message_files, to_messages
 from .frames import Gallery, RequestFolders, save_frames
 from .live import LIVE_MAX_NEW_TOKENS, LIVE_PROMPT, LiveEntry, LiveLog, arrival, log_html
 from .models import ModelCache
-from .settings import Settings, takes_settings
+from .settings import Settings
 from .zerogpu import analysis_seconds, chat_frames, gpu_decorator, request_seconds
 
 CACHED = " Its vision features came from the cache: the encoder did not run for it again."
@@ -54,7 +54,7 @@ CACHED = " Its vision features came from the cache: the encoder did not run for 
 def describe_media(media: Sequence[Any], cached: Container[str] = ()) -> str:
     """A line on each image and video: for a video, the window the frames cover and their count.
 
-    A medium whose key (`features.medium_key`) is in `cached` is said to come from the feature cache.
+    A medium whose key (`media.medium_key`) is in `cached` is said to come from the feature cache.
     """
     lines = []
     for item in media:
@@ -105,10 +105,10 @@ class Handlers:
         """The ZeroGPU time one analysis reserves: its windows' frames and answers."""
         return analysis_seconds(name, job, clip, self.config.gpu_seconds)
 
-    # Each handler takes the settings as one object; Gradio sees each setting as a named API parameter.
-    @takes_settings
+    # Each handler takes the settings as one object, last; Gradio sees each setting as an API parameter
+    # (`settings.endpoint`).
     def chat(
-        self, message: dict, history: list[dict], settings: Settings, json_schema: str | None = None
+        self, message: dict, history: list[dict], json_schema: str | None = None, *, settings: Settings
     ) -> Iterator[tuple[str, Any, Any]]:
         """Chat about images and videos: follow-up questions keep the media of earlier turns.
 
@@ -118,18 +118,17 @@ class Handlers:
         Args:
             message: the question and any images or videos, {"text": ..., "files": [data: URIs or https URLs]}
             history: the conversation so far (kept per client session by the app)
-            settings: the settings
             json_schema: optional JSON schema (its text); the answer to this message is JSON that follows it
+            settings: the settings
         Returns:
             The answer (streamed), the frames the model saw (image paths with their times), and a line on
             what it saw.
         """
         with _as_gr_error():
-            yield from self._chat(message, history, settings, _question(message, json_schema))
+            yield from self._chat(message, history, settings, _schema(json_schema))
 
-    @takes_settings
     def describe_video(
-        self, video: str | None, prompt: str, settings: Settings
+        self, video: str | None, prompt: str, *, settings: Settings
     ) -> Iterator[tuple[str, Any, Any]]:
         """Describe one video, or answer one prompt about it.
 
@@ -152,9 +151,8 @@ class Handlers:
             message = {"text": prompt or DEFAULT_PROMPT, "files": [video]}
             yield from self._chat(message, [], settings)
 
-    @takes_settings
     def ask(
-        self, media: str | None, question: str, settings: Settings, json_schema: str | None = None
+        self, media: str | None, question: str, json_schema: str | None = None, *, settings: Settings
     ) -> Iterator[tuple[str, Any, Any]]:
         """Ask one question about one image or video; with a JSON schema, the answer is JSON that follows it.
 
@@ -164,8 +162,8 @@ class Handlers:
         Args:
             media: the image or video, as a data: URI (data:image/png;base64,...) or an https URL
             question: the question about it
-            settings: the settings
             json_schema: optional JSON schema (its text), e.g. {"type": "object", "properties": {...}}
+            settings: the settings
         Returns:
             The answer (streamed; JSON text with a schema), the frames the model saw (image paths with their
             times), and a line on what it saw.
@@ -175,17 +173,17 @@ class Handlers:
                 raise SmolVLMVideoError("Upload an image or a video first.")
             if not question.strip():
                 raise SmolVLMVideoError("Type a question.")
-            yield from self._chat({"files": [media]}, [], settings, Question(question, _schema(json_schema)))
+            yield from self._chat({"files": [media], "text": question}, [], settings, _schema(json_schema))
 
-    @takes_settings
     def analyze(
         self,
         video: str | None,
         prompt: str,
         split: Split,
-        settings: Settings,
         json_schema: str | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's marker for its progress tracker)
+        *,
+        settings: Settings,
     ) -> Iterator[tuple[str, Any, Any]]:
         """Caption a whole video window by window, or shot by shot: the record `smolvlm-video caption` writes.
 
@@ -196,8 +194,8 @@ class Handlers:
             video: the video, as a data: URI (data:video/mp4;base64,...) or an https URL
             prompt: what to ask about each window (empty: describe it in detail)
             split: "fixed" for equal windows of up to 3.5 minutes, "scenes" for a window per shot
-            settings: the settings
             json_schema: optional JSON schema (its text); each window's answer is JSON that follows it
+            settings: the settings
         Returns:
             The timeline (HTML, a row per window), the record (JSON: a `windows` list with each window's
             start, end, caption and answers), and the record, SRT and WebVTT subtitles as files.
@@ -233,9 +231,8 @@ class Handlers:
     ) -> Iterator[TimelineRow | CaptionRecord]:
         yield from analysis_steps(self.models.get(job.model), job, clip)
 
-    @takes_settings
     def live(
-        self, frame: np.ndarray | None, question: str, interval: float, log: LiveLog, settings: Settings
+        self, frame: np.ndarray | None, question: str, interval: float, log: LiveLog, *, settings: Settings
     ) -> Iterator[tuple[Any, Any]]:
         """One camera frame: answered if `interval` seconds passed since the last answer began, else dropped.
 
@@ -272,14 +269,14 @@ class Handlers:
             )
         return self.config.model_options(settings.model)
 
-    @takes_settings
     def chat_turn(
         self,
         message: dict,
         history: History,
         shown: list,
-        settings: Settings,
         json_schema: str | None = None,
+        *,
+        settings: Settings,
     ) -> Iterator[tuple[list, History, Any, Any]]:
         """`chat` for the Chat tab: the chat as shown (`shown`, its last bubble the question) with the
         question's media and the answer so far, and `history` with the turn (what was answered, if stopped).
@@ -296,7 +293,7 @@ class Handlers:
         self, message: dict, history: History, shown: list, settings: Settings, json_schema: str | None
     ) -> Iterator[tuple[list, History, Any, Any]]:
         """The turn, shown as it goes."""
-        name, chat, generation = self._prepared(message, history, settings, _question(message, json_schema))
+        name, chat, generation = self._prepared(message, history, settings, _schema(json_schema))
         with self.frames.hold() as folder:
             media = media_shown(message_files(message), chat.messages[-1].media(), folder)
         text = [{"role": "user", "content": message["text"]}] if message.get("text") else []
@@ -307,22 +304,20 @@ class Handlers:
             yield [*asked, *reply], [*history, turn, *reply], gallery, seen_text
 
     def _prepared(
-        self, message: dict, history: History, settings: Settings, question: Question | None = None
+        self, message: dict, history: History, settings: Settings, schema: JsonSchema | None = None
     ) -> tuple[str, Chat, GenerationOptions]:
-        """The model's name, the chat to answer (`message` after `history`; `question`, where given, is its
-        text with its schema) and how to generate."""
+        """The model's name, the chat to answer (`message` after `history`, answered in JSON following
+        `schema` where given) and how to generate."""
         sampling, generation = settings.options()
         _, sampling = load_fitted(self._model_options(settings), sampling, self.models.get)
-        if question:
-            message = {**message, "text": question.prompt()}
         messages = to_messages(history, message, sampling, self.allowed, system=settings.system or None)
-        return settings.model, Chat(tuple(messages), question and question.schema), generation
+        return settings.model, asking(messages, schema), generation
 
     def _chat(
-        self, message: dict, history: History, settings: Settings, question: Question | None = None
+        self, message: dict, history: History, settings: Settings, schema: JsonSchema | None = None
     ) -> Iterator[tuple[str, Any, Any]]:
-        """Answer `message` after `history`; `question`, where given, is its text with its schema."""
-        yield from self._answer(*self._prepared(message, history, settings, question))
+        """Answer `message` after `history`, in JSON following `schema` where given."""
+        yield from self._answer(*self._prepared(message, history, settings, schema))
 
     def _answer(
         self, name: str, chat: Chat, generation: GenerationOptions
@@ -336,8 +331,7 @@ class Handlers:
             for piece in self._stream(name, chat, generation):
                 answer += piece
                 yield answer.lstrip(), gr.skip(), gr.skip()  # the frames are sent once, not with every token
-            if chat.schema:
-                parse_answer(answer.strip(), generation.max_new_tokens)  # a cut-off JSON answer is an error
+            parse_answer(answer, chat.schema, generation.max_new_tokens)  # a cut-off JSON answer is an error
             yield answer.strip(), gallery, seen_text  # the final result carries everything, for API callers
 
     def _stream_answer(self, name: str, chat: Chat, generation: GenerationOptions) -> Iterator[str]:
@@ -346,12 +340,6 @@ class Handlers:
 
         # Closing this generator closes stream() through yield from, which stops and joins its thread.
         yield from stream(self.models.get(self.config.model_options(name)), chat, generation)
-
-
-def _question(message: dict, json_schema: str | None) -> Question | None:
-    """A chat message's question with the schema typed for it; None without one."""
-    schema = _schema(json_schema)
-    return Question(message.get("text") or "Describe this.", schema) if schema else None
 
 
 def _schema(text: str | None) -> JsonSchema | None:

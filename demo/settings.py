@@ -2,8 +2,12 @@
 
 The controls mirror the CLI's flags (--model, --max-frames, --fps, --start, --end,
 --max-new-tokens, --temperature, --system) and build the same SamplingOptions and
-GenerationOptions the CLI builds from them. A handler takes them as one `Settings` argument;
-`takes_settings` gives it the signature Gradio reads, one named API parameter per setting.
+GenerationOptions the CLI builds from them. A handler takes them as one `Settings` argument, its last,
+keyword-only. `endpoint` wires a handler to its controls: Gradio reads an event's API parameters from its
+function's signature (`inspect.signature`, which honours `__signature__`, PEP 362), so the function it gets
+takes the handler's own parameters, then one per setting; and the event's inputs are the controls of those
+parameters, in that order, found by name. The order is the handler's signature alone, so it cannot drift, and
+a new setting goes last in every endpoint: positional API callers keep working.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import contextlib
 import inspect
 import itertools
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -128,51 +132,51 @@ class Settings:
         return sampling, generation
 
 
-def settings_components(config: DemoConfig) -> list[gr.components.Component]:
-    """The controls, one per field of `Settings` in its order, rendered in their rows where this is called."""
-    controls = []
+def settings_components(config: DemoConfig) -> dict[str, gr.components.Component]:
+    """The controls by setting name, in the order of `Settings`, rendered in rows where this is called."""
+    controls = {}
     for _, group in itertools.groupby(fields(Settings), key=lambda f: f.metadata["row"]):
         row = list(group)
         with gr.Row() if len(row) > 1 else contextlib.nullcontext():  # one control alone: full width
             for f in row:
-                controls.append(control := f.metadata["control"](config))
+                controls[f.name] = control = f.metadata["control"](config)
                 control.preprocess = _naming_the_setting(f.name, control.preprocess)  # type: ignore[method-assign]
     return controls
 
 
-def takes_settings(handler: Callable[..., Iterator[Any]]) -> Any:
-    """Method decorator: `handler(self, ..., settings: Settings, ...)` with one parameter per setting.
+Controls = Mapping[str, gr.components.Component]
 
-    Gradio names an endpoint's API parameters after its function's; on each instance the one `settings`
-    parameter becomes the fields of `Settings`, in place and in order, so the API lists every setting by name.
+
+def endpoint(
+    handler: Callable[..., Iterator[Any]], controls: Controls, settings: Controls
+) -> tuple[Callable[..., Iterator[Any]], list[gr.components.Component]]:
+    """The function Gradio calls for `handler` (`with_settings`), and its inputs: for each of its parameters,
+    in order, the control of that name among the tab's `controls` and the `settings`."""
+    function = with_settings(handler)
+    named = {**controls, **settings}
+    parameters = inspect.signature(function).parameters.values()
+    return function, [named[p.name] for p in parameters if not isinstance(p.default, gr.Progress)]
+
+
+def with_settings(handler: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """`handler(..., *, settings)` as a function taking each field of `Settings` after its own parameters.
+
+    Gradio names an endpoint's API parameters after its function's, and API and MCP clients read each one's
+    description from the docstring's Args, where the `settings:` line becomes a line per setting.
     """
-    return _SettingsMethod(handler)
-
-
-class _SettingsMethod:
-    """The descriptor `takes_settings` makes: on an instance, the handler bound and expanded (`expanded`)."""
-
-    def __init__(self, handler: Callable[..., Iterator[Any]]) -> None:
-        self.handler = handler
-        self.__doc__ = handler.__doc__
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        return self if instance is None else expanded(self.handler.__get__(instance, owner))
-
-
-def expanded(handler: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
-    """`handler(..., settings, ...)` as a function taking each field of `Settings` in place of `settings`."""
     signature = inspect.signature(handler)
-    at, count = list(signature.parameters).index("settings"), len(fields(Settings))
+    own = [p for p in signature.parameters.values() if p.name != "settings"]
     hints = typing.get_type_hints(handler) | typing.get_type_hints(Settings)
-    parameters = list(signature.parameters.values())
-    parameters[at : at + 1] = [
-        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=hints[f.name])
-        for f in fields(Settings)
+    # After a parameter with a default, each setting needs one too; the control's value is what Gradio sends.
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    settings = [
+        inspect.Parameter(f.name, kind, default=None, annotation=hints[f.name]) for f in fields(Settings)
     ]
+    parameters = [*own, *settings]
+    count = len(own)
 
     def call(*args: Any) -> Iterator[Any]:  # a generator, so that Gradio streams what it yields
-        yield from handler(*args[:at], Settings(*args[at : at + count]), *args[at + count :])
+        yield from handler(*args[:count], settings=Settings(*args[count:]))
 
     call.__name__ = call.__qualname__ = handler.__name__
     call.__doc__ = settings_documented(handler.__doc__ or "")

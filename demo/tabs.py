@@ -1,7 +1,8 @@
 """The page's tabs: each one's controls, and the events that wire them to a handler (`handlers.Handlers`).
 
 Every tab but Live is a named API endpoint: /chat, /analyze, /describe_video and /ask, for gradio_client
-and MCP clients. `settings` are the accordion's controls, passed to each handler after its own inputs.
+and MCP clients. `settings` are the accordion's controls by name, passed to each handler after its own
+inputs; `settings.endpoint` finds each event's inputs by the names of its handler's parameters.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .live import (
     camera_status_html,
     log_html,
 )
+from .settings import Controls, endpoint
 
 EXAMPLE_QUESTIONS = [  # (label, question, file under examples/)
     (
@@ -58,7 +60,7 @@ def chat_examples(config: DemoConfig) -> list[dict[str, Any]]:
     ]
 
 
-def analyze_tab(handlers: Handlers, config: DemoConfig, settings: list) -> None:
+def analyze_tab(handlers: Handlers, config: DemoConfig, settings: Controls) -> None:
     """A whole video, window by window or shot by shot, into a clickable timeline and caption's record."""
     with gr.Row():
         video = gr.Video(label="Video", sources=["upload", "webcam"], elem_id=PLAYER_ID)
@@ -81,9 +83,11 @@ def analyze_tab(handlers: Handlers, config: DemoConfig, settings: list) -> None:
                 label="Record", language="json", interactive=False, max_lines=24, show_label=False
             )
     downloads.change(lambda: gr.Column(visible=True), None, results, api_visibility="private", queue=False)
+    controls = {"video": video, "prompt": prompt, "split": split, "json_schema": schema}
+    analyze, inputs = endpoint(handlers.analyze, controls, settings)
     event = button.click(
-        handlers.analyze,
-        [video, prompt, split, *settings, schema],
+        analyze,
+        inputs,
         [timeline, record, downloads],
         api_name="analyze",
         show_progress_on=[timeline],
@@ -107,7 +111,7 @@ def _examples_for_analysis(config: DemoConfig, video: gr.Video, split: gr.Radio,
         example.click(lambda: text, None, schema, api_visibility="private", queue=False)
 
 
-def live_tab(handlers: Handlers, settings: list) -> None:
+def live_tab(handlers: Handlers, settings: Controls) -> None:
     """The camera, answered every few seconds into a running log; not an API endpoint."""
     gr.Markdown(
         "Turn the camera on: every few seconds the model describes the latest frame, or answers your "
@@ -133,9 +137,11 @@ def live_tab(handlers: Handlers, settings: list) -> None:
     )
     log = gr.State(LiveLog())
     shown = gr.HTML(log_html(LiveLog()), label="Answers", elem_id="live-log", css_template=LIVE_CSS)
+    controls = {"frame": camera, "question": question, "interval": interval, "log": log}
+    live, inputs = endpoint(handlers.live, controls, settings)
     camera.stream(
-        handlers.live,
-        [camera, question, interval, log, *settings],
+        live,
+        inputs,
         [shown, log],
         stream_every=FRAME_SECONDS,
         api_visibility="private",
@@ -143,7 +149,7 @@ def live_tab(handlers: Handlers, settings: list) -> None:
     )
 
 
-def describe_tab(handlers: Handlers, settings: list, seen: list) -> None:
+def describe_tab(handlers: Handlers, settings: Controls, seen: list) -> None:
     with gr.Row():
         video = gr.Video(label="Video", sources=["upload", "webcam"])
         with gr.Column():
@@ -151,13 +157,12 @@ def describe_tab(handlers: Handlers, settings: list, seen: list) -> None:
             button = gr.Button("Describe", variant="primary")
             stop = gr.Button("Stop", variant="stop")
     answer = gr.Textbox(label="Description", lines=8, interactive=False)
-    event = button.click(
-        handlers.describe_video, [video, prompt, *settings], [answer, *seen], api_name="describe_video"
-    )
+    describe, inputs = endpoint(handlers.describe_video, {"video": video, "prompt": prompt}, settings)
+    event = button.click(describe, inputs, [answer, *seen], api_name="describe_video")
     stop.click(None, cancels=[event], api_visibility="private")
 
 
-def ask_tab(handlers: Handlers, settings: list, seen: list) -> None:
+def ask_tab(handlers: Handlers, settings: Controls, seen: list) -> None:
     with gr.Row():
         with gr.Column():
             media = gr.File(label="Image or video", file_types=["image", "video"], file_count="single")
@@ -172,8 +177,10 @@ def ask_tab(handlers: Handlers, settings: list, seen: list) -> None:
     answer = gr.Textbox(label="Answer", lines=8, interactive=False)
     for camera in (snapshot, recording):  # a snapshot or a clip becomes the file asked about
         camera.change(_use_file, camera, media, api_visibility="private", queue=False)
-    inputs = [media, question, *settings, schema]
-    event = gr.on([button.click, question.submit], handlers.ask, inputs, [answer, *seen], api_name="ask")
+    ask, inputs = endpoint(
+        handlers.ask, {"media": media, "question": question, "json_schema": schema}, settings
+    )
+    event = gr.on([button.click, question.submit], ask, inputs, [answer, *seen], api_name="ask")
     stop.click(None, cancels=[event], api_visibility="private")
 
 

@@ -11,7 +11,8 @@ weights of each shape in bfloat16 (one 64-frame chat at batch 1). A new token to
 (the GPU was busy under 30% of the time), so the time per token barely follows the size and varies from
 run to run; the costs below round the slowest up. A frame's share was too small to tell from the noise
 (under 0.02 s for every shape), so the per-frame costs stay at generous estimates. ZeroGPU's slice of the
-card has not timed them: MARGIN covers the difference.
+card has not timed them: MARGIN covers the difference. The figures are each model's `ModelSpec`
+(`gpu_seconds_per_frame`, `gpu_seconds_per_token`).
 """
 
 from __future__ import annotations
@@ -22,14 +23,11 @@ from typing import Any
 
 from smolvlm_video.batch.captioning import CaptionJob
 from smolvlm_video.batch.prefetch import PlannedClip
-from smolvlm_video.model.prompts import Message, chat_media
-from smolvlm_video.model.registry import MODELS, resolve_model_id
+from smolvlm_video.model.media import chat_media
+from smolvlm_video.model.prompts import Message
+from smolvlm_video.model.registry import MODELS, ModelSpec, model_spec
 from smolvlm_video.video import SampledVideo
 
-# GPU seconds per frame (vision encoder and prefill) and per new token, per checkpoint (see above).
-SECONDS_PER_FRAME = {"256M": 0.05, "500M": 0.05, "2.2B": 0.1}
-SECONDS_PER_TOKEN = {"256M": 0.065, "500M": 0.065, "2.2B": 0.07}
-LARGEST = "2.2B"  # what an unknown checkpoint (a Hub id or a folder) is costed as
 IMAGE_FRAMES = 17  # an image is split into at most 4 x 4 tiles plus a global view, each a frame's cost
 SETUP_SECONDS = 5.0  # taking the GPU and warming up, once a request
 MARGIN = 1.5  # the estimate times this, so a slow request still finishes
@@ -37,18 +35,24 @@ MIN_SECONDS = 15  # no request asks for less
 
 
 def request_seconds(model: str, frames: int, max_new_tokens: int, most: int) -> int:
-    """The GPU seconds to reserve for one answer: the estimate with margin, within [MIN_SECONDS, most]."""
-    known = {model_id: name for name, model_id in MODELS.items()}
-    name = known.get(resolve_model_id(model), LARGEST)
-    work = frames * SECONDS_PER_FRAME[name] + max_new_tokens * SECONDS_PER_TOKEN[name]
+    """The GPU seconds to reserve for one answer: the estimate with margin, within [MIN_SECONDS, most].
+
+    The costs are the model's `ModelSpec`'s; a checkpoint outside the registry is costed as the dearest one.
+    """
+    spec = model_spec(model) or _dearest()
+    work = frames * spec.gpu_seconds_per_frame + max_new_tokens * spec.gpu_seconds_per_token
     estimate = math.ceil(MARGIN * (SETUP_SECONDS + work))
     return max(MIN_SECONDS, min(most, estimate))
+
+
+def _dearest() -> ModelSpec:
+    return max(MODELS.values(), key=lambda spec: (spec.gpu_seconds_per_token, spec.gpu_seconds_per_frame))
 
 
 def analysis_seconds(model: str, job: CaptionJob, clip: PlannedClip, most: int) -> int:
     """The GPU seconds to reserve for analyzing a planned clip: every window's frames and answers."""
     frames = sum(len(plan.indices) for plan in clip.plans)
-    answers = clip.window_count * len(job.prompts)
+    answers = clip.window_count * len(job.questions)
     return request_seconds(model, frames, answers * job.generation.max_new_tokens, most)
 
 

@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from .checks import check_number
 from .errors import OptionsError
-from .model.registry import DEFAULT_MODEL, check_runtime
 
 # SmolVLM2 was trained on videos of about 3.5 minutes; longer prompts gave little (SmolVLM paper).
 MAX_WINDOW_SECONDS = 210.0  # 3.5 minutes of video per prompt
@@ -36,6 +35,13 @@ MAX_FRAME_SIDE = 4096  # pixels
 MAX_FRAME_PIXELS = 7680 * 4320  # 33,177,600 pixels: 8K UHD, the largest frame a video may have
 # The most source pixels one window may decode, frames x width x height: 64 frames of 8K by default.
 MAX_TOTAL_PIXELS = DEFAULT_MAX_FRAMES * MAX_FRAME_PIXELS  # 2,123,366,400 pixels
+
+DEFAULT_MODEL = "256M"  # a name in model.registry.MODELS
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
+ATTENTIONS = ("auto", "sdpa", "flash_attention_2", "eager")  # transformers' attn_implementation names
+# How the vision encoder takes a batch's frames: all chats in one call, or one chat's per call
+VISION_MODES = ("auto", "batched", "per-chat")
 
 Backend = Literal["auto", "decord", "pyav"]
 BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")
@@ -145,19 +151,6 @@ class GenerationOptions:
             return cls(do_sample=False, **kwargs)
         return cls(do_sample=True, temperature=temperature, **kwargs)
 
-    def generate_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `model.generate`, without the sampling ones when greedy."""
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": self.max_new_tokens,
-            "do_sample": self.do_sample,
-            "repetition_penalty": self.repetition_penalty,
-        }
-        if self.min_new_tokens:
-            kwargs["min_new_tokens"] = self.min_new_tokens
-        if self.do_sample:
-            kwargs.update(temperature=self.temperature, top_p=self.top_p)
-        return {**kwargs, **self.extra}
-
     def to_dict(self) -> dict[str, Any]:
         """The options as plain JSON-ready values, as a record states them.
 
@@ -191,3 +184,17 @@ class ModelOptions:
         check_runtime(self.device, self.dtype, self.attention, self.vision)
         if self.feature_cache_mb is not None:
             check_number("feature_cache_mb", self.feature_cache_mb, least=0, whole=True, hint="0: no cache.")
+
+
+def check_runtime(device: str, dtype: str, attention: str, vision: str = "auto") -> None:
+    """Raise OptionsError unless each is "auto" or a name this project knows (torch-free)."""
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise OptionsError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}.", "device")
+    if dtype not in DTYPE_NAMES:
+        raise OptionsError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {dtype!r}.", "dtype")
+    if attention not in ATTENTIONS:
+        raise OptionsError(
+            f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}.", "attention"
+        )
+    if vision not in VISION_MODES:
+        raise OptionsError(f"vision must be one of {', '.join(VISION_MODES)}, got {vision!r}.", "vision")

@@ -18,6 +18,7 @@ from PIL import Image
 from transformers import BatchFeature
 from transformers.video_utils import VideoMetadata
 
+from smolvlm_video.model.generate import generate_kwargs
 from smolvlm_video.model.prompts import Message
 from smolvlm_video.options import GenerationOptions
 from smolvlm_video.video import SampledVideo
@@ -71,7 +72,7 @@ class Tokens:
 def reference_tokens(model: Any, messages: Sequence[Message], options: GenerationOptions) -> Tokens:
     """`model.generate(**processor(...))` on one chat: the processor's prompt ids and the generated ids."""
     inputs = processor_inputs(model.processor, messages).to(model.dtype)
-    kwargs = {"pad_token_id": model.processor.tokenizer.pad_token_id, **options.generate_kwargs()}
+    kwargs = {"pad_token_id": model.processor.tokenizer.pad_token_id, **generate_kwargs(options)}
     with torch.inference_mode():
         output = model.model.generate(**inputs, **kwargs)
     width = inputs["input_ids"].shape[1]

@@ -16,6 +16,7 @@ from demo_server import fake_spaces, served  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from smolvlm_video.cli.main import cli  # noqa: E402
 from smolvlm_video.demo import DemoConfig  # noqa: E402
+from smolvlm_video.demo.settings import Settings  # noqa: E402
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -47,7 +48,7 @@ def settings(config: DemoConfig, max_new_tokens: int = MAX_NEW_TOKENS) -> list:
 def test_analyze_returns_the_record_caption_writes(client, config, tiny_checkpoint, tmp_path):
     inputs = [handle_file(THREE_SHOTS), PROMPT, "scenes"]
     schema = SCHEMA.read_text(encoding="utf-8")
-    timeline, text, downloads = client.predict(*inputs, *settings(config), schema, api_name="/analyze")
+    timeline, text, downloads = client.predict(*inputs, schema, *settings(config), api_name="/analyze")
     ours = json.loads(text)
 
     out = tmp_path / "captions.jsonl"
@@ -73,7 +74,7 @@ def test_analyze_returns_the_record_caption_writes(client, config, tiny_checkpoi
 
 def test_fixed_windows_and_the_default_prompt(client, config):
     _, text, _ = client.predict(
-        handle_file(THREE_SHOTS), "", "fixed", *settings(config, 4), api_name="/analyze"
+        handle_file(THREE_SHOTS), "", "fixed", None, *settings(config, 4), api_name="/analyze"
     )
     record = json.loads(text)
     assert [(w["start"], w["end"]) for w in record["windows"]] == [(0.0, 10.0)]
@@ -87,11 +88,11 @@ def test_a_bad_upload_is_a_clear_error_without_server_paths(client, config, tmp_
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(os.urandom(50_000))
     with pytest.raises(Exception, match=r"broken\.mp4: .*cannot be read as a video") as raised:
-        client.predict(handle_file(broken), "", "scenes", *settings(config, 4), api_name="/analyze")
+        client.predict(handle_file(broken), "", "scenes", None, *settings(config, 4), api_name="/analyze")
     assert "/tmp" not in str(raised.value) and str(tmp_path) not in str(raised.value)
     image = handle_file(EXAMPLES / "images" / "testcard.png")
     with pytest.raises(Exception, match="not a video"):
-        client.predict(image, "", "fixed", *settings(config, 4), api_name="/analyze")
+        client.predict(image, "", "fixed", None, *settings(config, 4), api_name="/analyze")
 
 
 def test_zerogpu_reserves_time_for_every_window(config, monkeypatch):
@@ -105,7 +106,7 @@ def test_zerogpu_reserves_time_for_every_window(config, monkeypatch):
 
     reserved = fake_spaces(monkeypatch)
     handlers = Handlers(config)
-    steps = list(handlers.analyze(str(THREE_SHOTS), "", "scenes", *settings(config, 4)))
+    steps = list(handlers.analyze(str(THREE_SHOTS), "", "scenes", settings=Settings(*settings(config, 4))))
     assert '<li class="window"' in steps[-1][0] and len(reserved) == 1
     job = CaptionJob(generation=GenerationOptions(max_new_tokens=4))
     shots = plan_clip(str(THREE_SHOTS), SamplingOptions(max_frames=8, split="scenes"))

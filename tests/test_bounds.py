@@ -99,9 +99,10 @@ def test_the_cli_refuses_them_naming_the_flag(tiny_checkpoint, tmp_path, command
 @pytest.mark.parametrize("value", BAD_NUMBERS)
 def test_caption_refuses_them_for_the_ray_engine_flag(tiny_checkpoint, tmp_path, value):
     args = ["caption", str(VIDEO), "-o", str(tmp_path / "out.jsonl"), "--model", str(tiny_checkpoint),
-            "--num-gpus-per-worker", value]  # fmt: skip
+            "--engine", "ray", "--engine-option", f"num_gpus_per_worker={value}"]  # fmt: skip
     result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 2 and "--num-gpus-per-worker" in result.output, result.output
+    assert result.exit_code == 2 and "--engine-option" in result.output, result.output
+    assert "num_gpus_per_worker must be" in result.output or "must be a float" in result.output, result.output
 
 
 @pytest.mark.slow

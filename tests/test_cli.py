@@ -101,3 +101,36 @@ def test_wheel_installs_cli_under_the_package(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "smolvlm_video/cli/main.py" in names
     assert not [n for n in names if n.startswith(("cli/", "demo/", "tests/"))]
+
+
+def test_every_command_takes_typed_arguments():
+    """Each command's callback, as written, has a typed signature: no **params, no dict of loose options."""
+    import inspect
+    import typing
+
+    for name, command in cli.commands.items():
+        callback = inspect.unwrap(command.callback)
+        hints = typing.get_type_hints(callback)
+        for parameter in inspect.signature(callback).parameters.values():
+            assert parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD, (name, parameter)
+            hint = hints[parameter.name]  # every parameter has a type
+            loose = (
+                typing.get_origin(hint) in (dict, typing.Mapping) and typing.get_args(hint)[1] is typing.Any
+            )
+            assert hint not in (dict, typing.Any) and not loose, (name, parameter.name, hint)
+
+
+def test_a_flag_an_error_names_comes_from_the_commands_own_parameters(tmp_path):
+    video = tmp_path / "x.mp4"
+    video.write_bytes(b"")
+    result = run("caption", str(video), "--attn", "sdpa", "--model", "", "-o", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 2 and "'--model'" in result.output, result.output
+    (tmp_path / "prompts.json").write_text("[]")
+    result = run("caption", str(video), "--prompt-file", str(tmp_path / "prompts.json"))
+    assert result.exit_code == 2 and "'--prompt-file'" in result.output, result.output
+    result = run("caption", str(video), "--prompt", "Hi", "--prompt-file", str(tmp_path / "prompts.json"))
+    assert result.exit_code == 2 and "not both" in result.output, result.output
+    result = run("caption", str(video), "--engine", "nowhere")
+    assert result.exit_code == 2 and "'--engine'" in result.output and "local, ray" in result.output
+    result = run("caption", str(video), "--engine-option", "speed=9")
+    assert result.exit_code == 2 and "has no option 'speed': it takes none" in result.output, result.output

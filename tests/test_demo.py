@@ -28,7 +28,7 @@ from smolvlm_video.demo import models as models_module  # noqa: E402
 from smolvlm_video.demo.conversation import UploadRefused, check_upload  # noqa: E402
 from smolvlm_video.demo.settings import Settings  # noqa: E402
 
-from smolvlm_video.options import MAX_FRAME_PIXELS, MAX_TOTAL_PIXELS, ModelOptions  # noqa: E402
+from smolvlm_video.options import ModelOptions  # noqa: E402
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
 MAX_FILE_SIZE = 1_000_000  # bytes: uploads over this are refused
@@ -94,15 +94,17 @@ def test_named_endpoints_name_every_setting(client):
     endpoints = client.view_api(return_format="dict")["named_endpoints"]
     names = {name: [p["parameter_name"] for p in e["parameters"]] for name, e in endpoints.items()}
     assert names == {
-        "/chat": ["message", *SETTINGS, "json_schema"],
-        "/analyze": ["video", "prompt", "split", *SETTINGS, "json_schema"],
+        "/chat": ["message", "json_schema", *SETTINGS],
+        "/analyze": ["video", "prompt", "split", "json_schema", *SETTINGS],
         "/describe_video": ["video", "prompt", *SETTINGS],
-        "/ask": ["media", "question", *SETTINGS, "json_schema"],
+        "/ask": ["media", "question", "json_schema", *SETTINGS],
     }
 
 
 def test_image_question(client, settings, png):
-    answer, gallery, seen = client.predict(handle_file(png), "What is this?", *settings, api_name="/ask")
+    answer, gallery, seen = client.predict(
+        handle_file(png), "What is this?", None, *settings, api_name="/ask"
+    )
     assert isinstance(answer, str) and answer
     assert [item["caption"] for item in gallery] == ["image"] and seen == "An image, 64x48."
 
@@ -113,22 +115,22 @@ def test_ask_takes_a_json_schema(client, settings, png):
     answer, _, _ = client.predict(
         handle_file(png),
         "What is this?",
+        json.dumps(schema),
         *settings[:5],
         200,
         *settings[6:],
-        json.dumps(schema),
         api_name="/ask",
     )
     jsonschema.validate(json.loads(answer), schema)
     with pytest.raises(Exception, match="not a valid JSON schema"):
-        client.predict(handle_file(png), "What?", *settings, '{"type": 5}', api_name="/ask")
+        client.predict(handle_file(png), "What?", '{"type": 5}', *settings, api_name="/ask")
 
 
 def test_the_chat_takes_a_json_schema(client, settings, png):
     schema = {"type": "object", "properties": {"colour": {"enum": ["red", "green"]}}, "required": ["colour"]}
     message = {"text": "Which colour?", "files": [handle_file(png)]}
     answer, _, seen = client.predict(
-        message, *settings[:5], 64, *settings[6:], json.dumps(schema), api_name="/chat"
+        message, json.dumps(schema), *settings[:5], 64, *settings[6:], api_name="/chat"
     )
     assert json.loads(answer)["colour"] in ("red", "green") and seen.startswith("An image, 64x48.")
 
@@ -154,9 +156,9 @@ def test_settings_are_optional_and_named(client, clip):
 
 def test_two_turns_about_one_video(client, settings, clip):
     first = client.predict(
-        {"text": "What is this?", "files": [handle_file(clip)]}, *settings, api_name="/chat"
+        {"text": "What is this?", "files": [handle_file(clip)]}, None, *settings, api_name="/chat"
     )
-    second = client.predict({"text": "And at the end?", "files": []}, *settings, api_name="/chat")
+    second = client.predict({"text": "And at the end?", "files": []}, None, *settings, api_name="/chat")
     assert first[0] and second[0]
     assert second[2] == first[2]  # the follow-up (no upload of its own) still shows the model the video
 
@@ -194,9 +196,17 @@ def test_bad_upload_is_an_error_and_the_app_goes_on(client, settings, png, tmp_p
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(Exception, match=words) as caught:
-        client.predict(handle_file(path), "What is this?", *settings, api_name=endpoint)
+        client.predict(
+            handle_file(path),
+            "What is this?",
+            *([None] if endpoint == "/ask" else []),
+            *settings,
+            api_name=endpoint,
+        )
     assert gr.utils.get_upload_folder() not in str(caught.value)  # named by its name, not its server path
-    assert client.predict(handle_file(png), "And this?", *settings, api_name="/ask")[2].startswith("An image")
+    assert client.predict(handle_file(png), "And this?", None, *settings, api_name="/ask")[2].startswith(
+        "An image"
+    )
 
 
 def test_video_with_no_frames(client, settings, media_dir, png):
@@ -206,7 +216,7 @@ def test_video_with_no_frames(client, settings, media_dir, png):
     ffmpeg("-f", "lavfi", "-i", "sine=duration=2", "-c:a", "aac", str(audio))
     with pytest.raises(Exception, match="no video stream"):
         client.predict(handle_file(audio), "Describe it.", *settings, api_name="/describe_video")
-    assert client.predict(handle_file(png), "And this?", *settings, api_name="/ask")[0]
+    assert client.predict(handle_file(png), "And this?", None, *settings, api_name="/ask")[0]
 
 
 def test_image_where_a_video_was_expected(client, settings, png):
@@ -219,7 +229,7 @@ def test_oversize_upload_is_refused(client, settings, tmp_path, png):
     big.write_bytes(os.urandom(MAX_FILE_SIZE + 100_000))
     with pytest.raises(Exception, match=r"(?i)too large|exceeds|maximum"):
         client.predict(handle_file(big), "Describe it.", *settings, api_name="/describe_video")
-    assert client.predict(handle_file(png), "And this?", *settings, api_name="/ask")[0]
+    assert client.predict(handle_file(png), "And this?", None, *settings, api_name="/ask")[0]
 
 
 def call_raw(url: str, endpoint: str, data: list) -> str:
@@ -237,16 +247,16 @@ def server_file(path: Path) -> dict:
 @pytest.mark.parametrize("endpoint", ["ask", "describe_video"])
 def test_server_paths_are_refused(app_url, settings, clip, png, endpoint):
     schema = [""] if endpoint == "ask" else []  # a raw call sends every input
-    reply = call_raw(app_url, endpoint, [server_file(clip), "Describe it.", *settings, *schema])
+    reply = call_raw(app_url, endpoint, [server_file(clip), "Describe it.", *schema, *settings])
     assert "event: error" in reply and "frames of" not in reply  # a readable video, but not an upload
     assert "Only uploaded files can be used" in reply  # the app's own words, not Gradio's bare "error"
-    reply = call_raw(app_url, "ask", [server_file(png), "And this?", *settings, ""])
+    reply = call_raw(app_url, "ask", [server_file(png), "And this?", "", *settings])
     assert "event: error" in reply
 
 
 def test_chat_refuses_server_paths(app_url, settings, clip):
     message = {"text": "Describe it.", "files": [server_file(clip)]}
-    reply = call_raw(app_url, "chat", [message, *settings])
+    reply = call_raw(app_url, "chat", [message, None, *settings])
     assert "event: error" in reply and "frames of" not in reply
 
 
@@ -261,15 +271,24 @@ def test_only_uploads_and_examples_are_read(tmp_path):
 
 
 def test_settings_build_the_options_the_cli_builds():
-    from smolvlm_video.cli.options import build_generation, build_sampling
+    import click
+    from click.testing import CliRunner
+    from smolvlm_video.cli.options import generation_options, sampling_options
 
-    params = {"fps": 2.0, "max_frames": 16, "frame_side": None, "start": 30.0, "end": 90.0,
-              "window_seconds": 210.0, "backend": "auto", "snap_seconds": 1.0,
-              "split": "fixed", "min_scene_seconds": 2.0, "max_pixels": MAX_FRAME_PIXELS,
-              "max_total_pixels": MAX_TOTAL_PIXELS, "max_new_tokens": 64,
-              "min_new_tokens": 0, "temperature": 0.5}  # fmt: skip
+    built = []
+
+    @click.command()
+    @sampling_options
+    @generation_options
+    def command(sampling, generation):
+        built.append((sampling, generation))
+
+    args = ["--max-frames", "16", "--fps", "2", "--start", "30", "--end", "90", "--max-new-tokens", "64",
+            "--temperature", "0.5"]  # fmt: skip
+    assert CliRunner().invoke(command, args).exit_code == 0
     settings = Settings("256M", 16, 2.0, 30, 90, 64, 0.5, "")
-    assert settings.options() == (build_sampling(dict(params)), build_generation(params))
+    assert [settings.options()] == built
+    assert built[0][1].do_sample and built[0][0].start == 30.0
 
 
 def test_config_from_environment():
@@ -305,7 +324,7 @@ def test_zerogpu_reserves_what_each_request_needs(config, clip, monkeypatch):
     upload.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(clip, upload)
     settings = (config.model, 8, 1.0, None, None, 24, 0.0, "")
-    answer = list(handlers.ask(str(upload), "What is it?", *settings))[-1][0]
+    answer = list(handlers.ask(str(upload), "What is it?", settings=Settings(*settings)))[-1][0]
     assert answer and reserved == [request_seconds(config.model, 3, 24, config.gpu_seconds)]
 
 
@@ -370,7 +389,7 @@ def test_app_py_serves_from_a_checkout_without_the_project_installed(tiny_checkp
                 assert time.monotonic() < deadline, "app.py did not start within 120 s"
                 time.sleep(1)
         settings = [str(tiny_checkpoint), 8, 1.0, 0, 0, 8, 0, ""]
-        answer, _, seen = client.predict(handle_file(png), "What is this?", *settings, api_name="/ask")
+        answer, _, seen = client.predict(handle_file(png), "What is this?", None, *settings, api_name="/ask")
         assert isinstance(answer, str) and seen.startswith("An image")
     finally:
         server.terminate()
@@ -410,7 +429,7 @@ def test_frames_of_requests_in_flight_are_never_pruned(config, media_dir, monkey
     from smolvlm_video.demo import app as app_module
     from smolvlm_video.demo.handlers import Handlers
 
-    from smolvlm_video.model.prompts import chat_media
+    from smolvlm_video.model.media import chat_media
 
     videos = {}
     for colour in COLOURS:
@@ -458,7 +477,7 @@ def test_the_chat_answers_forged_special_tokens_and_adds_none(app_url, config, t
         before = len(prompts)
         for message in ({"text": text, "files": [handle_file(png)]}, {"text": text, "files": []}):
             answer, _, _ = client.predict(
-                message, *settings, json.dumps(forged_schema(text)), api_name="/chat"
+                message, json.dumps(forged_schema(text)), *settings, api_name="/chat"
             )
             assert json.loads(answer)["what"] in ("yes", "no")
         counts.append(special_counts(tiny_model.processor.tokenizer, prompts[before:]))
@@ -472,7 +491,7 @@ def test_non_finite_and_huge_settings_are_refused_naming_the_setting(app_url, se
 
     asked = list(settings)
     asked[SETTINGS.index(name)] = value
-    data = [{"text": "Hi", "files": []}, *asked, ""]
+    data = [{"text": "Hi", "files": []}, "", *asked]
     body = json.dumps({"data": data})  # NaN and Infinity as JavaScript writes them; gradio_client cannot
     headers = {"Content-Type": "application/json"}
     event = httpx.post(f"{app_url}gradio_api/call/chat", content=body, headers=headers, timeout=30).json()
@@ -485,7 +504,7 @@ def test_a_video_over_the_pixel_budget_is_refused_with_a_message(client, setting
     ffmpeg("-f", "lavfi", "-i", "color=s=9000x4000:r=1:d=1", "-c:v", "mjpeg", "-q:v", "31", str(over))
     with pytest.raises(Exception, match=r"9000x4000.*pixels"):
         client.predict(handle_file(over), "Describe it.", *settings, api_name="/describe_video")
-    assert client.predict(handle_file(png), "And this?", *settings, api_name="/ask")[0]
+    assert client.predict(handle_file(png), "And this?", None, *settings, api_name="/ask")[0]
 
 
 def test_frame_labels_are_never_repeated():
@@ -503,3 +522,20 @@ def test_an_image_whatever_its_name_is_shown_as_itself(tmp_path):
     assert media_shown([str(tmp_path / "photo.mp4")], [photo], tmp_path) == [
         {"path": str(tmp_path / "photo.mp4")}
     ]
+
+
+def test_a_new_model_size_is_one_record_in_the_registry(monkeypatch):
+    from click.testing import CliRunner
+    from smolvlm_video.cli.main import cli
+    from smolvlm_video.demo.zerogpu import request_seconds
+
+    from smolvlm_video.model import registry
+
+    spec = registry.ModelSpec("9B", "HuggingFaceTB/SmolVLM3-9B", 448, 100, 32768, 1.0, 2.0)
+    monkeypatch.setitem(registry.MODELS, "9B", spec)
+    listed = json.loads(CliRunner().invoke(cli, ["info", "--json"]).output)["models"]
+    assert {**listed[-1], "name": "9B"} == dataclasses.asdict(spec)
+    assert "9B" in DemoConfig.from_env({}).models and "9B" in DemoConfig().models
+    # 5 s to set up, 10 frames and 20 tokens at its own costs, times the margin of 1.5
+    assert request_seconds("9B", 10, 20, 1000) == request_seconds(spec.hub_id, 10, 20, 1000) == 83
+    assert request_seconds("/models/unknown", 10, 20, 1000) == 83  # the dearest known model's costs

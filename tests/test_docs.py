@@ -28,7 +28,7 @@ NOT_RUN = {
     "smolvlm-video demo": "a server that runs until stopped; tests/test_demo.py serves the app and calls it",
     "smolvlm-video serve": "a server that runs until stopped; tests/test_server.py serves it and calls it",
     "CUDA_VISIBLE_DEVICES": "one process per GPU, each a `caption --shard i/4` as docs/cli.md's example",
-    "--ray-address auto": "joins a Ray cluster started beforehand with `ray start`",
+    "--engine-option address=auto": "joins a Ray cluster started beforehand with `ray start`",
 }
 # Python snippets run elsewhere: gradio_client against a running app.
 RUN_ELSEWHERE = {
@@ -153,3 +153,38 @@ def test_every_documented_command_is_run_or_says_why_not():
         assert any(marker in line for line in lines), f"NOT_RUN names {marker!r}, which no doc shows any more"
     assert len(SNIPPETS) >= 3 and len(RECORDS) >= 3
     assert all(path.exists() for path in DOCS)
+
+
+def test_the_readmes_model_table_is_the_registry():
+    from smolvlm_video.model.registry import MODELS
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| `") and "HuggingFaceTB/" in line]
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    assert [[name.split("`")[1], hub_id, side, tokens, context.replace(",", "")]
+            for name, hub_id, side, tokens, context in cells] == [
+        [s.name, s.hub_id, str(s.frame_side), str(s.tokens_per_frame), str(s.context_length)]
+        for s in MODELS.values()
+    ]  # fmt: skip
+
+
+def test_the_architecture_names_every_module():
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    tables = "\n".join(line for line in text.splitlines() if line.startswith("|"))
+    package = ROOT / "smolvlm_video"
+    modules = sorted(
+        path.relative_to(ROOT).with_suffix("").as_posix()
+        for folder in (package, ROOT / "cli", ROOT / "demo")
+        for path in folder.rglob("*.py")
+        if path.name != "__init__.py" and "__pycache__" not in path.parts
+    )
+    missing = [module for module in modules if f"`{module.split('/')[-1]}`" not in _row_of(tables, module)]
+    assert not missing, f"docs/architecture.md's tables leave out {missing}"
+
+
+def _row_of(tables: str, module: str) -> str:
+    """The table rows that name a module's folder (`video/`, `cli/`), or the core's own rows."""
+    parts = module.split("/")
+    folder = parts[-2] if len(parts) > 2 else parts[0]
+    rows = [row for row in tables.splitlines() if f"`{folder}/`" in row]
+    return "\n".join(rows) if rows else tables

@@ -17,11 +17,13 @@ from reference import reference_tokens
 from smolvlm_video import GenerationOptions, SamplingOptions, sample_video
 from smolvlm_video.batch.captioning import CaptionJob
 from smolvlm_video.batch.runs import Captioning, CaptionRun
-from smolvlm_video.model.features import FeatureCache, medium_key
+from smolvlm_video.model.features import FeatureCache
 from smolvlm_video.model.generate import generate
-from smolvlm_video.model.inputs import build_inputs, encode_medium
+from smolvlm_video.model.inputs import build_inputs
 from smolvlm_video.model.loading import LoadedModel, load_model
+from smolvlm_video.model.media import encode_medium, medium_key
 from smolvlm_video.model.prompts import Message, chat
+from smolvlm_video.model.schemas import Question
 from smolvlm_video.options import ModelOptions
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
@@ -134,10 +136,10 @@ def test_a_medium_is_known_by_its_pixels(model, videos):
 
 def test_caption_with_a_prompt_file_encodes_each_window_once(model, make_video, calls, tmp_path):
     clip = make_video("features-windows.mp4", seconds=6)
-    prompts = {f"q{n}": question for n, question in enumerate([*QUESTIONS, "Any text?"])}
+    questions = {f"q{n}": Question(question) for n, question in enumerate([*QUESTIONS, "Any text?"])}
     job = CaptionJob(
         model=ModelOptions(model.model_id, device="cpu"),
-        prompts=prompts,
+        questions=questions,
         sampling=SamplingOptions(max_frames=4, window_seconds=2),
         generation=EXACT,
         batch_size=4,
@@ -156,19 +158,20 @@ def test_the_demo_encodes_a_follow_up_and_a_second_upload_of_the_same_video_neve
     pytest.importorskip("gradio")
     from smolvlm_video.demo import DemoConfig
     from smolvlm_video.demo.handlers import Handlers
+    from smolvlm_video.demo.settings import Settings
 
     name = str(tiny_checkpoint)
     config = DemoConfig(model=name, models=(name,), device="cpu", dtype="float32")
     handlers = Handlers(config)
     handlers.models.get = lambda options: model  # type: ignore[method-assign]  # the counted model
-    settings = [name, 4, 1.0, 0, 0, 6, 0, ""]
+    settings = Settings(name, 4, 1.0, 0, 0, 6, 0, "")
     uploads = [handlers.allowed[0] / "features-test" / f"upload-{n}" / "clip.mp4" for n in range(2)]
     for upload in uploads:
         upload.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(clip, upload)
 
     *_, (answer, _, seen) = handlers.chat(
-        {"text": "What is shown?", "files": [str(uploads[0])]}, [], *settings
+        {"text": "What is shown?", "files": [str(uploads[0])]}, [], settings=settings
     )
     assert len(calls) == 1 and "from the cache" not in seen
     history = [
@@ -176,9 +179,9 @@ def test_the_demo_encodes_a_follow_up_and_a_second_upload_of_the_same_video_neve
         {"role": "user", "content": "What is shown?"},
         {"role": "assistant", "content": answer},
     ]
-    *_, (_, _, seen) = handlers.chat({"text": "And then?", "files": []}, history, *settings)
+    *_, (_, _, seen) = handlers.chat({"text": "And then?", "files": []}, history, settings=settings)
     assert len(calls) == 1 and "from the cache" in seen  # the follow-up encoded nothing
-    *_, (_, _, seen) = handlers.ask(str(uploads[1]), "What is it?", *settings)
+    *_, (_, _, seen) = handlers.ask(str(uploads[1]), "What is it?", settings=settings)
     assert len(calls) == 1 and "from the cache" in seen  # another file, the same frames: a hit
 
 

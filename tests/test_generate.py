@@ -23,6 +23,7 @@ from smolvlm_video.errors import ModelLoadError
 from smolvlm_video.model.generate import _embedded, _inputs, generate, stream
 from smolvlm_video.model.loading import MODELS, load_model, resolve_model_id
 from smolvlm_video.model.prompts import TRAINED_STRINGS, chat
+from smolvlm_video.model.registry import model_spec
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
 EXACT = GenerationOptions(max_new_tokens=6, min_new_tokens=6)
@@ -104,8 +105,9 @@ def test_closing_the_stream_stops_generation(tiny_model, videos):
 
 
 def test_registry():
-    assert resolve_model_id("256M") == MODELS["256M"] == "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"
+    assert resolve_model_id("256M") == MODELS["256M"].hub_id == "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"
     assert resolve_model_id("someone/model") == "someone/model"
+    assert model_spec("HuggingFaceTB/SmolVLM2-2.2B-Instruct") is MODELS["2.2B"] and model_spec("mine") is None
 
 
 @contextlib.contextmanager

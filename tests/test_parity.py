@@ -10,7 +10,6 @@ random-weight text alone.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,14 @@ from reference import Recorder, Tokens, processor_inputs, reference_text, refere
 from smolvlm_video.cli.main import cli
 
 from smolvlm_video import GenerationOptions, SamplingOptions, sample_video, sample_windows
-from smolvlm_video.batch.captioning import CaptionJob, read_prompts
+from smolvlm_video.batch.captioning import CaptionJob, read_questions
 from smolvlm_video.batch.runs import Captioning, CaptionRun
 from smolvlm_video.model.generate import generate, stream
-from smolvlm_video.model.inputs import build_inputs, prepare_video
+from smolvlm_video.model.inputs import build_inputs
 from smolvlm_video.model.loading import LoadedModel, load_model
+from smolvlm_video.model.media import prepare_video
 from smolvlm_video.model.prompts import Message, chat
+from smolvlm_video.model.schemas import Question
 from smolvlm_video.options import ModelOptions
 
 pytestmark = [pytest.mark.slow, requires_ffmpeg]
@@ -160,7 +161,7 @@ def test_the_batch_engine_window_by_window(
     path = make_video("parity-windows.mp4", seconds=7)
     job = CaptionJob(
         model=ModelOptions(str(tiny_checkpoint)),
-        prompts={"caption": "Describe this part."},
+        questions={"caption": Question("Describe this part.")},
         sampling=SamplingOptions(max_frames=3, window_seconds=2.5),
         generation=EXACT,
         batch_size=2,
@@ -178,11 +179,9 @@ def test_the_batch_engine_window_by_window(
 def test_a_prompt_file(model, tiny_checkpoint, make_video, tmp_path, record):
     prompt_file = tmp_path / "prompts.json"
     prompt_file.write_text(json.dumps({"what": "What happens?", "colours": "Which colours?"}))
-    prompts, schemas = read_prompts(prompt_file)
     job = CaptionJob(
         model=ModelOptions(str(tiny_checkpoint)),
-        prompts=prompts,
-        schemas=schemas,
+        questions=read_questions(prompt_file=prompt_file),
         sampling=SamplingOptions(max_frames=3, window_seconds=2.5),
         generation=EXACT,
         batch_size=3,
@@ -193,7 +192,7 @@ def test_a_prompt_file(model, tiny_checkpoint, make_video, tmp_path, record):
         result = caption(model, job, path, tmp_path / "captions.jsonl")
     assert recorder.rows == [tokens for window in expected for tokens in window]
     for segment, window in zip(result.windows, expected, strict=True):
-        answers = zip(prompts, window, strict=True)
+        answers = zip(job.questions, window, strict=True)
         assert segment.answers == {name: reference_text(model, tokens) for name, tokens in answers}
 
 
@@ -245,7 +244,7 @@ def test_the_demo_chat_through_its_handler(model, tiny_checkpoint, record):
     video = sample_video(clip, sampling.for_frame_side(model.frame_side))
 
     def answer(message: dict, history: list[dict]) -> str:
-        *_, (text, _, _) = handlers.chat(message, history, *dataclasses.astuple(settings))
+        *_, (text, _, _) = handlers.chat(message, history, settings=settings)
         return text
 
     first = [Message.system("Be brief."), Message.user(video, "What is shown?")]

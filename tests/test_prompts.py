@@ -14,7 +14,8 @@ from reference import processor_inputs
 
 from smolvlm_video import SamplingOptions, sample_video
 from smolvlm_video.model.inputs import build_inputs
-from smolvlm_video.model.prompts import Message, PromptStrings, chat, clock, render_chat, video_tokens
+from smolvlm_video.model.media import video_tokens
+from smolvlm_video.model.prompts import Message, PromptStrings, chat, clock, render_chat
 
 pytestmark = pytest.mark.slow
 

@@ -52,7 +52,8 @@ def test_ray_engine_gives_the_local_engines_records(tmp_path, tiny_checkpoint, c
     (clips / "empty.mov").write_bytes(b"")
 
     local = caption(tmp_path, tiny_checkpoint, "local.jsonl")
-    ray = caption(tmp_path, tiny_checkpoint, "ray.jsonl", "--engine", "ray", "--concurrency", "2")
+    ray_flags = ["--engine", "ray", "--engine-option", "concurrency=2"]
+    ray = caption(tmp_path, tiny_checkpoint, "ray.jsonl", *ray_flags)
     assert local.returncode == ray.returncode == 1, ray.stderr[-3000:]  # two clips failed, in both
     by_local, by_ray = records(tmp_path / "local.jsonl"), records(tmp_path / "ray.jsonl")
     assert set(by_ray) == set(by_local) and len(by_ray) == 4, ray.stderr[-3000:]

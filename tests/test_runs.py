@@ -3,22 +3,26 @@ out-of-memory back-off, summaries that fail softly, resume and shards from Pytho
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import torch
+from click.testing import CliRunner
 from conftest import requires_ffmpeg
+from smolvlm_video.cli.main import cli
 
 from smolvlm_video.batch import captioning, engines, prefetch, sinks
 from smolvlm_video.batch.captioning import CaptionJob
-from smolvlm_video.batch.records import CaptionRecord, read_records, safe_clip_id
+from smolvlm_video.batch.records import CaptionRecord, WindowCaption, read_records, safe_clip_id
 from smolvlm_video.batch.runs import Captioning, CaptionRun, Shard, plan_run
 from smolvlm_video.errors import OptionsError, OutputError
-from smolvlm_video.model import inputs
+from smolvlm_video.model import media
 from smolvlm_video.model.loading import LoadedModel
 from smolvlm_video.options import GenerationOptions, ModelOptions, SamplingOptions
 
@@ -132,9 +136,9 @@ def test_windows_prepared_on_the_decoding_threads_give_the_same_records(
         return {Path(r.path).name: (r.status, r.caption) for r in Captioning(run, model=tiny_model)}
 
     made_on: list[str] = []  # the thread that ran the processor, for each video
-    real_pixels = inputs.video_pixels
+    real_pixels = media.video_pixels
     monkeypatch.setattr(
-        inputs, "video_pixels", lambda *a: made_on.append(threading.current_thread().name) or real_pixels(*a)
+        media, "video_pixels", lambda *a: made_on.append(threading.current_thread().name) or real_pixels(*a)
     )
     plain = captions("plain.jsonl")
     assert set(made_on) == {"MainThread"}
@@ -142,7 +146,7 @@ def test_windows_prepared_on_the_decoding_threads_give_the_same_records(
     def prepare(video: Any) -> Any:
         if video.frame_count == 6:
             raise ValueError("frames the processor refuses")
-        return inputs.prepare_video(tiny_model.processor, video, tiny_model.dtype, pin=False)
+        return media.prepare_video(tiny_model.processor, video, tiny_model.dtype, pin=False)
 
     made_on.clear()
     monkeypatch.setattr(captioning, "preparer", lambda model: prepare)
@@ -158,14 +162,14 @@ def test_a_failed_summary_keeps_the_window_captions(
 ):
     from smolvlm_video.batch import answering as batching
 
-    real = batching.generate
+    real = batching.answer_chats
 
     def no_text_only(model, chats, options, **kwargs):
         if not any(part for chat in chats for message in chat for part in message.media()):
             raise ValueError("the summary prompt is longer than the context")
         return real(model, chats, options)
 
-    monkeypatch.setattr(batching, "generate", no_text_only)
+    monkeypatch.setattr(batching, "answer_chats", no_text_only)
     sampling = SamplingOptions(window_seconds=3.0)
     run = CaptionRun(
         (str(clips / "six.mp4"),),
@@ -246,6 +250,10 @@ class MemorySink:
     def done_ids(path: Any, retry_errors: bool = True) -> set[str]:
         return {record.id for record in MemorySink.kept if record.status == "ok"}
 
+    @staticmethod
+    def read(path: Any) -> Any:
+        return ((n, json.loads(record.to_json())) for n, record in enumerate(MemorySink.kept, start=1))
+
     def write(self, record: Any) -> None:
         MemorySink.kept.append(record)
 
@@ -262,25 +270,55 @@ class MemorySink:
         self.close()
 
 
+@dataclass(frozen=True)
+class ListOptions:
+    """The listing engine's own options."""
+
+    prefix: str = ""
+    repeat: int = 1
+
+
 class ListEngine:
     """An engine that answers every clip with its path: what a new engine has to provide."""
 
-    def __init__(self, run: Any, model: Any = None) -> None:
-        self.run = run
+    Options = ListOptions
+
+    def __init__(self, options: ListOptions, model: Any = None) -> None:
+        self.options = options
 
     def records(self, job, paths, ready, batch_size):
         ready()
         for path in paths:
             batch_size(1)
-            yield CaptionRecord(path, path, safe_clip_id(path), "ok", caption=path)
+            caption = self.options.prefix + path * self.options.repeat
+            window = WindowCaption(0.0, 1.0, caption, 1, [0.0], {"caption": caption})
+            yield CaptionRecord(path, path, safe_clip_id(path), "ok", caption=caption, windows=[window])
 
 
 def test_a_new_sink_and_a_new_engine_are_one_class_and_one_line_each(clips, tmp_path, monkeypatch):
     monkeypatch.setitem(sinks.SINKS, "memory", MemorySink)
     monkeypatch.setitem(engines.ENGINES, "listing", ListEngine)
     monkeypatch.setattr(MemorySink, "kept", [])
+    flags = ["--sink", "memory", "--engine", "listing", "--engine-option", "prefix=seen: "]
+    result = CliRunner().invoke(cli, ["caption", str(clips), "-o", str(tmp_path / "unused"), *flags])
+    assert result.exit_code == 0, result.output
+    paths = sorted(str(p) for p in clips.glob("*.mp4"))
+    assert [record.caption for record in MemorySink.kept] == [f"seen: {p}" for p in paths]
     run = CaptionRun((str(clips),), tmp_path / "unused", CaptionJob(), sink="memory", engine="listing")
-    captioning = Captioning(run)
-    assert [record.caption for record in captioning] == sorted(str(p) for p in clips.glob("*.mp4"))
-    assert captioning.stats.batch_size == 1 and captioning.stats.captioned == len(MemorySink.kept)
     assert plan_run(run).todo == ()  # resume asks the sink which clips it holds
+    assert run.engine_options == ListOptions()
+
+    result = CliRunner().invoke(cli, ["caption", str(clips), *flags[:4], "--engine-option", "repeat=two"])
+    assert result.exit_code == 2 and "--engine-option" in result.output, result.output
+    assert "repeat must be a whole number, got 'two'" in result.output
+
+    pytest.importorskip("pyarrow")
+    exported = tmp_path / "exported"
+    args = ["export", "unused", str(exported), "--sink", "memory", "--to", "parquet"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    import pyarrow.parquet as pq
+
+    assert [row["caption"] for row in pq.read_table(exported / "windows.parquet").to_pylist()] == [
+        f"seen: {p}" for p in paths
+    ]

@@ -97,12 +97,14 @@ def test_bad_sampling_options(kwargs):
 
 
 def test_generation_options():
-    assert GenerationOptions().generate_kwargs() == {
+    from smolvlm_video.model.generate import generate_kwargs
+
+    assert generate_kwargs(GenerationOptions()) == {
         "max_new_tokens": 256,
         "do_sample": False,
         "repetition_penalty": 1.0,
     }
-    sampled = GenerationOptions.from_temperature(0.5).generate_kwargs()
+    sampled = generate_kwargs(GenerationOptions.from_temperature(0.5))
     assert sampled["do_sample"] and sampled["temperature"] == 0.5
 
 

@@ -11,6 +11,7 @@ becomes an error record; the others go on.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import os
@@ -21,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..checks import check_number
 from ..errors import GenerationError, OptionsError
-from ..model.prompts import chat, clock
+from ..model.prompts import clock
 from ..model.registry import resolve_model_id
 from ..model.schemas import JsonSchema, Question, check_generation
 from ..options import GenerationOptions, ModelOptions, SamplingOptions
@@ -31,6 +33,7 @@ from .prefetch import DEFAULT_WORKERS, DecodedWindow, PlannedClip, Prepare, pref
 from .records import VIDEO_FIELDS, CaptionRecord, WindowCaption, answer_text, error_record
 
 if TYPE_CHECKING:
+    from ..model.generate import Answer
     from ..model.loading import LoadedModel
     from ..video import SampledVideo
     from .answering import Answerer
@@ -38,91 +41,103 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CaptionJob:
-    """How every clip is captioned: the model, the prompts, sampling and generation.
+    """How every clip is captioned: the model, the questions, sampling and generation.
 
     Frozen and picklable: the same object goes to Ray's workers, which load their own model from it.
     """
 
     model: ModelOptions = field(default_factory=ModelOptions)
-    prompts: Mapping[str, str] = field(default_factory=lambda: {"caption": DEFAULT_PROMPT})  # name -> text
+    # name -> what is asked of every window; a question with a schema is answered in JSON that follows it,
+    # and records hold those answers parsed, in `answers`
+    questions: Mapping[str, Question] = field(default_factory=lambda: {"caption": Question(DEFAULT_PROMPT)})
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     generation: GenerationOptions = field(default_factory=GenerationOptions)
-    system: str | None = None  # a system message before each prompt
-    batch_size: int = 4  # chats per generate call; one chat per window and prompt
+    system: str | None = None  # a system message before each question
+    batch_size: int = 4  # chats per generate call; one chat per window and question
     summarize: bool = False  # clips of several windows also get one caption written from the windows'
     # Local engine: decoding threads (default 2). Ray engine: decoding tasks at once (default: no limit).
     workers: int | None = None
-    # prompt name -> the JSON schema its answers follow; records hold those answers parsed, in `answers`
-    schemas: Mapping[str, JsonSchema] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.prompts or not all(isinstance(t, str) and t.strip() for t in self.prompts.values()):
-            raise OptionsError("prompts must map each prompt's name to a non-empty text.", "prompts")
-        if unknown := set(self.schemas) - set(self.prompts):
+        questions = self.questions
+        if not questions or not all(isinstance(q, Question) and q.text.strip() for q in questions.values()):
             raise OptionsError(
-                f"schemas name prompts that do not exist: {', '.join(sorted(unknown))}.", "schemas"
+                "questions must map each name to a Question with a non-empty text.", "questions"
             )
-        if self.schemas:
+        if any(q.schema for q in questions.values()):
             check_generation(self.generation.min_new_tokens)
-        if self.batch_size < 1:
-            raise OptionsError(f"batch_size must be at least 1, got {self.batch_size!r}.", "batch_size")
-        if self.workers is not None and self.workers < 1:
-            raise OptionsError(f"workers must be at least 1, got {self.workers!r}.", "workers")
+        check_number("batch_size", self.batch_size, least=1, whole=True)
+        if self.workers is not None:
+            check_number("workers", self.workers, least=1, whole=True)
 
-    def record_fields(self) -> dict[str, Any]:
-        """What every record of this job says about how it was made."""
-        return {
+        # What every record of this job says about how it was made: the same for each, so made once.
+        object.__setattr__(self, "_record_fields", {
             "model": {"id": resolve_model_id(self.model.name), "revision": self.model.revision},
             "prompts": [
-                {
-                    "name": name,
-                    "text": text,
-                    "schema": self.schemas[name].text if name in self.schemas else None,
-                }
-                for name, text in self.prompts.items()
+                {"name": name, "text": q.text, "schema": q.schema.text if q.schema else None}
+                for name, q in questions.items()
             ],
             "system": self.system,
             "sampling": self.sampling.to_dict(),
             "generation": self.generation.to_dict(),
-        }
+        })  # fmt: skip
 
-    @property
-    def questions(self) -> dict[str, Question]:
-        """Each prompt by name, with its schema if it has one, in the prompts' order."""
-        return {name: Question(text, self.schemas.get(name)) for name, text in self.prompts.items()}
+    def record_fields(self) -> dict[str, Any]:
+        """What every record of this job says about how it was made (a copy each record may keep)."""
+        return copy.deepcopy(self._record_fields)  # type: ignore[attr-defined]
 
 
 PROMPT_FILE_SHAPE = 'name -> prompt text, or name -> {"prompt": text, "schema": a JSON schema}'
 
 
-def read_prompts(path: str | os.PathLike[str]) -> tuple[dict[str, str], dict[str, JsonSchema]]:
-    """Named prompts, and the schemas some of them carry, from a JSON file (see PROMPT_FILE_SHAPE)."""
+def read_questions(
+    prompt: str | None = None,
+    prompt_file: str | os.PathLike[str] | None = None,
+    json_schema: str | os.PathLike[str] | None = None,
+) -> dict[str, Question]:
+    """The questions a job asks: one `prompt` (named "caption"), or the named prompts of a JSON file.
+
+    `json_schema`: a schema file, for every question that brings no schema of its own. The prompt file
+    holds an object of PROMPT_FILE_SHAPE. Raises OptionsError naming the field that is wrong.
+    """
+    if prompt is not None and prompt_file is not None:
+        raise OptionsError("give a prompt or a prompt file, not both.", "prompt_file")
+    default = JsonSchema.from_file(json_schema) if json_schema is not None else None
+    if prompt_file is None:
+        return {"caption": Question(prompt or DEFAULT_PROMPT, default)}
+    return {
+        name: Question(text, schema or default) for name, (text, schema) in _prompt_file(prompt_file).items()
+    }
+
+
+def _prompt_file(path: str | os.PathLike[str]) -> dict[str, tuple[str, JsonSchema | None]]:
     where = os.fspath(path)
     try:
         entries = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
-        raise OptionsError(f"{where}: cannot read the prompt file ({error}).", "prompts") from error
+        raise OptionsError(f"{where}: cannot read the prompt file ({error}).", "prompt_file") from error
     except json.JSONDecodeError as error:
-        raise OptionsError(f"{where} is not valid JSON: {error}", "prompts") from error
+        raise OptionsError(f"{where} is not valid JSON: {error}", "prompt_file") from error
     if not isinstance(entries, dict) or not entries:
-        raise OptionsError(f"{where} must hold a JSON object of {PROMPT_FILE_SHAPE}.", "prompts")
-    prompts, schemas = {}, {}
+        raise OptionsError(f"{where} must hold a JSON object of {PROMPT_FILE_SHAPE}.", "prompt_file")
+    found = {}
     for name, entry in entries.items():
+        schema = None
         if isinstance(entry, dict) and set(entry) <= {"prompt", "schema"} and "prompt" in entry:
             if "schema" in entry:
-                schemas[name] = _prompt_schema(entry["schema"], f"the schema of {name!r} in {where}")
+                schema = _prompt_schema(entry["schema"], f"the schema of {name!r} in {where}")
             entry = entry["prompt"]
         if not isinstance(entry, str) or not entry.strip():
-            raise OptionsError(f"{where}: prompt {name!r} must be {PROMPT_FILE_SHAPE}.", "prompts")
-        prompts[name] = entry
-    return prompts, schemas
+            raise OptionsError(f"{where}: prompt {name!r} must be {PROMPT_FILE_SHAPE}.", "prompt_file")
+        found[name] = (entry, schema)
+    return found
 
 
 def _prompt_schema(value: Any, source: str) -> JsonSchema:
     try:
         return JsonSchema.from_value(value, source)
     except OptionsError as error:
-        raise OptionsError(str(error), "prompts") from error
+        raise OptionsError(str(error), "prompt_file") from error
 
 
 @dataclass
@@ -186,7 +201,8 @@ class ClipCaptions:
         assert info is not None
         windows = sorted(self.windows, key=lambda s: s.start)  # Ray's actors answer in any order
         answers = {
-            name: _joined([s.answers[name] for s in windows], job.schemas.get(name)) for name in job.prompts
+            name: _joined([s.answers[name] for s in windows], question.schema)
+            for name, question in job.questions.items()
         }
         return CaptionRecord(
             path=clip.path,
@@ -256,7 +272,7 @@ def caption_steps(
             clip.fail(window.error)
         elif clip.error is None:
             batch.append((clip, window))
-        if len(batch) * len(job.prompts) >= answerer.batch_size:
+        if len(batch) * len(job.questions) >= answerer.batch_size:
             yield from answer_windows(answerer, job, batch)
             batch = []
         yield from finished_records(answerer, job, open_clips)
@@ -272,7 +288,7 @@ def preparer(model: LoadedModel) -> Prepare | None:
     """
     if not model.prepare_ahead:
         return None
-    from ..model.inputs import prepare_video
+    from ..model.media import prepare_video
 
     pin = model.device.type == "cuda"  # pinned memory only helps a copy to a GPU
     return functools.partial(prepare_video, model.processor, dtype=model.dtype, pin=pin)
@@ -285,31 +301,27 @@ def answer_windows(
 
     Returns the windows answered, in the batch's order.
     """
-    from ..model.features import medium_key  # torch: the model is loaded by now
+    from ..model.media import medium_key  # torch: the model is loaded by now
 
     live = [(clip, window) for clip, window in batch if clip.error is None]
     if not live:
         return []
-    questions = job.questions.values()
-    chats = [
-        chat(question, window.video, system=job.system)  # type: ignore[arg-type]
-        for _, window in live
-        for question in questions
-    ]
+    asked = [(question, [window.video]) for _, window in live for question in job.questions.values()]
     cache = answerer.model.features
     started, encoding = time.perf_counter(), cache.stats.encode_seconds
-    answers = answerer.answer(chats)
+    answers = answerer.answer(asked, job.system)  # type: ignore[arg-type]
     cache.discard([medium_key(window.video) for _, window in live])  # every prompt about them is answered
-    encode = (cache.stats.encode_seconds - encoding) / len(chats)  # each chat's share of the batch's seconds
-    generate = (time.perf_counter() - started) / len(chats) - encode
-    names, answered = list(job.prompts), []
+    encode = (cache.stats.encode_seconds - encoding) / len(asked)  # each chat's share of the batch's seconds
+    generate = (time.perf_counter() - started) / len(asked) - encode
+    names, answered = list(job.questions), []
     for number, (clip, window) in enumerate(live):
-        mine = dict(zip(names, answers[number * len(names) : (number + 1) * len(names)], strict=True))
-        failure = next((a for a in mine.values() if isinstance(a, GenerationError)), None)
+        mine = answers[number * len(names) : (number + 1) * len(names)]
+        failure = next((a for a in mine if isinstance(a, GenerationError)), None)
         if failure is not None:
             clip.fail(failure)
             continue
-        caption = clip.add(window, mine, encode * len(names), generate * len(names))  # type: ignore[arg-type]
+        values = {name: answer.value for name, answer in zip(names, mine, strict=True)}  # type: ignore[union-attr]
+        caption = clip.add(window, values, encode * len(names), generate * len(names))  # type: ignore[arg-type]
         answered.append(WindowAnswered(window.clip, window.index, window.video, caption))  # type: ignore[arg-type]
     return answered
 
@@ -337,13 +349,12 @@ def summarize_records(answerer: Answerer, job: CaptionJob, records: list[Caption
 
     Where a summary fails, the window captions stay as the caption and `summary_error` says why.
     """
-    todo = [(r, name) for r in records if r.status == "ok" and len(r.windows) > 1 for name in job.prompts]
+    todo = [(r, name) for r in records if r.status == "ok" and len(r.windows) > 1 for name in job.questions]
     if not todo:
         return
-    chats = [chat(summary_question(job, r, n), system=job.system) for r, n in todo]
-    summaries: dict[int, dict[str, Any]] = {}
-    answers = answerer.answer(chats)
-    for (record, name), answer in zip(todo, answers, strict=True):
+    asked = [(summary_question(job, r, n), ()) for r, n in todo]
+    summaries: dict[int, dict[str, Answer | GenerationError]] = {}
+    for (record, name), answer in zip(todo, answerer.answer(asked, job.system), strict=True):
         summaries.setdefault(id(record), {})[name] = answer
     for record in records:
         answers = summaries.get(id(record))
@@ -353,15 +364,15 @@ def summarize_records(answerer: Answerer, job: CaptionJob, records: list[Caption
         if failure is not None:
             record.summary_error = {"type": failure.code, "message": str(failure)}
             continue
-        record.answers = answers
-        record.caption = answer_text(answers[next(iter(job.prompts))])
+        record.answers = {name: answer.value for name, answer in answers.items()}  # type: ignore[union-attr]
+        record.caption = answer_text(record.answers[next(iter(job.questions))])
         record.summarized = True
 
 
 def summary_question(job: CaptionJob, record: CaptionRecord, name: str) -> Question:
     """The summary prompt for one prompt's window captions, with that prompt's schema if it has one."""
     captions = "\n".join(f"{clock(s.start)}: {answer_text(s.answers[name])}" for s in record.windows)
-    return Question(SUMMARY_PROMPT.format(captions=captions), job.schemas.get(name))
+    return Question(SUMMARY_PROMPT.format(captions=captions), job.questions[name].schema)
 
 
 def _joined(answers: list[Any], schema: JsonSchema | None) -> Any:

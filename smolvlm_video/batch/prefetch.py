@@ -66,7 +66,7 @@ class DecodedWindow:
     error: BaseException | None = None
 
 
-Prepare = Callable[[SampledVideo], SampledVideo]  # the video with its pixels made (inputs.prepare_video)
+Prepare = Callable[[SampledVideo], SampledVideo]  # the video with its pixels made (media.prepare_video)
 
 
 def plan_clip(path: str, sampling: SamplingOptions) -> PlannedClip:

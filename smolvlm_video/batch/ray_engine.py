@@ -22,14 +22,18 @@ import math
 import os
 import pickle
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..checks import check_number
 from ..errors import SmolVLMVideoError
 from .captioning import CaptionJob, ClipCaptions, answer_windows, summarize_records
 from .prefetch import clip_windows, plan_clip, usable_cores
 from .records import CaptionRecord
+
+if TYPE_CHECKING:
+    from ..model.loading import LoadedModel
 
 MAX_GPUS_PER_WORKER = 64  # more than any one node has
 DECODE_CPUS = 0.5  # logical CPUs a decoding task asks Ray for
@@ -107,6 +111,31 @@ class Summarizer(_Actor):
         return {"record": [record.to_json() for record in records]}
 
 
+class RayEngine:
+    """The local engine's steps on a Ray cluster: decoding tasks, and actors that each load the model."""
+
+    Options: ClassVar[type] = RayOptions
+
+    def __init__(self, options: RayOptions, model: LoadedModel | None = None) -> None:
+        self.options = options  # a model loaded here is not used: each actor loads its own
+
+    def records(
+        self,
+        job: CaptionJob,
+        paths: Sequence[str],
+        ready: Callable[[], None],
+        batch_size: Callable[[int], None],
+    ) -> Iterator[CaptionRecord]:
+        from ..model.loading import load_frame_side
+
+        with ThreadPoolExecutor(1) as pool:  # the processor loads while Ray starts (both take seconds)
+            side = pool.submit(load_frame_side, job.model.name, job.model.revision)
+            connect(self.options)
+            job = replace(job, sampling=job.sampling.for_frame_side(side.result()))
+        ready()
+        yield from caption_clips_ray(job, paths, self.options, on_batch_size=batch_size)
+
+
 def caption_clips_ray(
     job: CaptionJob,
     paths: Sequence[str],
@@ -129,7 +158,7 @@ def caption_clips_ray(
     dataset = dataset.flat_map(
         decode_rows, fn_kwargs={"job": job}, num_cpus=DECODE_CPUS, concurrency=job.workers
     )
-    windows_per_call = max(1, job.batch_size // len(job.prompts))
+    windows_per_call = max(1, job.batch_size // len(job.questions))
     answered = _on_actors(ray, dataset, WindowCaptioner, job, options, windows_per_call)
     finished: set[str] = set()
     open_clips: dict[str, ClipCaptions] = {}

@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..errors import OptionsError, OutputError
 from .captioning import CaptionJob
 from .clips import find_clips
-from .engines import ENGINES
-from .ray_engine import RayOptions
+from .engines import ENGINES, engine_options
 from .records import CaptionRecord, path_digest, safe_clip_id
 from .sinks import SINKS
 
@@ -81,7 +80,7 @@ class CaptionRun:
     subtitles: SubtitleKind | None = None  # also a subtitle file per clip beside the output
     engine: str = "local"  # a name in engines.ENGINES: local or ray
     sink: str = "jsonl"  # a name in sinks.SINKS: the output's format
-    ray: RayOptions = field(default_factory=RayOptions)
+    engine_options: Any = None  # the engine's own `Options` (e.g. RayOptions); None: its defaults
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(os.fspath(item) for item in self.inputs))
@@ -92,8 +91,14 @@ class CaptionRun:
             refuse_uri(item)
         if self.subtitles not in (None, "srt", "vtt"):
             raise OptionsError(f"subtitles must be srt, vtt or None, got {self.subtitles!r}.", "subtitles")
-        if self.engine not in ENGINES:
-            raise OptionsError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}.", "engine")
+        if self.engine_options is None:
+            object.__setattr__(self, "engine_options", engine_options(self.engine))
+        elif not isinstance(self.engine_options, ENGINES[self.engine].Options):
+            raise OptionsError(
+                f"engine_options must be the {self.engine} engine's "
+                f"{ENGINES[self.engine].Options.__name__}, got {type(self.engine_options).__name__}.",
+                "engine_options",
+            )
         if self.sink not in SINKS:
             raise OptionsError(f"sink must be one of {', '.join(SINKS)}, got {self.sink!r}.", "sink")
 
@@ -192,7 +197,7 @@ class Captioning:
             return
         if run.overwrite:
             run.output.unlink(missing_ok=True)
-        engine = ENGINES[run.engine](run, self._model)
+        engine = ENGINES[run.engine](run.engine_options, self._model)
         records = engine.records(run.job, list(self.plan.todo), self._ready, self._lower_batch_size)
         with SINKS[run.sink](run.output) as sink:
             for record in records:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import PromptTooLongError
-from .prompts import Chat, Message, PromptStrings, chat_media
+from .prompts import Chat, Message, PromptStrings
 from .tokens import text_tokens
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def prompt_parts(
     length: int,
 ) -> dict[str, int]:
     """How many of a chat's `length` prompt tokens its media, its JSON schema and its text take."""
-    from .inputs import medium_text
+    from .media import chat_media, medium_text
 
     processor = model.processor
 

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from ..errors import OptionsError
-from .registry import check_runtime
+from ..options import check_runtime
 
 DTYPES = {"auto": None, "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 # Ampere: the first CUDA cards with bfloat16 tensor cores (and flash-attention 2)

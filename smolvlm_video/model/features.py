@@ -1,7 +1,7 @@
 """Encode each image and video once: the vision encoder's features, shared in a batch and kept across calls.
 
 Most of a video's time before the first token goes to the vision encoder. So a medium is known by its
-content (`medium_key`: a hash of the sampled frames' or the image's pixels), and its features are made
+content (`media.medium_key`: a hash of the sampled frames' or the image's pixels), and its features are made
 once per batch however many chats carry it (a prompt file's prompts for one window), then kept in the
 model's `FeatureCache` for later calls: a follow-up turn, the same upload again under another name.
 The cache is bounded in bytes and lets the least recently used entries go. The features are the
@@ -10,7 +10,6 @@ encoder's own output for those pixels, so an answer never depends on whether the
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -20,10 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from PIL import Image
 
-from ..video import SampledVideo
-from ..video.media import Media
 from .registry import FEATURE_CACHE_MB
 
 if TYPE_CHECKING:
@@ -33,21 +29,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MB = 1_000_000
-
-
-def medium_key(item: Media) -> str:
-    """What a medium's features depend on: its pixels (a video's sampled frames, an image's), their shape.
-
-    A video's is its `digest`, made once per sampled video however often it is asked for.
-    """
-    if isinstance(item, SampledVideo):
-        return item.digest
-    if not isinstance(item, Image.Image):
-        raise TypeError(f"A chat's media are PIL images and SampledVideo, not {type(item).__name__}.")
-    digest = hashlib.blake2b(f"image {item.size} {item.mode}".encode(), digest_size=16)
-    digest.update(bytes(item.getpalette() or []))  # a palette image's colours are not in its bytes
-    digest.update(item.tobytes())
-    return digest.hexdigest()
 
 
 @dataclass

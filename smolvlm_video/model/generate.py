@@ -14,7 +14,8 @@ import queue
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from transformers import (
@@ -24,13 +25,15 @@ from transformers import (
     StopStringCriteria,
 )
 
-from ..errors import GenerationError, OutOfMemoryError
+from ..errors import GenerationError, OutOfMemoryError, TruncatedError
 from ..options import GenerationOptions
 from .context import check_fits
 from .features import media_features
+from .grammar import grammar_processor
 from .inputs import ChatBatch, chat_batch
 from .loading import LoadedModel
 from .prompts import TRAINED_STRINGS, Chat, Message, PromptStrings
+from .schemas import parse_answer
 
 
 def _inputs(
@@ -64,14 +67,18 @@ def _embedded(model: LoadedModel, batch: ChatBatch, held: dict[str, torch.Tensor
     return {**batch.inputs, "inputs_embeds": embeds}
 
 
-def _generate_kwargs(model: LoadedModel, options: GenerationOptions, chats: Sequence[Chat]) -> dict:
-    from .grammar import grammar_processor
-
-    kwargs = {"pad_token_id": model.processor.tokenizer.pad_token_id, **options.generate_kwargs()}
-    constraint = grammar_processor(model, [c.schema for c in chats])
-    if constraint is not None:
-        kwargs["logits_processor"] = LogitsProcessorList([constraint])
-    return kwargs
+def generate_kwargs(options: GenerationOptions) -> dict[str, Any]:
+    """Keyword arguments for transformers' `generate`: the options, without the sampling ones when greedy."""
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": options.max_new_tokens,
+        "do_sample": options.do_sample,
+        "repetition_penalty": options.repetition_penalty,
+    }
+    if options.min_new_tokens:
+        kwargs["min_new_tokens"] = options.min_new_tokens
+    if options.do_sample:
+        kwargs.update(temperature=options.temperature, top_p=options.top_p)
+    return {**kwargs, **options.extra}
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,16 @@ class Answer:
     text: str  # stripped
     prompt_tokens: int
     completion_tokens: int  # the end-of-turn token included, as OpenAI's usage counts it
+    value: Any = None  # what a record holds (`schemas.parse_answer`): the text, or a schema's JSON value
+    truncated: TruncatedError | None = None  # the schema's JSON was cut off by max_new_tokens: no value
+
+
+def _parsed(answer: Answer, chat: Chat, max_new_tokens: int) -> Answer:
+    """The answer with its `value`, or, where its JSON was cut off, the TruncatedError that says so."""
+    try:
+        return replace(answer, value=parse_answer(answer.text, chat.schema, max_new_tokens))
+    except TruncatedError as error:
+        return replace(answer, truncated=error)
 
 
 def generate(
@@ -92,7 +109,7 @@ def generate(
     """Answer a batch of chats in one generate call; returns one stripped answer per chat.
 
     A `Chat` with a schema has its answer constrained to JSON following it (a plain list of messages
-    is free text). Parse such answers with `schemas.parse_answer`. A chat whose prompt and answer
+    is free text). Parse an answer with `schemas.parse_answer`. A chat whose prompt and answer
     cannot fit the model's context raises PromptTooLongError before anything is generated.
     """
     return [answer.text for answer in answer_chats(model, chats, options, strings)]
@@ -113,7 +130,8 @@ def answer_chats(
     lengths = [
         next((n + 1 for n, token in enumerate(row) if token in ends), len(row)) for row in new.tolist()
     ]
-    return [Answer(t.strip(), p, c) for t, p, c in zip(texts, prompt_tokens, lengths, strict=True)]
+    rows = zip(texts, prompt_tokens, lengths, chats, strict=True)
+    return [_parsed(Answer(t.strip(), p, c), chat, options.max_new_tokens) for t, p, c, chat in rows]
 
 
 def _run(
@@ -125,10 +143,13 @@ def _run(
 ) -> tuple[list[int], torch.Tensor]:
     """One generate call for the batch (`extra`: a streamer, stopping criteria): each chat's prompt tokens,
     and the new ids. Running out of memory frees what it can and raises OutOfMemoryError."""
+    kwargs = {"pad_token_id": model.processor.tokenizer.pad_token_id, **generate_kwargs(options)}
     try:
         batch, held = _inputs(model, chats, strings)
         check_fits(model, batch.inputs, chats, strings, options.max_new_tokens)
-        kwargs = _generate_kwargs(model, options, chats)
+        constraint = grammar_processor(model, [chat.schema for chat in chats])
+        if constraint is not None:
+            kwargs["logits_processor"] = LogitsProcessorList([constraint])
         with torch.inference_mode():
             output = model.model.generate(**_embedded(model, batch, held), **kwargs, **extra)
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
@@ -251,9 +272,10 @@ def answer_streamed(
         criteria.append(StopStringCriteria(model.processor.tokenizer, list(stop)))
     stopping = StoppingCriteriaList(criteria)
     prompt_tokens, _ = _run(model, chats, options, strings, streamer=streamer, stopping_criteria=stopping)
+    rows = enumerate(zip(streamer.tokens, prompt_tokens, chats, strict=True))
     return [
-        Answer(streamer.text(row), prompt, len(tokens))
-        for row, (tokens, prompt) in enumerate(zip(streamer.tokens, prompt_tokens, strict=True))
+        _parsed(Answer(streamer.text(row), prompt, len(tokens)), chat, options.max_new_tokens)
+        for row, (tokens, prompt, chat) in rows
     ]
 
 

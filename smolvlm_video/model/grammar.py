@@ -4,7 +4,7 @@ Each chat of a batch that has a schema gets a grammar matcher (xgrammar's, compi
 checkpoint's tokenizer). Before each token, the matcher marks the tokens that keep the answer a
 valid prefix of JSON that follows the schema, and every other token's logit becomes -inf; once the
 JSON closes, only the end of the answer is allowed. Chats without a schema in the same batch are
-left alone. xgrammar was chosen over llguidance by `benchmarks/constrained.py` (see the README).
+left alone. xgrammar was chosen over llguidance by `benchmarks/constrained.py` (see docs/shots-and-json.md).
 """
 
 from __future__ import annotations

@@ -1,92 +1,23 @@
 """Turn chats into model inputs: our prompt text, the processor's pixels, one padded batch.
 
-Pixels come from the checkpoint's own image and video processors (so resizing and normalisation
-are the model's); the text comes from `prompts`, so every video states its own frame count and
-timestamps even in a batch of videos of different lengths. Frames we sampled go in as arrays with
-`do_sample_frames=False`: the processor never opens a file and never samples again.
-
-A video's pixels can also be made ahead of time, off the thread that runs the model
-(`prepare_video`): in the model's dtype and, for a GPU, in pinned memory, so the copy to the GPU
-runs without blocking and the next batch's preprocessing overlaps the current batch's generation.
-The video keeps its place in the chat either way, so its prompt text comes from the same code.
+Each medium's text and pixels come from `media` (the prompt text as the processor writes it, the pixels
+from the checkpoint's own processors), so every video states its own frame count and timestamps even in a
+batch of videos of different lengths; the chat's own text from `prompts`, turned into ids by `tokens`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from PIL import Image
 from transformers import BatchFeature
 
-from ..video import ModelPixels, SampledVideo
-from ..video.media import Media
-from .features import medium_key
-from .prompts import (
-    TRAINED_STRINGS,
-    Message,
-    PromptStrings,
-    chat_media,
-    chat_segments,
-    image_tokens,
-    video_tokens,
-)
+from ..video import ModelPixels
+from .media import chat_media, encode_medium, medium_key, medium_text
+from .prompts import TRAINED_STRINGS, Message, PromptStrings, chat_segments
 from .tokens import prompt_ids
-
-
-def video_pixels(processor: Any, video: SampledVideo) -> ModelPixels:
-    """The processor's pixels (batch 1) for a video's frames, in float32."""
-    out = processor.video_processor(videos=[video.frames], do_sample_frames=False, return_tensors="pt")
-    return ModelPixels(out["pixel_values"], out["pixel_attention_mask"])
-
-
-def prepare_video(
-    processor: Any, video: SampledVideo, dtype: torch.dtype | None = None, pin: bool = False
-) -> SampledVideo:
-    """The video with its pixels made now: in `dtype` (None: the processor's float32), pinned if `pin`.
-
-    Pin only where CUDA is: pinned memory is what lets the copy to the GPU run without blocking.
-    """
-    pixels = video_pixels(processor, video)
-    values, mask = pixels.values.to(dtype) if dtype else pixels.values, pixels.mask
-    if pin:
-        values, mask = values.pin_memory(), mask.pin_memory()
-    return replace(video, pixels=ModelPixels(values, mask))
-
-
-@dataclass(frozen=True)
-class EncodedMedium:
-    """One medium of a chat as the model takes it: the text that stands for it, and its pixels."""
-
-    text: str
-    pixels: ModelPixels
-
-
-def encode_medium(processor: Any, item: Media, strings: PromptStrings = TRAINED_STRINGS) -> EncodedMedium:
-    """The prompt text and pixels (batch 1) of one image or sampled video of a chat.
-
-    A video's text is the same whether its pixels were made ahead or are made here.
-    """
-    seq_len = processor.image_seq_len
-    if isinstance(item, SampledVideo):
-        pixels = item.pixels or video_pixels(processor, item)
-        return EncodedMedium(medium_text(processor, item, strings), pixels)
-    if isinstance(item, Image.Image):
-        out = processor.image_processor(
-            [[item.convert("RGB")]], return_row_col_info=True, return_tensors="pt"
-        )
-        text = image_tokens(out["rows"][0][0], out["cols"][0][0], seq_len)
-        return EncodedMedium(text, ModelPixels(out["pixel_values"], out["pixel_attention_mask"]))
-    raise TypeError(f"A chat's media are PIL images and SampledVideo, not {type(item).__name__}.")
-
-
-def medium_text(processor: Any, item: Media, strings: PromptStrings = TRAINED_STRINGS) -> str:
-    """The text that stands for one medium in the prompt; a video's is written without making its pixels."""
-    if isinstance(item, SampledVideo):
-        return video_tokens(item.timestamps, item.info.duration, processor.image_seq_len, strings)
-    return encode_medium(processor, item, strings).text  # an image's tiles follow from its processing
 
 
 def _stack_padded(rows: list[list[torch.Tensor]], template: torch.Tensor) -> torch.Tensor:
@@ -103,7 +34,7 @@ def _stack_padded(rows: list[list[torch.Tensor]], template: torch.Tensor) -> tor
 class ChatBatch:
     """A batch of chats as the model takes it: token ids, and each distinct medium's pixels once.
 
-    `media` lists each chat's media by key (`features.medium_key`), in the order of their tokens;
+    `media` lists each chat's media by key (`media.medium_key`), in the order of their tokens;
     `pixels` holds one entry per distinct medium, but none for those the caller said it already has.
     """
 

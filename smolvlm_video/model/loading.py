@@ -18,10 +18,10 @@ from typing import Any
 import torch
 
 from ..errors import ModelLoadError
-from ..options import ModelOptions, SamplingOptions
+from ..options import DEFAULT_MODEL, ModelOptions, SamplingOptions
 from .devices import DeviceChoice, choose
 from .features import FeatureCache
-from .registry import DEFAULT_MODEL, MODELS, resolve_model_id
+from .registry import MODELS, resolve_model_id
 
 logger = logging.getLogger(__name__)
 

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
-from num2words import num2words
 from PIL.Image import Image
 
 from .schemas import JsonSchema, Question
@@ -119,52 +117,26 @@ def chat(question: str | Question, *media: Media, system: str | None = None) -> 
     """
     question = question if isinstance(question, Question) else Question(question)
     messages = (Message.system(system),) if system else ()
-    return Chat((*messages, Message.user(*media, question.prompt())), question.schema)
+    return asking((*messages, Message.user(*media, question.text)), question.schema)
 
 
-def chat_media(messages: Iterable[Message]) -> list[Media]:
-    """All images and videos of a chat in the order their tokens appear."""
-    return [item for message in messages for item in message.media()]
+def asking(messages: Sequence[Message], schema: JsonSchema | None = None) -> Chat:
+    """A chat of `messages` whose answer follows `schema` (None: free text), stated after the last text.
 
-
-def image_frame_tokens(tokens_per_frame: int) -> str:
-    """The tokens of one unsplit image or video frame."""
-    return f"{FAKE_IMAGE_TOKEN}{GLOBAL_IMAGE_TOKEN}{IMAGE_TOKEN * tokens_per_frame}{FAKE_IMAGE_TOKEN}"
-
-
-def image_tokens(rows: int, cols: int, tokens_per_frame: int) -> str:
-    """The tokens of an image split into rows x cols tiles plus a global view (0 x 0: not split)."""
-    if rows == 0 and cols == 0:
-        return image_frame_tokens(tokens_per_frame)
-    tiles = "".join(
-        "".join(
-            f"{FAKE_IMAGE_TOKEN}<row_{r + 1}_col_{c + 1}>{IMAGE_TOKEN * tokens_per_frame}"
-            for c in range(cols)
-        )
-        + "\n"
-        for r in range(rows)
-    )
-    return f"{tiles}\n{image_frame_tokens(tokens_per_frame)}"
+    The schema goes after the last message's closing text, as `Question.prompt` writes it (after an empty
+    text where the message ends with a medium): what `chat` sends, and what the server and the demo send
+    for a chat of many turns.
+    """
+    if schema is None or not messages:
+        return Chat(tuple(messages), schema)
+    *earlier, last = messages
+    *parts, text = last.content if last.content and isinstance(last.content[-1], str) else (*last.content, "")
+    return Chat((*earlier, Message(last.role, (*parts, Question(text, schema).prompt()))), schema)
 
 
 def clock(seconds: float) -> str:
     """MM:SS as the frame markers write it (minutes go past 59 rather than into hours)."""
     return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
-
-
-def video_tokens(
-    timestamps: Sequence[float],
-    duration: float,
-    tokens_per_frame: int,
-    strings: PromptStrings = TRAINED_STRINGS,
-) -> str:
-    """The intro, one timestamped block per frame, and the outro for a sampled video."""
-    intro = strings.video_intro.format(
-        frame_count=num2words(len(timestamps)), video_duration=str(timedelta(seconds=int(duration)))
-    )
-    frame = image_frame_tokens(tokens_per_frame)
-    frames = "".join(strings.frame_timestamp.format(timestamp=clock(t)) + frame for t in timestamps)
-    return intro + frames + strings.media_outro
 
 
 @dataclass(frozen=True)

@@ -1,39 +1,52 @@
-"""The known SmolVLM2 checkpoints and the device and dtype names; free of torch, so front ends load fast."""
+"""The known SmolVLM2 checkpoints, a `ModelSpec` each: what the front ends know of a model without loading it.
+
+A new size is one record in `MODELS`. The demo's choices, `smolvlm-video info`, the README's table (a test
+holds it against this one) and the ZeroGPU sizing all read it. Where a checkpoint is loaded, its own config
+wins: `LoadedModel.frame_side` comes from its processor. A Hub id or a folder outside the registry has no
+spec, and only its config is read. Free of torch, so front ends load fast.
+"""
 
 from __future__ import annotations
 
-from ..errors import OptionsError
+from dataclasses import dataclass
 
-MODELS = {
-    "256M": "HuggingFaceTB/SmolVLM2-256M-Video-Instruct",
-    "500M": "HuggingFaceTB/SmolVLM2-500M-Video-Instruct",
-    "2.2B": "HuggingFaceTB/SmolVLM2-2.2B-Instruct",
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One known checkpoint, as its model card and its config state it."""
+
+    name: str  # the short name --model takes: "256M"
+    hub_id: str
+    frame_side: int  # pixels: the vision encoder's input side (the processor's video_sampling.video_size)
+    tokens_per_frame: int  # image tokens each frame takes in the prompt (after the pixel shuffle)
+    context_length: int  # tokens: the text model's max_position_embeddings
+    # ZeroGPU's reservation, from benchmarks/gpu.py on an NVIDIA H200 (see demo/zerogpu.py):
+    gpu_seconds_per_frame: float  # vision encoder and prefill, per frame
+    gpu_seconds_per_token: float  # per new token
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("256M", "HuggingFaceTB/SmolVLM2-256M-Video-Instruct", 512, 64, 8192, 0.05, 0.065),
+        ModelSpec("500M", "HuggingFaceTB/SmolVLM2-500M-Video-Instruct", 512, 64, 8192, 0.05, 0.065),
+        ModelSpec("2.2B", "HuggingFaceTB/SmolVLM2-2.2B-Instruct", 384, 81, 16384, 0.1, 0.07),
+    )
 }
-DEFAULT_MODEL = "256M"
-DEVICES = ("auto", "cuda", "mps", "cpu")
-DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
-ATTENTIONS = ("auto", "sdpa", "flash_attention_2", "eager")  # transformers' attn_implementation names
-# How the vision encoder takes a batch's frames: all chats in one call, or one chat's per call
-VISION_MODES = ("auto", "batched", "per-chat")
+
 # The default bound, in MB, of a model's cache of vision features (`model.features`), by device type:
 # about 50 videos of 64 frames for the 256M model in float32 on the CPU (9.4 MB each), more on a GPU.
 FEATURE_CACHE_MB = {"cpu": 512, "mps": 512, "cuda": 2048}
 
 
+def model_spec(name: str) -> ModelSpec | None:
+    """The spec of a registry name ("256M") or of a known checkpoint's Hub id; None for anything else."""
+    if name in MODELS:
+        return MODELS[name]
+    return next((spec for spec in MODELS.values() if spec.hub_id == name), None)
+
+
 def resolve_model_id(name: str) -> str:
     """A registry name ("256M", "500M", "2.2B") to its Hub id; anything else is returned as given."""
-    return MODELS.get(name, name)
-
-
-def check_runtime(device: str, dtype: str, attention: str, vision: str = "auto") -> None:
-    """Raise OptionsError unless each is "auto" or a name this project knows (torch-free)."""
-    if device not in DEVICES and not device.startswith("cuda:"):
-        raise OptionsError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}.", "device")
-    if dtype not in DTYPE_NAMES:
-        raise OptionsError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {dtype!r}.", "dtype")
-    if attention not in ATTENTIONS:
-        raise OptionsError(
-            f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}.", "attention"
-        )
-    if vision not in VISION_MODES:
-        raise OptionsError(f"vision must be one of {', '.join(VISION_MODES)}, got {vision!r}.", "vision")
+    spec = MODELS.get(name)
+    return spec.hub_id if spec else name

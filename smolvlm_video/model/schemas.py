@@ -149,8 +149,13 @@ def check_generation(min_new_tokens: int) -> None:
         )
 
 
-def parse_answer(text: str, max_new_tokens: int) -> Any:
-    """The answer as the JSON value it holds; a TruncatedError where it was cut off before it closed."""
+def parse_answer(text: str, schema: JsonSchema | None, max_new_tokens: int) -> Any:
+    """A finished answer as a record holds it: its text stripped, or with a schema the JSON value it holds.
+
+    Raises TruncatedError where the JSON was cut off (by max_new_tokens) before it closed.
+    """
+    if schema is None:
+        return text.strip()
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

@@ -25,8 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import GenerationError, OutOfMemoryError, PromptTooLongError
 from ..model.generate import Answer
 from ..model.loading import LoadedModel
-from ..model.prompts import Chat, Message
-from ..model.schemas import Question
+from ..model.prompts import Chat, Message, asking
 from .batching import Batcher, Job, Metrics, QueueFull
 from .media import load_part
 from .options import ServerOptions
@@ -214,12 +213,7 @@ async def _body(request: Request, limit: int) -> bytes:
 
 def _chat(request: ChatRequest, options: ServerOptions) -> Chat:
     """The request's messages with their media read (on a worker thread), and its schema."""
-    messages = [_message(turn, request, options) for turn in request.turns]
-    last = messages[-1]
-    if request.schema is not None:  # the schema is stated after the last question, as `chat` does
-        *media, text = last.content if isinstance(last.content[-1], str) else (*last.content, "")
-        messages[-1] = Message.user(*media, Question(text, request.schema).prompt())
-    return Chat(tuple(messages), request.schema)
+    return asking([_message(turn, request, options) for turn in request.turns], request.schema)
 
 
 def _message(turn: Turn, request: ChatRequest, options: ServerOptions) -> Message:

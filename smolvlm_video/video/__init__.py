@@ -52,7 +52,7 @@ class SampledVideo:
     indices: tuple[int, ...]  # frame numbers in the video stream
     backend: str  # the decoder that produced the frames
     decode_seconds: float
-    # The processor's pixels for these frames, where they were made ahead (`inputs.prepare_video`);
+    # The processor's pixels for these frames, where they were made ahead (`media.prepare_video`);
     # None: they are made when the video is put into the model's inputs. Either way the same prompt.
     pixels: ModelPixels | None = None
 
@@ -68,7 +68,7 @@ class SampledVideo:
     def digest(self) -> str:
         """A hash of the frames' pixels and shape, made once: the same frames, whatever the file, one digest.
 
-        The model side knows a video's vision features by it (`model.features.medium_key`).
+        The model side knows a video's vision features by it (`model.media.medium_key`).
         """
         frames = np.ascontiguousarray(self.frames)
         digest = hashlib.blake2b(f"video {frames.shape} {frames.dtype}".encode(), digest_size=16)
