@@ -24,25 +24,18 @@ from smolvlm_video.export.options import (
     ExportOptions,
 )
 
-from .options import core_errors, option_group, sink_option
+from .options import Pair, core_errors, option_group, sink_option
 
 EXPORT_EXTRA = "pip install 'smolvlm-video[export]'"
 
 
-class SourceRoot(click.ParamType):
-    """OLD=NEW: two folders, as absolute paths."""
+class SourceRoot(Pair):
+    """OLD=NEW: the folder a source was captioned under, and where it is now; both as absolute paths."""
 
-    name = "OLD=NEW"
+    name, example = "OLD=NEW", "/mnt/old=/data/clips"
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[str, str]:
-        if isinstance(value, tuple):
-            return value
-        old, equals, new = str(value).partition("=")
-        if not (equals and old and new):
-            self.fail(
-                f"{value!r} is not OLD=NEW (the folder a source was captioned under, and where it is now)."
-            )
-        return os.path.abspath(old), os.path.abspath(new)
+    def pair(self, left: str, right: str) -> tuple[str, str]:
+        return os.path.abspath(left), os.path.abspath(right)
 
 
 _EXPORT = [

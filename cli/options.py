@@ -178,18 +178,28 @@ _GENERATION = [
 ]
 
 
-class NameValue(click.ParamType):
-    """NAME=VALUE: one of an engine's own options, as text that the core reads by the option's type."""
+class Pair(click.ParamType):
+    """A=B: the texts on either side of the first "=", both required; `example` shows the form in errors."""
 
-    name = "NAME=VALUE"
+    name = "A=B"
+    example = "a=b"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> tuple[str, str]:
         if isinstance(value, tuple):
             return value
-        name, equals, text = str(value).partition("=")
-        if not (equals and name.strip()):
-            self.fail(f"{value!r} is not NAME=VALUE, e.g. concurrency=4.", param, ctx)
-        return name.strip(), text
+        left, equals, right = str(value).partition("=")
+        if not (equals and left.strip() and right):
+            self.fail(f"{value!r} is not {self.name}, e.g. {self.example}.", param, ctx)
+        return self.pair(left.strip(), right)
+
+    def pair(self, left: str, right: str) -> tuple[str, str]:
+        return left, right
+
+
+class NameValue(Pair):
+    """NAME=VALUE: one of an engine's own options, as text that the core reads by the option's type."""
+
+    name, example = "NAME=VALUE", "concurrency=4"
 
 
 _ENGINE = [
