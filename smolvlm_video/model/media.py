@@ -19,9 +19,8 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from num2words import num2words
 from PIL import Image
 
@@ -36,6 +35,9 @@ from .prompts import (
     PromptStrings,
     clock,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 
 def chat_media(messages: Iterable[Message]) -> list[Media]:
