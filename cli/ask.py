@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -39,6 +40,8 @@ def ask_command(
     from smolvlm_video.model.schemas import JsonSchema, Question, check_generation, parse_answer
     from smolvlm_video.video.media import load_media
 
+    if model.compile == "auto":  # one answer does not pay back a compile
+        model = replace(model, compile="off")
     schema = JsonSchema.from_file(json_schema) if json_schema else None
     if schema:
         check_generation(generation.min_new_tokens)

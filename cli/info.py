@@ -96,7 +96,11 @@ def _print_machine(as_json: bool) -> None:
 
 
 def _machine_rows(model: dict[str, Any]) -> list[tuple[str, str]]:
-    runs_on = f"{model['device']}, {model['dtype']}, {model['attention']} attention, {model['vision']} vision"
+    compiled = "compiled" if model["compile"] else "eager"
+    runs_on = (
+        f"{model['device']}, {model['dtype']}, {model['attention']} attention, {model['vision']} vision, "
+        f"{compiled} decoding"
+    )
     return [("model runs on", runs_on), *(("", why) for why in model["why"])]
 
 

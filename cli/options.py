@@ -34,6 +34,7 @@ from smolvlm_video.model.registry import FEATURE_CACHE_MB
 from smolvlm_video.options import (
     ATTENTIONS,
     BACKENDS,
+    COMPILE_MODES,
     DEFAULT_FPS,
     DEFAULT_MAX_FRAMES,
     DEFAULT_MIN_SCENE_SECONDS,
@@ -158,6 +159,14 @@ _MODEL = [
         default=None,
         help="MB of recent media's vision features kept for reuse [default: "
         f"{FEATURE_CACHE_MB['cpu']} on the CPU, {FEATURE_CACHE_MB['cuda']} on CUDA; 0: none].",
+    ),
+    click.option(
+        "--compile",
+        type=click.Choice(COMPILE_MODES),
+        default="auto",
+        show_default=True,
+        help="Decode with a compiled step and a static cache; auto: on CUDA, where the command pays it back "
+        "(not for ask).",
     ),
 ]
 

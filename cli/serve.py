@@ -112,9 +112,11 @@ def serve_command(
         from smolvlm_video.server.app import create_app
     except ImportError as error:
         raise click.UsageError(f"serve needs FastAPI and uvicorn ({error}): {SERVE_EXTRA}") from error
+    from smolvlm_video.model.generate import warm_up
     from smolvlm_video.model.loading import load_fitted
 
     loaded, sampling = load_fitted(model, sampling)
+    warm_up(loaded)  # where the decoding step is compiled: now, not at the first request
     options = ServerOptions(
         api_key=api_key,
         allowed_media_paths=tuple(Path(os.path.realpath(folder)) for folder in allowed),

@@ -27,6 +27,8 @@ class DemoConfig:
     attention: str = "auto"  # SMOLVLM_ATTENTION: as --attn
     vision: str = "auto"  # SMOLVLM_VISION: as --vision
     feature_cache_mb: int | None = None  # SMOLVLM_FEATURE_CACHE_MB: as --feature-cache-mb
+    # SMOLVLM_COMPILE: as --compile; off by default on ZeroGPU, where each request's GPU may compile again
+    compile: str = "auto"
     max_frames: int = DEFAULT_MAX_FRAMES  # SMOLVLM_MAX_FRAMES: the settings' default
     max_new_tokens: int = 512  # SMOLVLM_MAX_NEW_TOKENS: the settings' default
     concurrency: int = 1  # SMOLVLM_CONCURRENCY: requests running the model at once (one GPU: 1)
@@ -59,6 +61,7 @@ class DemoConfig:
             feature_cache_mb=int(env["SMOLVLM_FEATURE_CACHE_MB"])
             if env.get("SMOLVLM_FEATURE_CACHE_MB")
             else None,
+            compile=env.get("SMOLVLM_COMPILE", "off" if on_zerogpu(env) else "auto"),
             max_frames=int(env.get("SMOLVLM_MAX_FRAMES", DEFAULT_MAX_FRAMES)),
             max_new_tokens=int(env.get("SMOLVLM_MAX_NEW_TOKENS", 512)),
             concurrency=int(env.get("SMOLVLM_CONCURRENCY", 1)),
@@ -79,6 +82,7 @@ class DemoConfig:
             attention=self.attention,
             vision=self.vision,
             feature_cache_mb=self.feature_cache_mb,
+            compile=self.compile,
         )
 
 

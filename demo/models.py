@@ -7,6 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from smolvlm_video.model.generate import warm_up
 from smolvlm_video.model.loading import LoadedModel, load
 from smolvlm_video.options import ModelOptions
 
@@ -29,7 +30,8 @@ class ModelCache:
             if options not in self._models:
                 while len(self._models) >= self.keep:
                     self._drop(next(iter(self._models)))
-                self._models[options] = load(options)
+                self._models[options] = model = load(options)
+                warm_up(model)  # where the decoding step is compiled: at load, not at the first request
             self._models.move_to_end(options)
             return self._models[options]
 

@@ -42,6 +42,8 @@ DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 ATTENTIONS = ("auto", "sdpa", "flash_attention_2", "eager")  # transformers' attn_implementation names
 # How the vision encoder takes a batch's frames: all chats in one call, or one chat's per call
 VISION_MODES = ("auto", "batched", "per-chat")
+# A compiled decoding step with a static cache (`model.compiling`): auto (on CUDA), on or off
+COMPILE_MODES = ("auto", "on", "off")
 
 Backend = Literal["auto", "decord", "pyav"]
 BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")
@@ -177,16 +179,21 @@ class ModelOptions:
     vision: str = "auto"
     # MB of recent media's vision features kept for reuse (None: the device's default; 0: none)
     feature_cache_mb: int | None = None
+    # A compiled decoding step with a static cache: auto (on CUDA, off elsewhere; front ends that answer
+    # once, such as `ask`, or that may compile again per request, such as ZeroGPU, ask for off), on or off
+    compile: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.name:
             raise OptionsError("name must name a model: 256M, 500M, 2.2B, a Hub id or a folder.", "name")
-        check_runtime(self.device, self.dtype, self.attention, self.vision)
+        check_runtime(self.device, self.dtype, self.attention, self.vision, self.compile)
         if self.feature_cache_mb is not None:
             check_number("feature_cache_mb", self.feature_cache_mb, least=0, whole=True, hint="0: no cache.")
 
 
-def check_runtime(device: str, dtype: str, attention: str, vision: str = "auto") -> None:
+def check_runtime(
+    device: str, dtype: str, attention: str, vision: str = "auto", compile: str = "auto"
+) -> None:
     """Raise OptionsError unless each is "auto" or a name this project knows (torch-free)."""
     if device not in DEVICES and not device.startswith("cuda:"):
         raise OptionsError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}.", "device")
@@ -198,3 +205,5 @@ def check_runtime(device: str, dtype: str, attention: str, vision: str = "auto")
         )
     if vision not in VISION_MODES:
         raise OptionsError(f"vision must be one of {', '.join(VISION_MODES)}, got {vision!r}.", "vision")
+    if compile not in COMPILE_MODES:
+        raise OptionsError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {compile!r}.", "compile")

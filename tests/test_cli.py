@@ -33,7 +33,7 @@ def test_info_without_a_video_says_what_the_model_runs_on_and_why():
     assert "model runs on" in result.output and "device cpu" in result.output
     report = json.loads(run("info", "--json").output)["model_device"]
     assert report["device"] == "cpu" and report["dtype"] in ("bfloat16", "float32")
-    assert len(report["why"]) == 5  # a reason for each choice
+    assert len(report["why"]) == 6 and report["compile"] is False  # a reason for each choice
 
 
 @requires_ffmpeg

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import jsonschema
@@ -332,10 +333,12 @@ def test_preload_places_every_model_at_start_up(config, monkeypatch):
     from smolvlm_video.demo.handlers import Handlers
 
     assert DemoConfig.from_env({"SPACES_ZERO_GPU": "true"}).preload  # ZeroGPU requires it
+    assert DemoConfig.from_env({"SPACES_ZERO_GPU": "true"}).compile == "off"  # each request may compile again
     assert not DemoConfig.from_env({"SPACES_ZERO_GPU": "true", "SMOLVLM_PRELOAD": "0"}).preload
     assert not DemoConfig.from_env({}).preload
     loaded: list[str] = []
-    monkeypatch.setattr(models_module, "load", lambda options: loaded.append(options.name) or options.name)
+    model = types.SimpleNamespace(compiled=False)  # what the cache warms up where it is compiled
+    monkeypatch.setattr(models_module, "load", lambda options: loaded.append(options.name) or model)
     handlers = Handlers(dataclasses.replace(config, models=("256M", "500M"), preload=True))
     assert loaded == ["256M", "500M"] and handlers.models.held == ("256M", "500M")
     handlers.models.get(handlers.config.model_options("256M"))
@@ -400,7 +403,9 @@ def test_the_model_cache_loads_with_the_configured_attention_and_vision(config, 
     from smolvlm_video.demo.models import ModelCache
 
     calls: list[ModelOptions] = []
-    monkeypatch.setattr(models_module, "load", calls.append)
+    monkeypatch.setattr(
+        models_module, "load", lambda options: calls.append(options) or types.SimpleNamespace(compiled=False)
+    )
     chosen = dataclasses.replace(config, attention="sdpa", vision="batched", dtype="float32")
     ModelCache().get(chosen.model_options("500M"))
     assert calls == [ModelOptions("500M", device="cpu", dtype="float32", attention="sdpa", vision="batched")]

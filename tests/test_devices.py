@@ -58,8 +58,9 @@ def test_cuda_cards_get_their_precision_and_attention(fake_cuda, name, capabilit
     assert choice.device.type == "cuda" and choice.dtype == dtype
     native = capability >= (8, 0)
     assert choice.attention == ("flash_attention_2" if native and flash_attn else "sdpa")
-    device_why, dtype_why, attention_why, vision_why, prepare_why = choice.why
+    device_why, dtype_why, attention_why, vision_why, prepare_why, compile_why = choice.why
     assert choice.prepare_ahead and "pinned" in prepare_why
+    assert choice.compile and "compile on" in compile_why
     assert name in device_why and f"{capability[0]}.{capability[1]}" in dtype_why
     assert choice.attention in attention_why
     assert choice.vision == "batched" and "batched" in vision_why

@@ -43,7 +43,8 @@ def test_loads_through_the_user_path(tiny_model):
     assert str(tiny_model.device) == "cpu" and tiny_model.dtype.is_floating_point
     assert tiny_model.attention == "sdpa" and tiny_model.vision == "per-chat"  # the CPU's choices
     assert not tiny_model.prepare_ahead  # the CPU's choice; tests/test_parity.py forces it
-    assert len(tiny_model.why) == 5  # device, dtype, attention, vision, pixels made ahead: and why
+    assert not tiny_model.compiled  # the CPU's choice; tests/test_compiling.py forces it
+    assert len(tiny_model.why) == 6  # device, dtype, attention, vision, pixels made ahead, compiling: and why
 
 
 def test_generate_one(tiny_model, videos):

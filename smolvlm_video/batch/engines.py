@@ -68,11 +68,14 @@ class LocalEngine:
         ready: Callable[[], None],
         batch_size: Callable[[int], None],
     ) -> Iterator[CaptionRecord]:
+        from ..model.compiling import for_caption
         from ..model.loading import load, load_fitted
         from .answering import Answerer
         from .captioning import caption_clips
 
-        model, sampling = load_fitted(job.model, job.sampling, lambda options: self.model or load(options))
+        planned = len(paths) * len(job.questions) * job.generation.max_new_tokens  # a window a clip, at least
+        options = for_caption(job.model, planned)
+        model, sampling = load_fitted(options, job.sampling, lambda options: self.model or load(options))
         job = replace(job, sampling=sampling)
         answerer = Answerer(model, job.generation, job.batch_size)
         ready()

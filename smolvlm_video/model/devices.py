@@ -53,6 +53,7 @@ class DeviceChoice:
     vision: str  # "batched" or "per-chat" (see `smolvlm_video.model.generate`)
     prepare_ahead: bool  # a batch engine's decoding threads make each window's pixels (see above)
     why: tuple[str, ...]
+    compile: bool = False  # a compiled decoding step with a static cache (`model.compiling`)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,22 +62,28 @@ class DeviceChoice:
             "attention": self.attention,
             "vision": self.vision,
             "prepare_ahead": self.prepare_ahead,
+            "compile": self.compile,
             "why": list(self.why),
         }
 
 
 def choose(
-    device: str = "auto", dtype: str = "auto", attention: str = "auto", vision: str = "auto"
+    device: str = "auto",
+    dtype: str = "auto",
+    attention: str = "auto",
+    vision: str = "auto",
+    compile: str = "auto",
 ) -> DeviceChoice:
-    """The device, dtype, attention and vision batching asked ("auto" or a name each), and why."""
-    check_runtime(device, dtype, attention, vision)
+    """The device, dtype, attention, vision batching and compiling asked ("auto" or a name each), and why."""
+    check_runtime(device, dtype, attention, vision, compile)
     target, device_why = pick_device(device)
     torch_dtype, dtype_why = pick_dtype(dtype, target)
     attention, attention_why = pick_attention(attention, target, torch_dtype)
     vision, vision_why = pick_vision(vision, target)
     prepare_ahead, prepare_why = pick_prepare_ahead(target)
-    why = (device_why, dtype_why, attention_why, vision_why, prepare_why)
-    return DeviceChoice(target, torch_dtype, attention, vision, prepare_ahead, why)
+    compiled, compile_why = pick_compile(compile, target)
+    why = (device_why, dtype_why, attention_why, vision_why, prepare_why, compile_why)
+    return DeviceChoice(target, torch_dtype, attention, vision, prepare_ahead, why, compiled)
 
 
 def pick_device(device: str = "auto") -> tuple[torch.device, str]:
@@ -148,6 +155,18 @@ def pick_prepare_ahead(device: torch.device) -> tuple[bool, str]:
     if device.type == "cuda":
         return True, "pixels made ahead: on the decoding threads, pinned, copied to the GPU without blocking"
     return False, f"pixels made when answered: on {device.type}, the cores already decode and generate"
+
+
+def pick_compile(compile: str, device: torch.device) -> tuple[bool, str]:
+    """Whether decoding runs as a compiled step with a static cache (`model.compiling`), and why."""
+    if compile != "auto":
+        return compile == "on", f"compile {compile}: as asked"
+    if device.type == "cuda":
+        return True, "compile on: on CUDA a compiled step saves the kernel launches each token waits on"
+    return False, (
+        f"compile off: on {device.type} a step is bound by its arithmetic; a compiled one was not reliably "
+        "faster on the CPU (benchmarks/compile.py)"
+    )
 
 
 def cpu_flags() -> set[str]:

@@ -27,6 +27,7 @@ from transformers import (
 
 from ..errors import GenerationError, OutOfMemoryError, TruncatedError
 from ..options import GenerationOptions
+from . import compiling
 from .context import check_fits
 from .features import media_features
 from .grammar import grammar_processor
@@ -139,23 +140,35 @@ def _run(
     chats: Sequence[Chat],
     options: GenerationOptions,
     strings: PromptStrings,
-    **extra: object,
+    streamer: _RowStreamer | None = None,
+    criteria: Sequence[StoppingCriteria] = (),
+    cancelled: Callable[[int], bool] | None = None,
 ) -> tuple[list[int], torch.Tensor]:
-    """One generate call for the batch (`extra`: a streamer, stopping criteria): each chat's prompt tokens,
-    and the new ids. Running out of memory frees what it can and raises OutOfMemoryError."""
+    """One generate call for the batch: each chat's prompt tokens, and the new ids. A row stops once
+    `cancelled(row)` or any of the stopping `criteria`. Running out of memory frees what it can and raises
+    OutOfMemoryError. With `model.compiled`, the step is compiled (`compiling`); the answers are the same."""
     kwargs = {"pad_token_id": model.processor.tokenizer.pad_token_id, **generate_kwargs(options)}
+    rows = len(chats)
     try:
         batch, held = _inputs(model, chats, strings)
         check_fits(model, batch.inputs, chats, strings, options.max_new_tokens)
-        constraint = grammar_processor(model, [chat.schema for chat in chats])
-        if constraint is not None:
-            kwargs["logits_processor"] = LogitsProcessorList([constraint])
         with torch.inference_mode():
-            output = model.model.generate(**_embedded(model, batch, held), **kwargs, **extra)
+            inputs = _embedded(model, batch, held)
+            if model.compiled:
+                inputs = compiling.padded(inputs, rows)
+                prompt = inputs["input_ids"].shape[1]
+                kwargs.update(compiling.static_kwargs(model.device, prompt, options.max_new_tokens))
+            schemas = [chat.schema for chat in chats] + [None] * (len(inputs["input_ids"]) - rows)
+            if (constraint := grammar_processor(model, schemas)) is not None:
+                kwargs["logits_processor"] = LogitsProcessorList([constraint])
+            if cancelled or len(inputs["input_ids"]) > rows:  # a row may stop early, or is padding
+                criteria = [_RowsCancelled(cancelled or (lambda row: False), rows), *criteria]
+            stopping = StoppingCriteriaList(criteria)
+            output = model.model.generate(**inputs, **kwargs, streamer=streamer, stopping_criteria=stopping)
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
         if not out_of_memory(error):
             raise
-        batch = held = None  # let the failed batch's tensors go before the caller retries,
+        batch = held = inputs = None  # let the failed batch's tensors go before the caller retries,
         traceback.clear_frames(error.__traceback__)  # with those its traceback's frames hold
         _free_memory(model)
         raise OutOfMemoryError(
@@ -163,7 +176,14 @@ def _run(
             "lower the batch size or max_frames."
         ) from error
     prompt_length = batch.inputs["input_ids"].shape[1]
-    return batch.inputs["attention_mask"].sum(dim=1).tolist(), output[:, prompt_length:]
+    return batch.inputs["attention_mask"].sum(dim=1).tolist(), output[:rows, prompt_length:]
+
+
+def warm_up(model: LoadedModel) -> None:
+    """Compile the decoding step for a batch of one now, where the model is compiled, so that a long-lived
+    front end's first request does not wait for it (other batch sizes compile on first use)."""
+    if model.compiled:
+        answer_chats(model, [Chat((Message.user("Hello."),))], GenerationOptions(max_new_tokens=2))
 
 
 def _end_tokens(model: LoadedModel) -> set[int]:
@@ -202,7 +222,8 @@ class _RowStreamer:
             self.prompt = False
             self.on_start()
             return
-        for row, token in enumerate(value.reshape(len(self.tokens), -1)[:, -1].tolist()):
+        rows = len(self.tokens)  # a compiled step's padding rows come after the batch's own, and are left out
+        for row, token in enumerate(value.reshape(value.shape[0], -1)[:rows, -1].tolist()):
             if self.finished[row]:
                 continue
             self.tokens[row].append(token)
@@ -237,17 +258,19 @@ def _stop_prefix(text: str, stops: Sequence[str]) -> int:
 
 
 class _RowsCancelled(StoppingCriteria):
-    """Marks a row done once `cancelled(row)` says its asker has gone; generate() stops when all are."""
+    """Marks a row done once `cancelled(row)` says its asker has gone; generate() stops when all are.
 
-    def __init__(self, cancelled: Callable[[int], bool]) -> None:
-        self.cancelled = cancelled
+    Rows from `rows` on are a compiled step's padding (`compiling.padded`): done from the first step.
+    """
+
+    def __init__(self, cancelled: Callable[[int], bool], rows: int) -> None:
+        self.cancelled, self.rows = cancelled, rows
 
     def __call__(
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object
     ) -> torch.Tensor:
-        return torch.tensor(
-            [self.cancelled(row) for row in range(input_ids.shape[0])], device=input_ids.device
-        )
+        done = [row >= self.rows or self.cancelled(row) for row in range(input_ids.shape[0])]
+        return torch.tensor(done, device=input_ids.device)
 
 
 def answer_streamed(
@@ -267,11 +290,8 @@ def answer_streamed(
     part of one). `on_start()` is called once every prompt of the batch fits and generation has begun.
     """
     streamer = _RowStreamer(model, len(chats), on_piece, stop, on_start)
-    criteria: list[StoppingCriteria] = [_RowsCancelled(cancelled)]
-    if stop:
-        criteria.append(StopStringCriteria(model.processor.tokenizer, list(stop)))
-    stopping = StoppingCriteriaList(criteria)
-    prompt_tokens, _ = _run(model, chats, options, strings, streamer=streamer, stopping_criteria=stopping)
+    criteria = [StopStringCriteria(model.processor.tokenizer, list(stop))] if stop else []
+    prompt_tokens, _ = _run(model, chats, options, strings, streamer, criteria, cancelled)
     rows = enumerate(zip(streamer.tokens, prompt_tokens, chats, strict=True))
     return [
         _parsed(Answer(streamer.text(row), prompt, len(tokens)), chat, options.max_new_tokens)

@@ -59,9 +59,13 @@ class LoadedModel:
     # Whether a batch engine's decoding threads make each window's pixels ahead (see `devices`). Set on
     # load for the device; change it at any time: the prompt and the answer stay the same.
     prepare_ahead: bool = False
-    why: tuple[str, ...] = ()  # why this device, dtype, attention, vision and preparation (DeviceChoice.why)
+    why: tuple[
+        str, ...
+    ] = ()  # why this device, dtype, attention, vision, preparation and compiling (DeviceChoice.why)
     # The vision features of recent media, by content (`features`); None: the device's default bound.
     features: FeatureCache = None  # type: ignore[assignment]
+    # Decode with a compiled step and a static cache (`model.compiling`); set on load, change it at any time.
+    compiled: bool = False
 
     def __post_init__(self) -> None:
         if self.features is None:
@@ -158,11 +162,13 @@ def load_model(
     device_map: str | dict[str, Any] | None = None,
     vision: str = "auto",
     feature_cache_mb: int | None = None,
+    compile: str = "auto",
 ) -> LoadedModel:
     """Load a checkpoint (registry name, Hub id or local path) and its processor.
 
     Device, dtype and attention ("auto" or None: chosen for the device, see `smolvlm_video.model.devices`).
     `vision` ("auto", "batched", "per-chat"): how the vision encoder takes a batch's frames.
+    `compile` ("auto", "on", "off"): decode with a compiled step and a static cache (`model.compiling`).
     `device_map` ("auto", "balanced", ...) spreads a model over several GPUs or offloads it through
     accelerate; without it the whole model goes to `device`. `feature_cache_mb` bounds the cache of
     recent media's vision features (`features.FeatureCache`; None: the device's default, 0: none).
@@ -170,7 +176,7 @@ def load_model(
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     model_id = resolve_model_id(name)
-    choice = choose(device, dtype, attn_implementation or "auto", vision)
+    choice = choose(device, dtype, attn_implementation or "auto", vision, compile)
     source, unreachable = _pretrained_kwargs(model_id, revision)
     try:
         processor = AutoProcessor.from_pretrained(model_id, **source)
@@ -198,6 +204,7 @@ def load_model(
         choice.prepare_ahead,
         choice.why,
         FeatureCache.for_device(choice.device, feature_cache_mb),
+        choice.compile,
     )
 
 
@@ -211,6 +218,7 @@ def load(options: ModelOptions) -> LoadedModel:
         options.attention,
         vision=options.vision,
         feature_cache_mb=options.feature_cache_mb,
+        compile=options.compile,
     )
 
 
