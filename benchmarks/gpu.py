@@ -1,7 +1,8 @@
 """On a CUDA GPU: `caption` against the model-card loop, at the real models' sizes.
 
     python benchmarks/gpu.py [--archs 256M,500M,2.2B] [--frames 8,32,64] [--batch-sizes 1,2,4,8,16]
-                             [--clips 32] [--max-new-tokens 64] [--vision auto] [--cache-dir DIR]
+                             [--clips 32] [--max-new-tokens 64] [--vision auto] [--compile both]
+                             [--cache-dir DIR]
 
 Checkpoints: random weights of the real 256M, 500M and 2.2B shapes (`python -m smolvlm_video.testing
 --arch ...`), so compute and memory are the real models'; answers are noise, and every answer is
@@ -11,7 +12,8 @@ that many frames.
 
 Measured, per checkpoint and frame count, in this process (the model loaded once, warmed up first):
 - caption: the run API (`smolvlm_video.batch.runs.Captioning`, what `smolvlm-video caption` runs) at each
-  batch size, with each vision mode asked for (--vision both: batched and per-chat);
+  batch size, with each vision mode asked for (--vision both: batched and per-chat), and each decoding asked
+  for (--compile both, the default: the eager loop and the compiled step, `model.compiling`);
 - the model-card loop: for each clip, processor.apply_chat_template with the video path (the processor
   samples the frames; it needs torchcodec: pip install -e '.[bench]'), model.generate, batch_decode.
 
@@ -19,7 +21,9 @@ Each row: clips per minute, new tokens per second, peak GPU memory (torch.cuda.m
 and the share of wall time the GPU was busy (NVML's utilisation, sampled every 50 ms: the share of
 time a kernel was running). The model cards' memory figures for video inference are the anchors for
 batch 1 at 64 frames: 256M 1.38 GB, 500M 1.8 GB, 2.2B 5.2 GB. Then, per checkpoint, the seconds per
-frame and per new token of one 64-frame chat, the costs `demo/zerogpu.py` estimates.
+frame and per new token of one 64-frame chat, the costs `demo/zerogpu.py` estimates, and the milliseconds of
+a decoding step at batch 1 and 8 and the first token's seconds, for each decoding. The first lines say the
+machine: the GPU, the CPU's cores, and the versions of torch, transformers and CUDA.
 
 Without CUDA it exits with status 1 and one line. `--device cpu` runs the same steps on the CPU (no
 memory or busy columns) to check the script itself, with `--archs tiny` in seconds.
@@ -53,6 +57,7 @@ class Row:
     method: str  # "caption" or "model-card loop"
     batch: int
     vision: str
+    decoding: str  # "eager" or "compiled"
     clips_per_minute: float
     tokens_per_second: float
     peak_gb: float | None
@@ -68,6 +73,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--vision", choices=["auto", "batched", "per-chat", "both"], default="auto")
+    parser.add_argument("--compile", choices=["off", "on", "both"], default="both")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--skip-loop", action="store_true", help="measure caption only")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
@@ -191,7 +197,15 @@ def run_loop(model, folder: Path, frames: int, args: argparse.Namespace) -> dict
 
 
 def row(
-    arch: str, frames: int, method: str, batch: int, vision: str, clips: int, tokens: int, m: dict
+    arch: str,
+    frames: int,
+    method: str,
+    batch: int,
+    vision: str,
+    decoding: str,
+    clips: int,
+    tokens: int,
+    m: dict,
 ) -> Row:
     seconds = m["seconds"]
     return Row(
@@ -200,6 +214,7 @@ def row(
         method,
         batch,
         vision,
+        decoding,
         60 * clips / seconds,
         clips * tokens / seconds,
         m["peak_gb"],
@@ -207,27 +222,97 @@ def row(
     )
 
 
-def unit_costs(model, folder: Path, args: argparse.Namespace) -> tuple[float, float]:
-    """Seconds per frame (vision and prefill) and per new token of one 64-frame chat at batch 1."""
+def unit_costs(model, folder: Path, args: argparse.Namespace, batch: int = 1) -> tuple[float, float]:
+    """Seconds per frame (vision and prefill) and per decoding step of `batch` 64-frame chats."""
     from smolvlm_video import SamplingOptions, sample_video
     from smolvlm_video.model.generate import generate
     from smolvlm_video.model.prompts import chat
     from smolvlm_video.options import GenerationOptions
 
     sampling = SamplingOptions(fps=1.0, max_frames=64).for_frame_side(model.frame_side)
-    messages = [chat(PROMPT, sample_video(next(folder.glob("*.mp4")), sampling))]
-    generate(model, messages, GenerationOptions(max_new_tokens=1))  # warm-up: the first call sets CUDA up
+    messages = [chat(PROMPT, sample_video(next(folder.glob("*.mp4")), sampling))] * batch
+    tokens = args.max_new_tokens
+    # Warm-up: the first call sets CUDA up, and compiles the step for this batch's buckets where compiled
+    generate(model, messages, GenerationOptions(max_new_tokens=tokens, min_new_tokens=tokens))
     seconds = {}
     for tokens in (1, args.max_new_tokens):
         with measured(args.device) as result:
             generate(model, messages, GenerationOptions(max_new_tokens=tokens, min_new_tokens=tokens))
         seconds[tokens] = result["seconds"]
     per_token = (seconds[args.max_new_tokens] - seconds[1]) / (args.max_new_tokens - 1)
-    return (seconds[1] - per_token) / 64, per_token
+    return (seconds[1] - per_token) / (64 * batch), per_token
 
 
-def measure_arch(arch: str, folder: Path, args: argparse.Namespace) -> tuple[list[Row], tuple[float, float]]:
-    """Every row of one checkpoint, and its per-frame and per-token costs."""
+@dataclass(frozen=True)
+class Costs:
+    """One decoding's unit costs: a frame, a step at batch 1 and 8, and the first token at batch 1."""
+
+    per_frame: float
+    step_1: float
+    step_8: float
+    first_token: float
+
+
+ASKED = ("Describe this video.", "What colours are there?", "What moves?", "How many shapes do you see?")
+QUESTIONS = [f"{question} ({n})" for n in range(4) for question in ASKED]  # 16 prompts
+
+
+def same_answers(model, folder: Path, args: argparse.Namespace) -> str:
+    """Greedy answers of the compiled step against the eager loop's on 16 prompts (8 frames), by token ids:
+    how many are equal, and where the first of the others diverges."""
+    from smolvlm_video import SamplingOptions, sample_video
+    from smolvlm_video.model.generate import _run
+    from smolvlm_video.model.prompts import TRAINED_STRINGS, chat
+    from smolvlm_video.options import GenerationOptions
+
+    video = sample_video(
+        next(folder.glob("*.mp4")), SamplingOptions(max_frames=8).for_frame_side(model.frame_side)
+    )
+    chats, options = (
+        [chat(q, video) for q in QUESTIONS],
+        GenerationOptions(max_new_tokens=args.max_new_tokens),
+    )
+    answers = {}
+    for compiled in (False, True):
+        model.compiled = compiled
+        answers[compiled] = [_run(model, [c], options, TRAINED_STRINGS)[1][0].tolist() for c in chats]
+    pairs = list(zip(answers[False], answers[True], strict=True))
+    equal = sum(eager == compiled for eager, compiled in pairs)
+    diverging = next(((n, e, c) for n, (e, c) in enumerate(pairs) if e != c), None)
+    where = ""
+    if diverging:
+        n, eager, compiled = diverging
+        at = next(
+            (i for i, (a, b) in enumerate(zip(eager, compiled, strict=False)) if a != b),
+            min(len(eager), len(compiled)),
+        )
+        where = f"; prompt {n} first diverges at new token {at}"
+    return f"{equal} of {len(pairs)} greedy answers equal, compiled against eager (goal: 15){where}"
+
+
+def warm_up(model, folder: Path, frames: int, batch: int, args: argparse.Namespace) -> None:
+    """Compile the step for `batch` chats of `frames` frames (their batch and cache buckets) if compiled."""
+    from smolvlm_video import SamplingOptions, sample_video
+    from smolvlm_video.model.generate import generate
+    from smolvlm_video.model.prompts import chat
+    from smolvlm_video.options import GenerationOptions
+
+    if model.compiled:
+        sampling = SamplingOptions(fps=1.0, max_frames=frames).for_frame_side(model.frame_side)
+        messages = [chat(PROMPT, sample_video(next(folder.glob("*.mp4")), sampling))] * batch
+        tokens = args.max_new_tokens
+        generate(model, messages, GenerationOptions(max_new_tokens=tokens, min_new_tokens=tokens))
+
+
+def decoding_costs(model, folder: Path, args: argparse.Namespace) -> Costs:
+    """The model's unit costs as it decodes now (eager or compiled); each first call compiles or warms up."""
+    per_frame, step_1 = unit_costs(model, folder, args)
+    _, step_8 = unit_costs(model, folder, args, batch=8)
+    return Costs(per_frame, step_1, step_8, 64 * per_frame + step_1)
+
+
+def measure_arch(arch: str, folder: Path, args: argparse.Namespace) -> tuple[list[Row], dict[str, Costs]]:
+    """Every row of one checkpoint, and its unit costs for each decoding."""
     from caption_throughput import make_checkpoint
 
     from smolvlm_video.model.loading import load_model
@@ -239,7 +324,13 @@ def measure_arch(arch: str, folder: Path, args: argparse.Namespace) -> tuple[lis
         if args.vision == "both"
         else [model.vision if args.vision == "auto" else args.vision]
     )
-    costs = unit_costs(model, folder, args)  # its first call warms the GPU up too
+    decodings = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    costs = {}
+    for compiled in decodings:  # the first call warms the GPU up too, and compiles where compiled
+        model.compiled = compiled
+        costs["compiled" if compiled else "eager"] = decoding_costs(model, folder, args)
+    if len(decodings) == 2:
+        print(f"{arch}: {same_answers(model, folder, args)}", flush=True)
     rows, clips, tokens = [], args.clips, args.max_new_tokens
     for frames in map(int, args.frames.split(",")):
         if not args.skip_loop:
@@ -250,17 +341,22 @@ def measure_arch(arch: str, folder: Path, args: argparse.Namespace) -> tuple[lis
                     "model-card loop",
                     1,
                     "",
+                    "eager",
                     clips,
                     tokens,
                     run_loop(model, folder, frames, args),
                 )
             )
             print(table(rows[-1:], header=False), file=sys.stderr, flush=True)
-        for vision in visions:
-            model.vision = vision
+        for vision, compiled in [(v, c) for v in visions for c in decodings]:
+            model.vision, model.compiled = vision, compiled
+            decoding = "compiled" if compiled else "eager"
             for batch in map(int, args.batch_sizes.split(",")):
+                warm_up(model, folder, frames, min(batch, clips), args)  # a compile is once a process
                 measured_run = run_caption(model, folder, frames, batch, args)
-                rows.append(row(arch, frames, "caption", batch, vision, clips, tokens, measured_run))
+                rows.append(
+                    row(arch, frames, "caption", batch, vision, decoding, clips, tokens, measured_run)
+                )
                 print(table(rows[-1:], header=False), file=sys.stderr, flush=True)
     del model
     if args.device == "cuda":
@@ -272,22 +368,27 @@ def measure_arch(arch: str, folder: Path, args: argparse.Namespace) -> tuple[lis
 
 def table(rows: list[Row], header: bool = True) -> str:
     lines = [
-        "| model | frames | method | batch | vision | clips/min | new tokens/s | peak GPU GB | GPU busy |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | frames | method | batch | vision | decoding | clips/min | new tokens/s | peak GPU GB "
+        "| GPU busy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ] if header else []  # fmt: skip
     for r in rows:
         peak = f"{r.peak_gb:.2f}" if r.peak_gb is not None else "n/a"
         busy = f"{r.busy:.0%}" if r.busy is not None else "n/a"
-        cells = [r.arch, r.frames, r.method, r.batch, r.vision, f"{r.clips_per_minute:.1f}",
+        cells = [r.arch, r.frames, r.method, r.batch, r.vision, r.decoding, f"{r.clips_per_minute:.1f}",
                  f"{r.tokens_per_second:.0f}", peak, busy]  # fmt: skip
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
 
 
 def goals(rows: list[Row]) -> list[str]:
-    """The issue's two goals, checked where the rows allow it."""
+    """The issues' goals, checked where the rows allow it."""
     lines = []
     for arch in dict.fromkeys(r.arch for r in rows):
+        at8 = {r.decoding: r for r in rows if r.arch == arch and r.frames == 8 and r.batch == 8}
+        if {"eager", "compiled"} <= set(at8):
+            ratio = at8["compiled"].clips_per_minute / at8["eager"].clips_per_minute
+            lines.append(f"{arch}, 8 frames, batch 8: compiled {ratio:.2f}x eager's clips/min (goal: 3x)")
         at64 = [r for r in rows if r.arch == arch and r.frames == 64]
         loop = next((r for r in at64 if r.method == "model-card loop"), None)
         best = max((r for r in at64 if r.method == "caption"), key=lambda r: r.clips_per_minute, default=None)
@@ -314,20 +415,38 @@ def main() -> None:
         )
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     folder = make_clips(args.cache_dir, args.clips)
-    where = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
+    print(machine(args.device))
     rows, costs = [], {}
     for arch in args.archs.split(","):
         arch_rows, costs[arch] = measure_arch(arch, folder, args)
         rows += arch_rows
-    print(
-        f"\n{where}, torch {torch.__version__}; {args.clips} clips, {args.max_new_tokens} new tokens each\n"
-    )
+    print(f"\n{args.clips} clips, {args.max_new_tokens} new tokens each\n")
     print(table(rows))
     print()
     for line in goals(rows):
         print(line)
-    for arch, (per_frame, per_token) in costs.items():
-        print(f"{arch}: {per_frame:.4f} s a frame, {per_token:.4f} s a new token (one 64-frame chat)")
+    for arch, by_decoding in costs.items():
+        for decoding, cost in by_decoding.items():
+            steps = (
+                f"a step {1000 * cost.step_1:.1f} ms at batch 1 and {1000 * cost.step_8:.1f} ms at batch 8"
+            )
+            print(f"{arch}, {decoding}: {cost.per_frame:.4f} s a frame, {steps}, first token "
+                  f"{cost.first_token:.2f} s (64-frame chats)")  # fmt: skip
+        if {"eager", "compiled"} <= set(by_decoding):
+            ratio = by_decoding["compiled"].step_1 / by_decoding["eager"].step_1
+            print(
+                f"{arch}: a compiled step at batch 1 takes {ratio:.2f} of an eager one (goal: at most 0.20)"
+            )
+
+
+def machine(device: str) -> str:
+    """The GPU, the CPU's cores, and the versions of torch, transformers and CUDA."""
+    import torch
+    import transformers
+
+    gpu = torch.cuda.get_device_name(0) if device == "cuda" else "no GPU (--device cpu)"
+    return (f"{gpu}; {os.cpu_count()} CPU cores; torch {torch.__version__}, transformers "
+            f"{transformers.__version__}, CUDA {torch.version.cuda}")  # fmt: skip
 
 
 if __name__ == "__main__":

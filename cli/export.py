@@ -131,11 +131,19 @@ _EXPORT = [
 ]
 
 
+def _export_options(
+    cut_clips: bool, mode: str, codec: str, crf: int, preset: str | None, side: int | None, **fields: Any
+) -> ExportOptions:
+    """The ExportOptions of the export flags: the cut flags make its CutOptions, with --clips."""
+    cut = CutOptions(mode, codec, crf, preset, side) if cut_clips else None  # type: ignore[arg-type]
+    return ExportOptions(cut=cut, **fields)
+
+
 @click.command("export")
 @core_errors
 @click.argument("records", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@option_group("options", _EXPORT, lambda **flags: _export_options(**flags))
+@option_group("options", _EXPORT, _export_options)
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def export_command(records: Path, folder: Path, options: ExportOptions, quiet: bool) -> None:
     """Export the caption records in RECORDS (a `caption` JSONL) to FOLDER.
@@ -175,11 +183,3 @@ def export_command(records: Path, folder: Path, options: ExportOptions, quiet: b
         console.print(f"Removed the previous export's {', '.join(report.removed)}.")
     if report.cut_failures:
         sys.exit(1)
-
-
-def _export_options(
-    cut_clips: bool, mode: str, codec: str, crf: int, preset: str | None, side: int | None, **fields: Any
-) -> ExportOptions:
-    """The ExportOptions of the export flags: the cut flags make its CutOptions, with --clips."""
-    cut = CutOptions(mode, codec, crf, preset, side) if cut_clips else None  # type: ignore[arg-type]
-    return ExportOptions(cut=cut, **fields)

@@ -292,9 +292,7 @@ def engine_options(command: F) -> F:
     return _add(_ENGINE, command)
 
 
-question_options = option_group(
-    "questions", [*_QUESTIONS, json_schema_option], lambda **values: read_questions(**values)
-)
+question_options = option_group("questions", [*_QUESTIONS, json_schema_option], read_questions)
 question_options.__doc__ = "Add --prompt, --prompt-file and --json-schema, passed on as `questions`."
 
 
