@@ -178,3 +178,4 @@ def test_caption_compiles_where_the_run_pays_it_back(monkeypatch):
     monkeypatch.setattr(devices, "pick_device", lambda device: (torch.device("cuda"), "a fake GPU"))
     assert compiling.for_caption(auto, 12 * 256).compile == "off"  # a dozen answers: the compile costs more
     assert compiling.for_caption(auto, compiling.BREAK_EVEN_TOKENS["cuda"]).compile == "on"
+    assert CaptionJob().planned_tokens(3) == 3 * 1 * 256  # the engines' measure of a run: a window a clip

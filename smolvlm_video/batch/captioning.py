@@ -82,6 +82,10 @@ class CaptionJob:
             "generation": self.generation.to_dict(),
         })  # fmt: skip
 
+    def planned_tokens(self, clips: int) -> int:
+        """The new tokens `clips` clips ask for at least: a window each, every question answered in full."""
+        return clips * len(self.questions) * self.generation.max_new_tokens
+
     def record_fields(self) -> dict[str, Any]:
         """What every record of this job says about how it was made (a copy each record may keep)."""
         return copy.deepcopy(self._record_fields)  # type: ignore[attr-defined]

@@ -73,8 +73,7 @@ class LocalEngine:
         from .answering import Answerer
         from .captioning import caption_clips
 
-        planned = len(paths) * len(job.questions) * job.generation.max_new_tokens  # a window a clip, at least
-        options = for_caption(job.model, planned)
+        options = for_caption(job.model, job.planned_tokens(len(paths)))
         model, sampling = load_fitted(options, job.sampling, lambda options: self.model or load(options))
         job = replace(job, sampling=sampling)
         answerer = Answerer(model, job.generation, job.batch_size)
@@ -119,11 +118,8 @@ BOOLEANS = {
 }
 
 
-KINDS = {
-    int: "a whole number",
-    float: "a number",
-    bool: "true or false",
-}  # what a field's type takes, in words
+# What a field's type takes, in words
+KINDS = {int: "a whole number", float: "a number", bool: "true or false"}
 
 
 def _typed(name: str, text: str, hint: Any) -> Any:

@@ -70,9 +70,11 @@ def decode_rows(row: dict[str, str], job: CaptionJob) -> Iterator[dict[str, byte
 
 
 class _Actor:
-    """Loads the job's model once per actor."""
+    """Loads the job's model once per actor: compiled, under `auto`, where its share of the run's
+    `planned_tokens` pays the compile back on its device (`compiling.for_caption`)."""
 
-    def __init__(self, job: CaptionJob, torch_threads: int = 0) -> None:
+    def __init__(self, job: CaptionJob, torch_threads: int = 0, planned_tokens: int = 0) -> None:
+        from ..model.compiling import for_caption
         from ..model.loading import load
         from .answering import Answerer
 
@@ -81,7 +83,8 @@ class _Actor:
 
             torch.set_num_threads(torch_threads)
         self.job = job
-        self.answerer = Answerer(load(job.model), job.generation, job.batch_size)
+        model = load(for_caption(job.model, planned_tokens))
+        self.answerer = Answerer(model, job.generation, job.batch_size)
 
 
 class WindowCaptioner(_Actor):
@@ -159,7 +162,8 @@ def caption_clips_ray(
         decode_rows, fn_kwargs={"job": job}, num_cpus=DECODE_CPUS, concurrency=job.workers
     )
     windows_per_call = max(1, job.batch_size // len(job.questions))
-    answered = _on_actors(ray, dataset, WindowCaptioner, job, options, windows_per_call)
+    planned = job.planned_tokens(len(paths)) // options.concurrency  # each actor's share
+    answered = _on_actors(ray, dataset, WindowCaptioner, job, options, windows_per_call, planned)
     finished: set[str] = set()
     open_clips: dict[str, ClipCaptions] = {}
     to_summarize: list[CaptionRecord] = []
@@ -194,7 +198,13 @@ def _summarized(
 
 
 def _on_actors(
-    ray: Any, dataset: Any, actor: type, job: CaptionJob, options: RayOptions, batch_size: int
+    ray: Any,
+    dataset: Any,
+    actor: type,
+    job: CaptionJob,
+    options: RayOptions,
+    batch_size: int,
+    planned_tokens: int = 0,
 ) -> Any:
     gpus = options.num_gpus_per_worker
     if gpus is None:
@@ -204,6 +214,7 @@ def _on_actors(
         fn_constructor_kwargs={
             "job": job,
             "torch_threads": 0 if gpus else max(1, usable_cores() // options.concurrency),
+            "planned_tokens": planned_tokens,
         },
         batch_size=batch_size,
         batch_format="numpy",

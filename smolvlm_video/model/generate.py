@@ -158,10 +158,12 @@ def _run(
                 inputs = compiling.padded(inputs, rows)
                 prompt = inputs["input_ids"].shape[1]
                 kwargs.update(compiling.static_kwargs(model.device, prompt, options.max_new_tokens))
-            schemas = [chat.schema for chat in chats] + [None] * (len(inputs["input_ids"]) - rows)
-            if (constraint := grammar_processor(model, schemas)) is not None:
+            padding = len(inputs["input_ids"]) - rows  # rows a compiled step adds
+            if (
+                constraint := grammar_processor(model, [c.schema for c in chats] + [None] * padding)
+            ) is not None:
                 kwargs["logits_processor"] = LogitsProcessorList([constraint])
-            if cancelled or len(inputs["input_ids"]) > rows:  # a row may stop early, or is padding
+            if cancelled or padding:  # a row may stop early, or is padding
                 criteria = [_RowsCancelled(cancelled or (lambda row: False), rows), *criteria]
             stopping = StoppingCriteriaList(criteria)
             output = model.model.generate(**inputs, **kwargs, streamer=streamer, stopping_criteria=stopping)
