@@ -20,7 +20,7 @@ from PIL import Image
 
 from smolvlm_video import GenerationOptions, SamplingOptions, sample_video
 from smolvlm_video.errors import ModelLoadError
-from smolvlm_video.model.generate import _embedded, _inputs, generate, stream
+from smolvlm_video.model.generate import _embedded, _inputs, _RowStreamer, generate, stream
 from smolvlm_video.model.loading import MODELS, load_model, resolve_model_id
 from smolvlm_video.model.prompts import TRAINED_STRINGS, chat
 from smolvlm_video.model.registry import model_spec
@@ -162,3 +162,24 @@ def test_an_unreachable_hub_loads_a_cached_model_from_the_cache(tiny_checkpoint,
 def test_folder_that_is_not_a_checkpoint(tmp_path):
     with pytest.raises(ModelLoadError, match="not a loadable SmolVLM checkpoint"):
         load_model(str(tmp_path), device="cpu")
+
+
+def test_the_streamer_decodes_only_the_newest_tokens_and_its_pieces_join(tiny_model):
+    tokenizer = tiny_model.processor.tokenizer
+    ids = tokenizer.encode("Ein Bär, 日本語 und ein Käfer. " * 40, add_special_tokens=False)
+    lengths = []
+
+    def decode(tokens, **kwargs):
+        lengths.append(len(tokens))
+        return tokenizer.decode(tokens, **kwargs)
+
+    pieces = []
+    streamer = _RowStreamer(tiny_model, 1, lambda row, piece: pieces.append(piece))
+    streamer.decode = decode
+    streamer.put(torch.zeros(1, 3, dtype=torch.long))  # the prompt
+    for token in ids:
+        streamer.put(torch.tensor([[token]]))
+    assert max(lengths) < 16  # a window of the newest tokens, not the answer so far
+    streamer.end()
+    assert "".join(pieces) == streamer.text(0) == tokenizer.decode(ids).strip()
+    assert len(pieces) > 40

@@ -200,6 +200,9 @@ class _RowStreamer:
     (a multi-byte character split over tokens decodes as U+FFFD until its last byte comes), not whitespace
     at either end, which the finished answer is stripped of, and not an end that could still become one of
     the `stop` strings. A row's text ends before its first stop string. So the pieces join to the answer.
+
+    A step decodes only a row's newest tokens, with a few before them for context (`_RowText`), so its
+    cost does not grow with the answer's length; the finished answer is decoded whole, once.
     """
 
     def __init__(
@@ -214,44 +217,69 @@ class _RowStreamer:
         self.decode = model.processor.tokenizer.decode
         self.on_piece, self.on_start = on_piece, on_start
         self.stop = tuple(stop)
-        self.tokens: list[list[int]] = [[] for _ in range(rows)]
+        self.rows = [_RowText() for _ in range(rows)]
         self.sent = [""] * rows  # each row's text handed on so far
         self.finished = [False] * rows
         self.prompt = True
+
+    @property
+    def tokens(self) -> list[list[int]]:
+        return [row.tokens for row in self.rows]
 
     def put(self, value: torch.Tensor) -> None:
         if self.prompt:  # generate() hands over the prompt first, once the batch's prompts fit
             self.prompt = False
             self.on_start()
             return
-        rows = len(self.tokens)  # a compiled step's padding rows come after the batch's own, and are left out
+        rows = len(self.rows)  # a compiled step's padding rows come after the batch's own, and are left out
         for row, token in enumerate(value.reshape(value.shape[0], -1)[:rows, -1].tolist()):
             if self.finished[row]:
                 continue
-            self.tokens[row].append(token)
             self.finished[row] = token in self.ends
+            self.rows[row].add(token, self.decode)
             if not self.finished[row]:
-                self._hand_on(row, final=False)
+                self._hand_on(row, self._until_stop(self.rows[row].text), final=False)
 
     def end(self) -> None:
-        for row in range(len(self.tokens)):
-            self._hand_on(row, final=True)
+        for row in range(len(self.rows)):
+            self._hand_on(row, self.text(row), final=True)
 
     def text(self, row: int) -> str:
-        """The row's answer so far, ended before its first stop string."""
-        text = self.decode(self.tokens[row], skip_special_tokens=True)
+        """The row's whole answer, decoded at once and ended before its first stop string."""
+        return self._until_stop(self.decode(self.rows[row].tokens, skip_special_tokens=True))
+
+    def _until_stop(self, text: str) -> str:
         cuts = [text.index(stop) for stop in self.stop if stop in text]
         return (text[: min(cuts)] if cuts else text).strip()
 
-    def _hand_on(self, row: int, final: bool) -> None:
-        text = self.text(row)
-        if not final and text.endswith("\ufffd"):
-            return  # a character not yet whole
+    def _hand_on(self, row: int, text: str, final: bool) -> None:
         if not final:
             text = text[: len(text) - _stop_prefix(text, self.stop)].rstrip()
         if text.startswith(self.sent[row]) and len(text) > len(self.sent[row]):
             self.on_piece(row, text[len(self.sent[row]) :])
             self.sent[row] = text
+
+
+class _RowText:
+    """One row's tokens and their text, decoded a few tokens at a time (as vLLM detokenizes).
+
+    Each new token decodes the tokens from `start` on, and the text they add to those before `settled`
+    is appended. `start` stays a few tokens back, so a tokenizer that spells a word from its neighbours
+    (a leading space) sees them. A character still being spelled (U+FFFD at the end) waits for its bytes.
+    """
+
+    def __init__(self) -> None:
+        self.tokens: list[int] = []
+        self.text = ""
+        self.start = self.settled = 0
+
+    def add(self, token: int, decode: Callable[..., str]) -> None:
+        self.tokens.append(token)
+        before = decode(self.tokens[self.start : self.settled], skip_special_tokens=True)
+        after = decode(self.tokens[self.start :], skip_special_tokens=True)
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self.text += after[len(before) :]
+            self.start, self.settled = self.settled, len(self.tokens)
 
 
 def _stop_prefix(text: str, stops: Sequence[str]) -> int:
@@ -267,12 +295,16 @@ class _RowsCancelled(StoppingCriteria):
 
     def __init__(self, cancelled: Callable[[int], bool], rows: int) -> None:
         self.cancelled, self.rows = cancelled, rows
+        self.done: list[bool] = []
+        self.tensor: torch.Tensor | None = None  # `done` on the device, made again only when it changes
 
     def __call__(
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object
     ) -> torch.Tensor:
         done = [row >= self.rows or self.cancelled(row) for row in range(input_ids.shape[0])]
-        return torch.tensor(done, device=input_ids.device)
+        if done != self.done or self.tensor is None:
+            self.done, self.tensor = done, torch.tensor(done, device=input_ids.device)
+        return self.tensor
 
 
 def answer_streamed(
