@@ -17,6 +17,11 @@ Measured, per checkpoint and frame count, in this process (the model loaded once
 - the model-card loop: for each clip, processor.apply_chat_template with the video path (the processor
   samples the frames; it needs torchcodec: pip install -e '.[bench]'), model.generate, batch_decode.
 
+Then the host's side, for each frame count: the decode-only rate (clips a minute of the caption run's
+frame decoding alone, no model) for each of --decode-workers, and the model-only rate (the same frames
+decoded beforehand, batches of the biggest batch size) for each decoding. The caption run is bound by
+the host where its clips a minute are near the decode-only rate and below the model-only rate.
+
 Each row: clips per minute, new tokens per second, peak GPU memory (torch.cuda.max_memory_allocated)
 and the share of wall time the GPU was busy (NVML's utilisation, sampled every 50 ms: the share of
 time a kernel was running). The model cards' memory figures for video inference are the anchors for
@@ -76,6 +81,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--compile", choices=["off", "on", "both"], default="both")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--skip-loop", action="store_true", help="measure caption only")
+    parser.add_argument(
+        "--decode-workers", default="1,2,4,8", help="decoding threads for the decode-only rate"
+    )
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
     return parser.parse_args()
 
@@ -194,6 +202,69 @@ def run_loop(model, folder: Path, frames: int, args: argparse.Namespace) -> dict
                 ids = vlm.generate(**inputs, do_sample=False, max_new_tokens=tokens, min_new_tokens=tokens)
             processor.batch_decode(ids[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     return result
+
+
+def decode_only(model, folder: Path, frames: int, workers: int, args: argparse.Namespace) -> float:
+    """Clips a minute of the caption run's frame decoding alone (its workers and preparation), no model."""
+    from smolvlm_video.batch.captioning import preparer
+    from smolvlm_video.batch.prefetch import prefetch_windows
+    from smolvlm_video.options import SamplingOptions
+
+    sampling = SamplingOptions(fps=1.0, max_frames=frames, window_seconds=CLIP_SECONDS + 10)
+    clips = [str(p) for p in sorted(folder.glob("*.mp4"))]
+    started = time.perf_counter()
+    for window in prefetch_windows(
+        clips, sampling.for_frame_side(model.frame_side), workers, preparer(model)
+    ):
+        if window.error is not None:
+            raise RuntimeError(f"decoding failed: {window.error}")
+    return 60 * len(clips) / (time.perf_counter() - started)
+
+
+def model_only(model, folder: Path, frames: int, batch: int, args: argparse.Namespace) -> dict:
+    """The caption run's model work on frames decoded beforehand: what `measured` saw."""
+    from smolvlm_video import sample_video
+    from smolvlm_video.model.generate import generate
+    from smolvlm_video.model.prompts import chat
+    from smolvlm_video.options import GenerationOptions, SamplingOptions
+
+    sampling = SamplingOptions(fps=1.0, max_frames=frames).for_frame_side(model.frame_side)
+    clips = sorted(folder.glob("*.mp4"))
+    videos = [sample_video(path, sampling) for path in clips]
+    tokens = args.max_new_tokens
+    options = GenerationOptions(max_new_tokens=tokens, min_new_tokens=tokens)
+    model.features.clear()  # each clip's frames are encoded, as in a caption run
+    with measured(args.device) as result:
+        for start in range(0, len(videos), batch):
+            generate(model, [chat(PROMPT, video) for video in videos[start : start + batch]], options)
+            model.features.clear()
+    return result
+
+
+def host_rates(
+    model, folder: Path, frames: int, batch: int, args: argparse.Namespace, rows: list[Row]
+) -> list[str]:
+    """Lines: the decode-only rate for each worker count, the model-only rate for each decoding, and the
+    caption runs' clips a minute as a share of the decode-only rate with the caption run's workers."""
+    from smolvlm_video.batch.prefetch import DEFAULT_WORKERS
+
+    lines, rates = [], {}
+    for workers in dict.fromkeys([DEFAULT_WORKERS, *map(int, args.decode_workers.split(","))]):
+        rates[workers] = decode_only(model, folder, frames, workers, args)
+        lines.append(f"decode-only, {frames} frames, {workers} workers: {rates[workers]:.1f} clips/min")
+    for r in rows:
+        if r.method == "caption" and r.frames == frames and r.batch == batch:
+            share = r.clips_per_minute / rates[DEFAULT_WORKERS]
+            lines.append(f"caption, {frames} frames, batch {batch}, {r.decoding}: {share:.0%} of the "
+                         f"decode-only rate (goal where the host is the bound: at least 80%)")  # fmt: skip
+    for compiled in {"off": [False], "on": [True], "both": [False, True]}[args.compile]:
+        model.compiled = compiled
+        result = model_only(model, folder, frames, batch, args)
+        rate = 60 * args.clips / result["seconds"]
+        busy = f", GPU busy {result['busy']:.0%}" if result["busy"] is not None else ""
+        decoding = "compiled" if compiled else "eager"
+        lines.append(f"model-only, {frames} frames, batch {batch}, {decoding}: {rate:.1f} clips/min{busy}")
+    return lines
 
 
 def row(
@@ -358,6 +429,10 @@ def measure_arch(arch: str, folder: Path, args: argparse.Namespace) -> tuple[lis
                     row(arch, frames, "caption", batch, vision, decoding, clips, tokens, measured_run)
                 )
                 print(table(rows[-1:], header=False), file=sys.stderr, flush=True)
+    for frames in map(int, args.frames.split(",")):
+        batch = max(map(int, args.batch_sizes.split(",")))
+        for line in host_rates(model, folder, frames, min(batch, clips), args, rows):
+            print(f"{arch}: {line}", flush=True)
     del model
     if args.device == "cuda":
         import torch

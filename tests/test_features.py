@@ -33,7 +33,9 @@ QUESTIONS = ["Describe this video.", "What colours are there?", "Is anything mov
 
 @pytest.fixture(scope="module")
 def model(tiny_checkpoint: Path) -> LoadedModel:
-    return load_model(str(tiny_checkpoint), device="cpu", dtype="float32")
+    model = load_model(str(tiny_checkpoint), device="cpu", dtype="float32")
+    model.vision_chunk = 1000  # one encoder call per group of media (chunks: test_generate.py)
+    return model
 
 
 @pytest.fixture

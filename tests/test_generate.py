@@ -78,6 +78,27 @@ def test_batched_vision_gives_what_per_chat_vision_gives(tiny_model, videos):
     assert answers["batched"] == answers["per-chat"]
 
 
+def test_the_encoder_in_chunks_gives_the_features_of_one_call(tiny_model, videos):
+    chats = [chat("Describe.", videos[1])]  # more frames than the smallest chunk below
+    tiny_model.features.clear()  # so the batch carries the video's pixels
+    batch, _ = _inputs(tiny_model, chats, TRAINED_STRINGS)
+    calls, encoder, chunk_before = [], tiny_model.model.get_image_features, tiny_model.vision_chunk
+    embeds = {}
+    try:
+        tiny_model.model.get_image_features = lambda **kw: calls.append(kw) or encoder(**kw)
+        for chunk in (1000, 3):
+            tiny_model.vision_chunk, calls[:] = chunk, []
+            tiny_model.features.clear()
+            with torch.inference_mode():
+                embeds[chunk] = _embedded(tiny_model, batch, {})["inputs_embeds"]
+            assert max(call["pixel_values"].shape[1] for call in calls) <= chunk
+    finally:
+        del tiny_model.model.get_image_features
+        tiny_model.vision_chunk = chunk_before
+    assert len(calls) == -(-videos[1].frame_count // 3) > 1
+    assert torch.allclose(embeds[1000], embeds[3], atol=1e-5)
+
+
 def test_stream_yields_the_same_answer_piece_by_piece(tiny_model, videos):
     messages = chat("What happens?", videos[0])
     pieces = list(stream(tiny_model, messages, EXACT))

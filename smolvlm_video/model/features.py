@@ -155,11 +155,7 @@ def _encode(model: LoadedModel, keys: list[str], batch: ChatBatch) -> dict[str, 
     pixels = [batch.pixels[key] for key in keys]
     values = torch.cat([p.values for p in pixels], dim=1).to(model.dtype)
     masks = torch.cat([p.mask for p in pixels], dim=1)
-    output = model.model.get_image_features(pixel_values=values, pixel_attention_mask=masks)
-    rows = getattr(output, "pooler_output", output)  # an output object, or the tensor itself
-    if isinstance(rows, (list, tuple)):
-        rows = torch.cat(list(rows))
-    rows = rows.reshape(-1, rows.shape[-1])
+    rows = encode_frames(model, values, masks, model.vision_chunk)
     sizes = [p.values.shape[1] * model.tokens_per_frame for p in pixels]
     parts = rows.split(sizes)  # a copy of each where there are several: no view holds the others' rows
     found = {key: part.clone() if len(parts) > 1 else part for key, part in zip(keys, parts, strict=True)}
@@ -168,6 +164,23 @@ def _encode(model: LoadedModel, keys: list[str], batch: ChatBatch) -> dict[str, 
     for key, f in found.items():
         cache.put(key, f)
     return found
+
+
+def encode_frames(model: LoadedModel, values: torch.Tensor, masks: torch.Tensor, chunk: int) -> torch.Tensor:
+    """The encoder's rows (one per image token) for frames `values` (1, frames, 3, side, side), `chunk`
+    frames a call: each frame is encoded on its own, so the rows are the same whatever the chunk, and
+    the activations held at once are a chunk's (`registry.VISION_CHUNK_FRAMES`)."""
+    parts = []
+    for start in range(0, values.shape[1], max(1, chunk)):
+        window = slice(start, start + max(1, chunk))
+        output = model.model.get_image_features(
+            pixel_values=values[:, window], pixel_attention_mask=masks[:, window]
+        )
+        rows = getattr(output, "pooler_output", output)  # an output object, or the tensor itself
+        if isinstance(rows, (list, tuple)):
+            rows = torch.cat(list(rows))
+        parts.append(rows.reshape(-1, rows.shape[-1]))
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _synchronize(device: torch.device) -> None:

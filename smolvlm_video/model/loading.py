@@ -21,7 +21,7 @@ from ..errors import ModelLoadError
 from ..options import DEFAULT_MODEL, ModelOptions, SamplingOptions
 from .devices import DeviceChoice, choose
 from .features import FeatureCache
-from .registry import MODELS, resolve_model_id
+from .registry import MODELS, VISION_CHUNK_FRAMES, resolve_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +66,14 @@ class LoadedModel:
     features: FeatureCache = None  # type: ignore[assignment]
     # Decode with a compiled step and a static cache (`model.compiling`); set on load, change it at any time.
     compiled: bool = False
+    # The most frames a vision encoder call takes (`features.encode_frames`); None: the device's default.
+    vision_chunk: int = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.features is None:
             self.features = FeatureCache.for_device(self.device)
+        if self.vision_chunk is None:
+            self.vision_chunk = VISION_CHUNK_FRAMES.get(self.device.type, VISION_CHUNK_FRAMES["cpu"])
 
     @property
     def frame_side(self) -> int:

@@ -38,6 +38,13 @@ MODELS: dict[str, ModelSpec] = {
 # about 50 videos of 64 frames for the 256M model in float32 on the CPU (9.4 MB each), more on a GPU.
 FEATURE_CACHE_MB = {"cpu": 512, "mps": 512, "cuda": 2048}
 
+# The most frames one vision encoder call takes (`features.encode_frames`), by device type: what a call
+# holds at once is a chunk's activations, not a video's. benchmarks/vision_chunks.py measures both: on the
+# CPU (256M shape, bfloat16, 64 frames) 8 frames a call took 0.89 s a frame against 0.97 s for 64, with
+# a lower peak. The CUDA figure is to be measured on a GPU; 16 keeps a call's activations a quarter of a
+# 64-frame video's.
+VISION_CHUNK_FRAMES = {"cpu": 8, "mps": 8, "cuda": 16}
+
 
 def model_spec(name: str) -> ModelSpec | None:
     """The spec of a registry name ("256M") or of a known checkpoint's Hub id; None for anything else."""

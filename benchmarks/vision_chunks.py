@@ -1,0 +1,92 @@
+"""The vision encoder over a video's frames in chunks: seconds a frame and the memory peak, by chunk size.
+
+A video's frames go through the encoder `chunk` frames a call (`smolvlm_video.model.features`). A
+bigger call keeps a GPU busier but holds more activations at once. This encodes `--frames` frames of a
+random-weight checkpoint of a real shape for each chunk size, each in a process of its own, and reports
+the seconds a frame and the peak: `torch.cuda.max_memory_allocated` on CUDA, the process's peak RSS
+above its RSS once the model is loaded on the CPU.
+
+    python benchmarks/vision_chunks.py --arch 256M --device cpu --chunks 4,8,16,32,64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def measure(arch: str, device: str, dtype: str, frames: int, chunk: int, repeats: int) -> dict:
+    import torch
+
+    from smolvlm_video.model.features import encode_frames
+    from smolvlm_video.model.loading import load_model
+    from smolvlm_video.testing import build_checkpoint
+
+    with tempfile.TemporaryDirectory() as folder:
+        model = load_model(str(build_checkpoint(folder, arch)), device=device, dtype=dtype)
+    side = model.frame_side
+    values = torch.rand(1, frames, 3, side, side).to(model.device, model.dtype)
+    mask = torch.ones(1, frames, side, side, dtype=torch.bool, device=model.device)
+    with torch.inference_mode():
+        encode_frames(model, values[:, :chunk], mask[:, :chunk], chunk)  # warm-up, outside the peak
+        if device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        loaded = rss_mb()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            encode_frames(model, values, mask, chunk)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - started)
+    peak = (
+        torch.cuda.max_memory_allocated() / 1e6
+        if device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - loaded
+    )
+    return {"seconds_a_frame": min(times) / frames, "peak_mb": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--arch", default="256M")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--chunks", default="4,8,16,32,64")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--chunk", type=int, help=argparse.SUPPRESS)  # one measurement, as JSON
+    args = parser.parse_args()
+    if args.chunk:
+        result = measure(args.arch, args.device, args.dtype, args.frames, args.chunk, args.repeats)
+        print(json.dumps(result))
+        return
+    common = ["--arch", args.arch, "--device", args.device, "--dtype", args.dtype]
+    common += ["--frames", str(args.frames), "--repeats", str(args.repeats)]
+    print(f"{args.arch}, {args.device} ({args.dtype}), {args.frames} frames, best of {args.repeats}")
+    print("| chunk (frames a call) | seconds a frame | peak MB |")
+    print("|---|---|---|")
+    for chunk in [int(c) for c in args.chunks.split(",")]:
+        command = [sys.executable, str(Path(__file__).resolve()), *common, "--chunk", str(chunk)]
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        print(f"| {chunk} | {r['seconds_a_frame']:.3f} | {r['peak_mb']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
