@@ -99,6 +99,12 @@ class CutError(VideoError):
     code = "cut_failed"
 
 
+class AudioError(FileError):
+    """A video's audio stream cannot be decoded: its transcript is an error, its captions still come."""
+
+    code = "audio_error"
+
+
 class ImageError(FileError):
     """An image file cannot be used: missing, not an image, or damaged. The message names the file."""
 

@@ -5,6 +5,7 @@
 for benchmarks; their weights are random, so their answers are noise.
 
     python -m smolvlm_video.testing OUT_DIR [--arch tiny|256M|500M|2.2B]
+    python -m smolvlm_video.testing OUT_DIR --arch whisper      # a speech model, for --speech-model
 
 The checkpoint holds a config, random weights, a byte-level BPE tokenizer trained on a few
 sentences with SmolVLM's special tokens and chat template, and the image and video processors, all
@@ -57,6 +58,14 @@ _CORPUS = [
     "Question answering about images, videos and text: colors, counts, actions, places, time.",
     "The quick brown fox jumps over the lazy dog. 0123456789 !?.,:;'\"-()[]",
 ]
+
+# Whisper: (hidden, encoder layers, decoder layers, heads, mlp, mel bins, embedding rows); 0 rows: the
+# tokenizer's own. `whisper` is for the tests; the others are openai/whisper-small's and large-v3-turbo's.
+_WHISPER_ARCHS = {
+    "whisper": (32, 1, 1, 2, 64, 80, 0),
+    "whisper-small": (768, 12, 12, 12, 3072, 80, 51865),
+    "whisper-turbo": (1280, 32, 4, 20, 5120, 128, 51866),
+}
 
 
 @dataclass(frozen=True)
@@ -171,13 +180,70 @@ def build_checkpoint(out_dir: str | os.PathLike[str], name: str = "tiny", seed: 
     return out
 
 
+def _whisper_tokenizer():
+    """A byte-level tokenizer (no merges) with Whisper's special tokens, then its 1501 timestamp tokens."""
+    from transformers import WhisperTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    vocab = {character: index for index, character in enumerate(bytes_to_unicode().values())}
+    tasks = ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>"]
+    specials = ["<|startoftranscript|>", *[f"<|{code}|>" for code in LANGUAGES], *tasks, "<|notimestamps|>"]
+    tokenizer = WhisperTokenizer(vocab=vocab, merges=[], additional_special_tokens=specials)
+    tokenizer.add_tokens([f"<|{step * 0.02:.2f}|>" for step in range(1501)])
+    return tokenizer
+
+
+def build_whisper_checkpoint(out_dir: str | os.PathLike[str], name: str = "whisper", seed: int = 0) -> Path:
+    """Write a random-weight Whisper checkpoint of shape `name` (`_WHISPER_ARCHS`) to out_dir: config,
+    weights, a generation config with its language, task and timestamp tokens, and a processor."""
+    import torch
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+    )
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    hidden, encoders, decoders, heads, mlp, mels, rows = _WHISPER_ARCHS[name]
+    tokenizer = _whisper_tokenizer()
+    ids = tokenizer.convert_tokens_to_ids
+    end, start = ids("<|endoftext|>"), ids("<|startoftranscript|>")
+    extra = list(range(len(tokenizer), rows))  # embedding rows past the tokenizer's: never generated
+    config = WhisperConfig(
+        vocab_size=rows or len(tokenizer), d_model=hidden, encoder_layers=encoders, decoder_layers=decoders,
+        encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=mlp,
+        decoder_ffn_dim=mlp, num_mel_bins=mels, max_source_positions=1500, max_target_positions=448,
+        decoder_start_token_id=start, pad_token_id=end, bos_token_id=end, eos_token_id=end,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=start, bos_token_id=end, eos_token_id=end, pad_token_id=end,
+        begin_suppress_tokens=[end], suppress_tokens=extra, max_length=448, is_multilingual=True,
+        lang_to_id={f"<|{code}|>": ids(f"<|{code}|>") for code in LANGUAGES},
+        task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
+        no_timestamps_token_id=ids("<|notimestamps|>"), prev_sot_token_id=ids("<|startofprev|>"),
+        max_initial_timestamp_index=50,
+    )  # fmt: skip
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    WhisperProcessor(WhisperFeatureExtractor(feature_size=mels), tokenizer).save_pretrained(out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", help="folder to write the checkpoint to")
-    parser.add_argument("--arch", choices=list(_ARCHS), default="tiny")
+    parser.add_argument("--arch", choices=[*_ARCHS, *_WHISPER_ARCHS], default="tiny")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    build_checkpoint(args.out_dir, args.arch, args.seed)
+    if args.arch in _WHISPER_ARCHS:
+        build_whisper_checkpoint(args.out_dir, args.arch, args.seed)
+    else:
+        build_checkpoint(args.out_dir, args.arch, args.seed)
 
 
 if __name__ == "__main__":
