@@ -11,8 +11,10 @@ from rich.console import Console
 from smolvlm_video.batch.captioning import CaptionJob
 from smolvlm_video.batch.engines import engine_options as build_engine_options
 from smolvlm_video.batch.runs import Captioning, CaptionRun, Shard, SubtitleKind, plan_run
+from smolvlm_video.batch.subtitles import SUBTITLE_SOURCES, SubtitleSource
 from smolvlm_video.model.schemas import Question
 from smolvlm_video.options import GenerationOptions, ModelOptions, SamplingOptions
+from smolvlm_video.speech import SpeechOptions
 
 from .options import (
     ShardType,
@@ -24,6 +26,7 @@ from .options import (
     quiet_transformers,
     sampling_options,
     sink_option,
+    speech_options,
 )
 from .progress import show_run
 
@@ -40,6 +43,13 @@ from .progress import show_run
     help="Also write one subtitle file per clip (a cue per window) next to the JSONL, in this format.",
 )
 @click.option(
+    "--subtitles-from",
+    type=click.Choice(SUBTITLE_SOURCES),
+    default="captions",
+    show_default=True,
+    help="The subtitles' cues: the captions, what was said (needs --speech), or both in time order.",
+)
+@click.option(
     "--recursive/--no-recursive", default=True, show_default=True, help="Search folders recursively."
 )
 @click.option("--glob", "patterns", multiple=True, help="Only files matching this pattern (repeatable).")
@@ -52,6 +62,7 @@ from .progress import show_run
 @sampling_options
 @model_options
 @generation_options
+@speech_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
               help="Chats per generate call (a window and a prompt each); halved on OOM.")  # fmt: skip
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -73,6 +84,7 @@ def caption_command(
     inputs: tuple[str, ...],
     output: Path,
     subtitles: SubtitleKind | None,
+    subtitles_from: SubtitleSource,
     recursive: bool,
     patterns: tuple[str, ...],
     from_list: bool,
@@ -82,6 +94,7 @@ def caption_command(
     sampling: SamplingOptions,
     model: ModelOptions,
     generation: GenerationOptions,
+    speech: SpeechOptions,
     batch_size: int,
     workers: int | None,
     shard: Shard | None,
@@ -111,6 +124,7 @@ def caption_command(
         batch_size=batch_size,
         summarize=summarize,
         workers=workers,
+        speech=speech,
     )
     run = CaptionRun(
         inputs=inputs,
@@ -123,6 +137,7 @@ def caption_command(
         overwrite=overwrite,
         retry_errors=retry_errors,
         subtitles=subtitles,
+        subtitles_from=subtitles_from,
         engine=engine,
         engine_options=build_engine_options(engine, dict(engine_options)),
         sink=sink,

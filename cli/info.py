@@ -14,6 +14,7 @@ from rich.table import Table
 from smolvlm_video.model.prompts import clock
 from smolvlm_video.model.registry import MODELS
 from smolvlm_video.options import SamplingOptions
+from smolvlm_video.speech import SpeechOptions
 from smolvlm_video.video import SampledVideo, decode_plan, video_shots
 from smolvlm_video.video.decode import choose_backend
 from smolvlm_video.video.probe import probe
@@ -73,10 +74,12 @@ def info_command(
 
 
 def _machine() -> dict[str, Any]:
-    """What the model flags' `auto` picks on this machine, and why."""
+    """What the model flags' `auto` picks on this machine, and why, and the speech model `auto` takes."""
     from smolvlm_video.model.devices import choose  # torch: imported only once a command needs it
 
-    return choose().to_dict()
+    choice = choose()
+    speech = SpeechOptions().model_id(choice.device.type)
+    return {**choice.to_dict(), "speech_model": speech}
 
 
 def _print_machine(as_json: bool) -> None:
@@ -101,7 +104,8 @@ def _machine_rows(model: dict[str, Any]) -> list[tuple[str, str]]:
         f"{model['device']}, {model['dtype']}, {model['attention']} attention, {model['vision']} vision, "
         f"{compiled} decoding"
     )
-    return [("model runs on", runs_on), *(("", why) for why in model["why"])]
+    speech = ("speech model", f"{model['speech_model']} (--speech-model auto on {model['device']})")
+    return [("model runs on", runs_on), *(("", why) for why in model["why"]), speech]
 
 
 def _decoded(video: SampledVideo, save_frames: Path | None) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from smolvlm_video.options import (
     ModelOptions,
     SamplingOptions,
 )
+from smolvlm_video.speech.options import SPEECH_MODES, SPEECH_TASKS, SpeechOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 Decorator = Callable[[F], F]
@@ -267,6 +268,38 @@ def option_group(argument: str, options: list[Decorator], build: Callable[..., A
     return decorate
 
 
+_SPEECH = [
+    click.option(
+        "--speech",
+        "mode",
+        type=click.Choice(SPEECH_MODES),
+        default="off",
+        show_default=True,
+        help="Transcribe each clip's speech once: record it, or also prompt with each window's.",
+    ),
+    click.option(
+        "--speech-model",
+        default="auto",
+        show_default=True,
+        help="Whisper checkpoint (Hub id or folder); auto: whisper-small on the CPU, large-v3-turbo on CUDA.",
+    ),
+    click.option(
+        "--speech-language",
+        "language",
+        default=None,
+        help="The spoken language's code (en) [default: detected].",
+    ),
+    click.option(
+        "--speech-task",
+        "task",
+        type=click.Choice(SPEECH_TASKS),
+        default="transcribe",
+        show_default=True,
+        help="translate: the transcript in English, whatever was spoken.",
+    ),
+]
+
+
 def json_schema_option(command: F) -> F:
     """Add --json-schema to a command."""
     return click.option(
@@ -285,6 +318,8 @@ model_options.__doc__ = (
 )
 generation_options = option_group("generation", _GENERATION, GenerationOptions.from_temperature)
 generation_options.__doc__ = "Add the generation flags, passed on as `generation: GenerationOptions`."
+speech_options = option_group("speech", _SPEECH, SpeechOptions)
+speech_options.__doc__ = "Add --speech, --speech-model, ..., passed on as `speech: SpeechOptions`."
 
 
 def engine_options(command: F) -> F:

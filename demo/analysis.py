@@ -18,7 +18,7 @@ from smolvlm_video.batch.captioning import CaptionJob, WindowAnswered, caption_s
 from smolvlm_video.batch.clips import DEFAULT_PROMPT
 from smolvlm_video.batch.prefetch import PlannedClip
 from smolvlm_video.batch.records import CaptionRecord, answer_text
-from smolvlm_video.batch.subtitles import to_srt, to_vtt
+from smolvlm_video.batch.subtitles import cues, to_srt, to_vtt
 from smolvlm_video.errors import SmolVLMVideoError
 from smolvlm_video.model.loading import LoadedModel
 from smolvlm_video.model.prompts import clock
@@ -141,8 +141,8 @@ def write_downloads(record: CaptionRecord, folder: Path) -> list[str]:
     stem = Path(record.path).stem or "video"
     files = {
         f"{stem}.json": record.to_json(indent=2) + "\n",
-        f"{stem}.srt": to_srt(record.windows),
-        f"{stem}.vtt": to_vtt(record.windows),
+        f"{stem}.srt": to_srt(cues(record)),
+        f"{stem}.vtt": to_vtt(cues(record)),
     }
     paths = []
     for name, text in files.items():

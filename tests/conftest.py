@@ -72,6 +72,14 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Whisper checkpoint, for --speech-model."""
+    from smolvlm_video.testing import build_whisper_checkpoint
+
+    return build_whisper_checkpoint(tmp_path_factory.mktemp("tiny-whisper"))
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoint: Path):
     from smolvlm_video.model.loading import load_model
 

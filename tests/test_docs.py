@@ -79,12 +79,14 @@ SNIPPETS = [b for b in blocks("python") if not any(marker in b.text for marker i
 RECORDS = [b for b in blocks("json") if record_after(b)]
 
 
-def run(line: str, checkpoint: Path) -> tuple[int, str]:
-    """Run one documented command line, on the test checkpoint: (exit status, output)."""
+def run(line: str, checkpoint: Path, whisper: Path | None = None) -> tuple[int, str]:
+    """Run one documented command line, on the test checkpoints: (exit status, output)."""
     words = [str(checkpoint) if word == TEST_CHECKPOINT else word for word in argv(line)]
     assert words[0] == "smolvlm-video", line
     if words[1] in ("caption", "ask") and "--model" not in words:
         words += ["--model", str(checkpoint)]
+    if "--speech" in words and "--speech-model" not in words and whisper is not None:
+        words += ["--speech-model", str(whisper)]
     if "ray" in words:  # Ray starts worker processes: the command runs as a user runs it
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_AUTH_MODE": "disabled"}
         done = subprocess.run(
@@ -96,11 +98,11 @@ def run(line: str, checkpoint: Path) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("block", COMMAND_BLOCKS, ids=lambda b: b.where)
-def test_documented_commands_run(block: Block, workspace: Path, tiny_checkpoint: Path):
+def test_documented_commands_run(block: Block, workspace: Path, tiny_checkpoint: Path, tiny_whisper: Path):
     if "--engine ray" in block.text:
         pytest.importorskip("ray.data")
     for line in filter(_runs, command_lines(block)):
-        status, output = run(line, tiny_checkpoint)
+        status, output = run(line, tiny_checkpoint, tiny_whisper)
         assert status == 0, f"{block.where}: {line}\n{output[-3000:]}"
 
 

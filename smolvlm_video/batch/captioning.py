@@ -18,7 +18,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +28,9 @@ from ..model.prompts import clock
 from ..model.registry import resolve_model_id
 from ..model.schemas import JsonSchema, Question, check_generation
 from ..options import GenerationOptions, ModelOptions, SamplingOptions
+from ..speech import SpeechOptions, Transcribing, speech_question
 from .clips import DEFAULT_PROMPT
-from .prefetch import DEFAULT_WORKERS, DecodedWindow, PlannedClip, Prepare, prefetch_windows
+from .prefetch import DEFAULT_WORKERS, DecodedWindow, Listen, PlannedClip, Prepare, prefetch_windows
 from .records import VIDEO_FIELDS, CaptionRecord, WindowCaption, answer_text, error_record
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class CaptionJob:
     summarize: bool = False  # clips of several windows also get one caption written from the windows'
     # Local engine: decoding threads (default 2). Ray engine: decoding tasks at once (default: no limit).
     workers: int | None = None
+    speech: SpeechOptions = field(default_factory=SpeechOptions)  # each clip's speech, once (docs/speech.md)
 
     def __post_init__(self) -> None:
         questions = self.questions
@@ -69,6 +71,8 @@ class CaptionJob:
         check_number("batch_size", self.batch_size, least=1, whole=True)
         if self.workers is not None:
             check_number("workers", self.workers, least=1, whole=True)
+        if not isinstance(self.speech, SpeechOptions):
+            raise OptionsError("speech must be SpeechOptions.", "speech")
 
         # What every record of this job says about how it was made: the same for each, so made once.
         object.__setattr__(self, "_record_fields", {
@@ -181,6 +185,7 @@ class ClipCaptions:
             frame_count=video.frame_count,
             timestamps=list(video.timestamps),
             answers=dict(answers),
+            speech_text=window_speech(window),
         )
         self.windows.append(caption)
         return caption
@@ -221,7 +226,9 @@ class ClipCaptions:
                 "decode": round(clip.seconds + self.decode_seconds, 3),
                 "encode": round(self.encode_seconds, 3),
                 "generate": round(self.generate_seconds, 3),
+                "speech": round(clip.transcript.seconds, 3) if clip.transcript else None,
             },
+            speech=clip.transcript.to_dict() if clip.transcript else None,
             **job.record_fields(),
         )
 
@@ -241,12 +248,13 @@ def caption_clips(
     job: CaptionJob,
     clips: Sequence[str | PlannedClip],
     answerer: Answerer | None = None,
+    transcribing: Transcribing | None = None,
 ) -> Iterator[CaptionRecord]:
     """One record per clip (a path, or a `PlannedClip`), in order, as soon as its last window is answered.
 
     `job.sampling` should be fitted to the model (`model.loading.load_fitted`), as the engines do.
     """
-    for step in caption_steps(model, job, clips, answerer):
+    for step in caption_steps(model, job, clips, answerer, transcribing):
         if isinstance(step, CaptionRecord):
             yield step
 
@@ -256,18 +264,22 @@ def caption_steps(
     job: CaptionJob,
     clips: Sequence[str | PlannedClip],
     answerer: Answerer | None = None,
+    transcribing: Transcribing | None = None,
 ) -> Iterator[WindowAnswered | CaptionRecord]:
     """`caption_clips`' records, each window reported as it is answered (`WindowAnswered`) before them.
 
     For progress by windows: stopping the iteration between two steps stops the work after the batch
-    in flight.
+    in flight. With `job.speech` on, each clip is transcribed once, as it is planned, by `transcribing`
+    (default: the job's speech model, loaded here); a clip the caller planned keeps its own transcript.
     """
     from .answering import Answerer
 
     answerer = answerer or Answerer(model, job.generation, job.batch_size)
     open_clips: deque[ClipCaptions] = deque()
     batch: list[tuple[ClipCaptions, DecodedWindow]] = []
-    windows = prefetch_windows(clips, job.sampling, job.workers or DEFAULT_WORKERS, preparer(model))
+    listen = listener(model, job.speech, transcribing)
+    workers = job.workers or DEFAULT_WORKERS
+    windows = prefetch_windows(clips, job.sampling, workers, preparer(model), listen)
     for window in windows:
         if window.index == 0:
             open_clips.append(ClipCaptions(window.clip))
@@ -282,6 +294,28 @@ def caption_steps(
         yield from finished_records(answerer, job, open_clips)
     yield from answer_windows(answerer, job, batch)
     yield from finished_records(answerer, job, open_clips)
+
+
+def listener(
+    model: LoadedModel, speech: SpeechOptions, transcribing: Transcribing | None = None
+) -> Listen | None:
+    """What transcribes a clip as it is planned, where speech is on: `transcribing`, or the speech
+    model the options name, loaded on the captioning model's device; else None."""
+    if not speech.on:
+        return None
+    if transcribing is None:
+        from ..speech.recognizer import load_speech_model
+
+        transcribing = Transcribing(load_speech_model(speech, model.device, model.dtype))
+    return transcribing.transcribe
+
+
+def window_speech(window: DecodedWindow) -> str | None:
+    """The text said during the window, where its clip was transcribed; None where speech is off."""
+    transcript, video = window.clip.transcript, window.video
+    if transcript is None or video is None:
+        return None
+    return transcript.text_between(video.window.start, video.window.end)
 
 
 def preparer(model: LoadedModel) -> Prepare | None:
@@ -310,7 +344,11 @@ def answer_windows(
     live = [(clip, window) for clip, window in batch if clip.error is None]
     if not live:
         return []
-    asked = [(question, [window.video]) for _, window in live for question in job.questions.values()]
+    asked = [
+        (spoken(question, window, job.speech), [window.video])
+        for _, window in live
+        for question in job.questions.values()
+    ]
     cache = answerer.model.features
     started, encoding = time.perf_counter(), cache.stats.encode_seconds
     answers = answerer.answer(asked, job.system)  # type: ignore[arg-type]
@@ -328,6 +366,12 @@ def answer_windows(
         caption = clip.add(window, values, encode * len(names), generate * len(names))  # type: ignore[arg-type]
         answered.append(WindowAnswered(window.clip, window.index, window.video, caption))  # type: ignore[arg-type]
     return answered
+
+
+def spoken(question: Question, window: DecodedWindow, speech: SpeechOptions) -> Question:
+    """The question as asked of this window: with `--speech prompt`, its transcript before it."""
+    text = window_speech(window) if speech.mode == "prompt" else None
+    return replace(question, text=speech_question(question.text, text)) if text else question
 
 
 def finished_records(

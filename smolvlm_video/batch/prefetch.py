@@ -7,7 +7,9 @@ recording costs what a 3-minute clip costs, one window at a time. A clip that ca
 window that cannot be decoded, arrives as an item that carries the error instead of frames.
 
 A `prepare` function, if given, runs on the decoding thread right after each window is decoded (the
-model's preprocessing, for a GPU), so it too overlaps the model's work on earlier windows.
+model's preprocessing, for a GPU), so it too overlaps the model's work on earlier windows. A `listen`
+function, if given, transcribes each clip's speech once, on the decoding thread that plans it, and the
+planned clip carries the transcript to every window.
 
 Torch-free: Ray's decoding tasks run `clip_windows` without loading the model's libraries.
 """
@@ -25,6 +27,7 @@ from typing import TypeVar
 
 from ..errors import SmolVLMVideoError
 from ..options import SamplingOptions
+from ..speech.transcript import Transcript
 from ..video import SampledVideo, decode_plan, plan_video
 from ..video.decode import usable_cores
 from ..video.probe import VideoInfo
@@ -50,6 +53,7 @@ class PlannedClip:
     error: BaseException | None = None
     seconds: float = 0.0  # probing and planning
     fingerprint: str | None = None  # records.fingerprint of the file, for an export to find it again
+    transcript: Transcript | None = None  # its speech over the sampled span, where speech was asked
 
     @property
     def window_count(self) -> int:
@@ -67,10 +71,13 @@ class DecodedWindow:
 
 
 Prepare = Callable[[SampledVideo], SampledVideo]  # the video with its pixels made (media.prepare_video)
+# A clip's transcript from start to end (seconds, None: its own ends): `speech.Transcribing.transcribe`
+Listen = Callable[[str, float | None, float | None], Transcript]
 
 
-def plan_clip(path: str, sampling: SamplingOptions) -> PlannedClip:
-    """Probe and plan a clip; an unreadable one carries its error instead."""
+def plan_clip(path: str, sampling: SamplingOptions, listen: Listen | None = None) -> PlannedClip:
+    """Probe and plan a clip, and transcribe its sampled span with `listen` if given; an unreadable
+    clip carries its error instead."""
     started = time.perf_counter()
     ident = safe_clip_id(path)
     try:
@@ -79,7 +86,10 @@ def plan_clip(path: str, sampling: SamplingOptions) -> PlannedClip:
     except (SmolVLMVideoError, OSError) as error:
         return PlannedClip(path, ident, error=error, seconds=time.perf_counter() - started)
     seconds = time.perf_counter() - started
-    return PlannedClip(path, ident, info, tuple(plans), seconds=seconds, fingerprint=found)
+    transcript = listen(path, sampling.start, sampling.end) if listen is not None else None
+    return PlannedClip(
+        path, ident, info, tuple(plans), seconds=seconds, fingerprint=found, transcript=transcript
+    )
 
 
 def decode_window(
@@ -121,6 +131,7 @@ def prefetch_windows(
     sampling: SamplingOptions,
     workers: int = DEFAULT_WORKERS,
     prepare: Prepare | None = None,
+    listen: Listen | None = None,
 ) -> Iterator[DecodedWindow]:
     """Every window of every clip, clip by clip in order, decoded by `workers` threads ahead of the caller.
 
@@ -134,7 +145,7 @@ def prefetch_windows(
     threads = max(1, usable_cores() // workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smolvlm-decode") as pool:
         pending: deque[Future[DecodedWindow]] = deque()
-        tasks = _window_tasks(pool, clips, sampling, threads, lookahead, prepare)
+        tasks = _window_tasks(pool, clips, sampling, threads, lookahead, prepare, listen)
         try:
             for task in tasks:
                 pending.append(task)
@@ -155,6 +166,7 @@ def _window_tasks(
     threads: int,
     lookahead: int,
     prepare: Prepare | None,
+    listen: Listen | None = None,
 ) -> Iterator[Future[DecodedWindow]]:
     """One future per window, in order, submitted as the caller asks for them.
 
@@ -167,7 +179,9 @@ def _window_tasks(
     def refill() -> None:
         for clip in itertools.islice(queued, lookahead - len(probes)):
             probes.append(
-                _done(clip) if isinstance(clip, PlannedClip) else pool.submit(plan_clip, clip, sampling)
+                _done(clip)
+                if isinstance(clip, PlannedClip)
+                else pool.submit(plan_clip, clip, sampling, listen)
             )
 
     refill()

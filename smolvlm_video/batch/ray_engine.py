@@ -62,9 +62,12 @@ class RayOptions:
             check_number("num_gpus_per_worker", self.num_gpus_per_worker, least=0, most=MAX_GPUS_PER_WORKER)
 
 
-def decode_rows(row: dict[str, str], job: CaptionJob) -> Iterator[dict[str, bytes]]:
-    """A Ray task's work on one clip: plan it, then its windows one by one (one decoder thread each)."""
+def decode_rows(row: dict[str, Any], job: CaptionJob) -> Iterator[dict[str, bytes]]:
+    """A Ray task's work on one clip: plan it, then its windows one by one (one decoder thread each).
+    Its transcript, where speech is on, was made by a `ClipTranscriber` and rides on the planned clip."""
     clip = replace(plan_clip(row["abs_path"], job.sampling), path=row["path"])  # the path as given
+    if row.get("transcript") is not None:
+        clip = replace(clip, transcript=pickle.loads(row["transcript"]))
     for window in clip_windows(clip, job.sampling, threads=1):
         yield {"window": pickle.dumps(window)}
 
@@ -103,6 +106,30 @@ class WindowCaptioner(_Actor):
             "captions": [pickle.dumps(captions) for captions, _ in found],
             "batch_size": [self.answerer.batch_size] * len(found),
         }
+
+
+class ClipTranscriber:
+    """An actor: transcribes each clip of a batch once (`job.speech`), on the device and in the dtype the
+    job's model takes, before the clip's windows are decoded."""
+
+    def __init__(self, job: CaptionJob, torch_threads: int = 0, planned_tokens: int = 0) -> None:
+        import torch
+
+        from ..model.devices import pick_device, pick_dtype
+        from ..speech import Transcribing
+        from ..speech.recognizer import load_speech_model
+
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        device, _ = pick_device(job.model.device)
+        dtype, _ = pick_dtype(job.model.dtype, device)
+        self.job = job
+        self.transcribing = Transcribing(load_speech_model(job.speech, device, dtype))
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        start, end = self.job.sampling.start, self.job.sampling.end
+        transcripts = [self.transcribing.transcribe(str(path), start, end) for path in batch["abs_path"]]
+        return {**batch, "transcript": [pickle.dumps(transcript) for transcript in transcripts]}
 
 
 class Summarizer(_Actor):
@@ -156,6 +183,8 @@ def caption_clips_ray(
     cpus = int(ray.cluster_resources().get("CPU", 1))
     blocks = min(len(rows), max(2 * cpus, math.ceil(len(rows) / CLIPS_PER_BLOCK)))
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, blocks))
+    if job.speech.on:  # each clip transcribed once, by actors that hold the speech model
+        dataset = _on_actors(ray, dataset, ClipTranscriber, job, options, 1)
     # Half a logical CPU a task: two single-threaded decoders share a core well, and the different
     # request keeps Ray from fusing the decoding into the actors.
     dataset = dataset.flat_map(

@@ -68,7 +68,12 @@ def fingerprint(path: str | os.PathLike[str]) -> str:
     return f"{size}:{digest.hexdigest()[:32]}"
 
 
-TIMINGS = ("decode", "encode", "generate")  # a record's `timings`, in seconds: encode is the vision encoder
+TIMINGS = (
+    "decode",
+    "encode",
+    "generate",
+    "speech",
+)  # a record's `timings`, in seconds: encode is the vision encoder
 
 
 def answer_text(answer: Any) -> str:
@@ -88,6 +93,7 @@ class WindowCaption:
     frame_count: int
     timestamps: list[float]
     answers: dict[str, Any] = field(default_factory=dict)  # prompt name -> text, or a schema's JSON value
+    speech_text: str | None = None  # what was said during the window (None: speech was off)
 
 
 @dataclass
@@ -119,6 +125,9 @@ class CaptionRecord:
     generation: dict[str, Any] = field(default_factory=dict)
     video: dict[str, Any] = field(default_factory=lambda: dict.fromkeys((*VIDEO_FIELDS, "fingerprint")))
     timings: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(TIMINGS))
+    # What was said over the sampled span: {language, segments: [{start, end, text}], error}; None where
+    # speech was off. A clip without audio has no segments; one whose audio fails to decode, an error.
+    speech: dict[str, Any] | None = None
     error: dict[str, str] | None = None  # type, message
     tool_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))

@@ -30,6 +30,7 @@ from .clips import find_clips
 from .engines import ENGINES, engine_options
 from .records import CaptionRecord, path_digest, safe_clip_id
 from .sinks import SINKS
+from .subtitles import SUBTITLE_SOURCES, SubtitleSource
 
 if TYPE_CHECKING:
     from ..model.loading import LoadedModel
@@ -78,6 +79,7 @@ class CaptionRun:
     overwrite: bool = False  # start the output afresh instead of resuming
     retry_errors: bool = True  # on a rerun, try the clips that have an error record again
     subtitles: SubtitleKind | None = None  # also a subtitle file per clip beside the output
+    subtitles_from: SubtitleSource = "captions"  # its cues: captions, speech (the job's), or both
     engine: str = "local"  # a name in engines.ENGINES: local or ray
     sink: str = "jsonl"  # a name in sinks.SINKS: the output's format
     engine_options: Any = None  # the engine's own `Options` (e.g. RayOptions); None: its defaults
@@ -91,6 +93,13 @@ class CaptionRun:
             refuse_uri(item)
         if self.subtitles not in (None, "srt", "vtt"):
             raise OptionsError(f"subtitles must be srt, vtt or None, got {self.subtitles!r}.", "subtitles")
+        if self.subtitles_from not in SUBTITLE_SOURCES:
+            sources = ", ".join(SUBTITLE_SOURCES)
+            raise OptionsError(f"subtitles_from must be one of {sources}.", "subtitles_from")
+        if self.subtitles_from != "captions" and not self.job.speech.on:
+            raise OptionsError(
+                f"subtitles from {self.subtitles_from} need the speech: turn --speech on.", "subtitles_from"
+            )
         if self.engine_options is None:
             object.__setattr__(self, "engine_options", engine_options(self.engine))
         elif not isinstance(self.engine_options, ENGINES[self.engine].Options):
@@ -205,7 +214,7 @@ class Captioning:
                 if run.subtitles and record.status == "ok":
                     from .subtitles import write_subtitles
 
-                    write_subtitles(record, run.output.parent, run.subtitles)
+                    write_subtitles(record, run.output.parent, run.subtitles, run.subtitles_from)
                 self._count(record)
                 yield record
 

@@ -1,9 +1,12 @@
-"""Subtitles from a caption record: one cue per window (per shot with --split scenes), as SRT or WebVTT."""
+"""Subtitles from a caption record, as SRT or WebVTT: a cue per window (per shot with --split scenes),
+a cue per segment of speech, or both in time order."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ..errors import OutputError
 from .records import CaptionRecord, WindowCaption, answer_text
@@ -22,33 +25,62 @@ def _text(window: WindowCaption) -> str:
     text = window.caption
     if len(window.answers) > 1:
         text = "\n".join(f"{name}: {answer_text(value)}" for name, value in window.answers.items())
-    # A blank line would end the cue early in both formats.
+    return _lines(text)  # a blank line would end the cue early in both formats
+
+
+SubtitleSource = Literal["captions", "speech", "both"]
+SUBTITLE_SOURCES: tuple[str, ...] = ("captions", "speech", "both")
+
+
+@dataclass(frozen=True)
+class Cue:
+    start: float
+    end: float
+    text: str
+
+
+def cues(record: CaptionRecord, source: SubtitleSource = "captions") -> list[Cue]:
+    """The record's cues from `source`, in time order: the windows' captions, the segments of speech
+    (none where the record has no speech), or both."""
+    found = []
+    if source in ("captions", "both"):
+        found += [Cue(w.start, w.end, _text(w)) for w in record.windows]
+    if source in ("speech", "both"):
+        segments = (record.speech or {}).get("segments") or []
+        found += [Cue(s["start"], max(s["end"], s["start"] + 0.001), _lines(s["text"])) for s in segments]
+    return sorted(found, key=lambda cue: (cue.start, cue.end))
+
+
+def _lines(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if line.strip()) or "..."
 
 
-def to_srt(windows: Sequence[WindowCaption]) -> str:
+def to_srt(cues: Sequence[Cue]) -> str:
     """SubRip text: numbered cues with HH:MM:SS,mmm times."""
-    cues = [
-        f"{number}\n{_stamp(s.start, ',')} --> {_stamp(s.end, ',')}\n{_text(s)}\n"
-        for number, s in enumerate(windows, start=1)
+    lines = [
+        f"{number}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n{c.text}\n"
+        for number, c in enumerate(cues, start=1)
     ]
-    return "\n".join(cues)
+    return "\n".join(lines)
 
 
-def to_vtt(windows: Sequence[WindowCaption]) -> str:
+def to_vtt(cues: Sequence[Cue]) -> str:
     """WebVTT text: a header, then cues with HH:MM:SS.mmm times."""
-    cues = [f"{_stamp(s.start, '.')} --> {_stamp(s.end, '.')}\n{_text(s)}\n" for s in windows]
-    return "WEBVTT\n\n" + "\n".join(cues)
+    lines = [f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}\n{c.text}\n" for c in cues]
+    return "WEBVTT\n\n" + "\n".join(lines)
 
 
 WRITERS = {"srt": to_srt, "vtt": to_vtt}
 
 
-def write_subtitles(record: CaptionRecord, folder: Path, kind: str) -> Path:
-    """<clip name>.<id8>.<srt|vtt> in `folder`: the id keeps clips of the same name apart."""
+def write_subtitles(
+    record: CaptionRecord, folder: Path, kind: str, source: SubtitleSource = "captions"
+) -> Path:
+    """<clip name>.<id8>.<srt|vtt> in `folder`, its cues from `source`: the id keeps clips of the same
+    name apart."""
     path = folder / f"{Path(record.path).stem}.{record.id[:8]}.{kind}"
     try:
-        path.write_text(WRITERS[kind](record.windows), encoding="utf-8")
+        path.write_text(WRITERS[kind](cues(record, source)), encoding="utf-8")
     except OSError as error:
         raise OutputError(f"Cannot write the subtitles {path}: {error.strerror or error}.") from error
     return path

@@ -35,6 +35,8 @@ from .reading import source_path
 TEXT = pa.string()
 ERROR = pa.struct([("type", TEXT), ("message", TEXT)])
 PYTHON_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: TEXT}
+SEGMENT = pa.struct([("start", pa.float64()), ("end", pa.float64()), ("text", TEXT)])  # said, and when
+SPEECH = pa.struct([("language", TEXT), ("segments", pa.list_(SEGMENT)), ("error", ERROR)])  # null: off
 
 
 def _arrow_type(hint: Any) -> pa.DataType:
@@ -72,6 +74,7 @@ CLIPS = pa.schema(
         ("generation", _struct(GenerationOptions)),  # extra: JSON text
         ("video", pa.struct([*_struct(VideoInfo, VIDEO_FIELDS), ("fingerprint", TEXT)])),
         ("timings", pa.struct([(name, pa.float64()) for name in TIMINGS])),
+        ("speech", SPEECH),
         ("tool_version", TEXT),
         ("created_at", TEXT),
     ]
@@ -146,6 +149,7 @@ def _window_fields(answers: Column) -> list[tuple[str, pa.DataType]]:
         ("caption", TEXT),
         ("frame_count", pa.int64()),
         ("timestamps", pa.list_(pa.float64())),
+        ("speech_text", TEXT),  # null where speech was off
         ("answers", answers.arrow),
     ]
 
