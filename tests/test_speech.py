@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from conftest import H264, ffmpeg, requires_ffmpeg
 from reference import reference_tokens
 from smolvlm_video.cli.main import cli
+from transformers import AutoTokenizer
 
 from smolvlm_video import GenerationOptions, SamplingOptions, sample_video
 from smolvlm_video.batch.captioning import CaptionJob, caption_clips
@@ -309,3 +310,17 @@ def test_the_ray_engine_transcribes_each_clip_once_before_its_windows(
     assert all(start - 0.5 <= s["start"] <= s["end"] <= end + 0.5 for s in spoken["speech"]["segments"])
     assert [bool(w["speech_text"]) for w in spoken["windows"]] == [False, True, True]
     assert by_name["damaged"]["speech"]["error"]["type"] == "audio_error" and by_name["damaged"]["windows"]
+
+
+def test_ask_prints_what_was_said_and_asks_with_it(clips, tiny_checkpoint, whisper, prompts):
+    base = ["ask", str(clips["spoken"]), "What happens?", "--model", str(tiny_checkpoint),
+            "--max-new-tokens", "4", "--speech-model", str(whisper)]  # fmt: skip
+    result = CliRunner().invoke(cli, [*base, "--speech", "prompt"])
+    assert result.exit_code == 0, result.output
+    assert "[00:03-" in result.stderr  # the spoken segment, timed
+    text = AutoTokenizer.from_pretrained(tiny_checkpoint).decode(prompts[-1])
+    assert text.index('What is said in this part: "') < text.index("What happens?")
+    image = clips["spoken"].parent / "frame.png"
+    ffmpeg("-i", str(clips["spoken"]), "-frames:v", "1", str(image))
+    refused = CliRunner().invoke(cli, [*base[:1], str(image), *base[2:], "--speech", "record"])
+    assert refused.exit_code == 2 and "needs a video" in refused.output
