@@ -18,8 +18,9 @@ from smolvlm_video.server.options import (
     DEFAULT_MAX_QUEUE,
     ServerOptions,
 )
+from smolvlm_video.speech import SpeechOptions
 
-from .options import core_errors, model_options, sampling_options
+from .options import core_errors, model_options, sampling_options, speech_options
 
 SERVE_EXTRA = "pip install 'smolvlm-video[serve]'"
 
@@ -79,6 +80,7 @@ SERVE_EXTRA = "pip install 'smolvlm-video[serve]'"
 @click.option("--max-media-mb", type=click.IntRange(min=1), default=DEFAULT_MAX_MEDIA_MB, show_default=True)
 @sampling_options
 @model_options
+@speech_options
 def serve_command(
     host: str,
     port: int,
@@ -96,12 +98,14 @@ def serve_command(
     max_media_mb: int,
     sampling: SamplingOptions,
     model: ModelOptions,
+    speech: SpeechOptions,
 ) -> None:
     """Serve the model over HTTP, OpenAI style: /v1/chat/completions, /v1/models and /health.
 
     Messages take text, image_url, video_url and input_video parts; media as data: URIs, or as paths under
     --allowed-media-path. Sampling flags set the videos' defaults; a request may send its own fps,
-    max_frames, start, end and split.
+    max_frames, start, end and split, and "speech": "prompt" for its videos' transcripts before the question
+    (the --speech-* flags pick the speech model; --speech prompt makes it every request's default).
     """
     if not _loopback(host) and not api_key and not no_auth:
         raise click.UsageError(f"Binding to {host} without an API key: set --api-key (or SMOLVLM_API_KEY), "
@@ -130,6 +134,7 @@ def serve_command(
         fetch_proxy=fetch_proxy,
         max_batch=max_batch,
         max_queue=max_queue,
+        speech=speech,
     )
     uvicorn.run(create_app(loaded, options), host=host, port=port, log_level="info")
 

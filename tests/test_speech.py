@@ -324,3 +324,29 @@ def test_ask_prints_what_was_said_and_asks_with_it(clips, tiny_checkpoint, whisp
     ffmpeg("-i", str(clips["spoken"]), "-frames:v", "1", str(image))
     refused = CliRunner().invoke(cli, [*base[:1], str(image), *base[2:], "--speech", "record"])
     assert refused.exit_code == 2 and "needs a video" in refused.output
+
+
+def test_the_server_puts_a_videos_transcript_before_the_question(
+    clips, tiny_model, whisper, tmp_path, prompts
+):
+    openai = pytest.importorskip("openai")
+    pytest.importorskip("uvicorn")
+    from test_server import KEY, serving
+
+    shutil.copy(clips["spoken"], tmp_path / "spoken.mp4")
+    video = {"type": "video_url", "video_url": {"url": str(tmp_path / "spoken.mp4")}}
+    messages = [{"role": "user", "content": [video, {"type": "text", "text": "What happens?"}]}]
+    with serving(tiny_model, tmp_path, speech=SpeechOptions(speech_model=str(whisper))) as running:
+        client = openai.OpenAI(base_url=f"{running['url']}/v1", api_key=KEY, max_retries=0, timeout=120)
+        plain = client.chat.completions.create(model="tiny", messages=messages, max_tokens=4)
+        heard = client.chat.completions.create(
+            model="tiny", messages=messages, max_tokens=4, extra_body={"speech": "prompt"}
+        )
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model="tiny", messages=messages, extra_body={"speech": "loud"})
+    assert heard.usage.prompt_tokens > plain.usage.prompt_tokens
+    decode = tiny_model.processor.tokenizer.decode
+    assert "What is said" not in decode(prompts[0])
+    text = decode(prompts[1])
+    assert text.index('What is said in this part: "') < text.index("What happens?")
+    assert refused.value.body["param"] == "speech"

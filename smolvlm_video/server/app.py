@@ -26,8 +26,12 @@ from ..errors import GenerationError, OutOfMemoryError, PromptTooLongError
 from ..model.generate import Answer
 from ..model.loading import LoadedModel
 from ..model.prompts import Chat, Message, asking
+from ..speech import speech_question
+from ..video import SampledVideo
+from ..video.media import Media
 from .batching import Batcher, Job, Metrics, QueueFull
-from .media import load_part
+from .listening import Listener
+from .media import Listen, load_part
 from .options import ServerOptions
 from .protocol import APIError, ChatRequest, Turn, bad, parse_request, sse
 
@@ -41,6 +45,7 @@ def create_app(model: LoadedModel, options: ServerOptions) -> FastAPI:
     """The app serving `model`: /v1/models, /v1/chat/completions, /health, /metrics."""
     metrics = Metrics()
     batcher = Batcher(model, metrics, options.max_batch, options.max_queue)
+    listener = Listener(model, options.speech)
     names = {model.model_id, *options.model_names}
 
     @contextlib.asynccontextmanager
@@ -88,11 +93,13 @@ def create_app(model: LoadedModel, options: ServerOptions) -> FastAPI:
     async def completions(request: Request) -> JSONResponse | StreamingResponse:
         body = await _body(request, options.max_body_mb * MB)
         # Off the loop, as everything slow here: /health still answers while a large schema is checked.
-        chat_request = await asyncio.to_thread(parse_request, body, options.sampling, options.max_new_tokens)
+        chat_request = await asyncio.to_thread(
+            parse_request, body, options.sampling, options.max_new_tokens, options.speech.mode
+        )
         if chat_request.model not in names:
             raise APIError(404, f"The model {chat_request.model!r} is not served here; see GET /v1/models.",
                            "model", "model_not_found")  # fmt: skip
-        job = await _submitted(batcher, metrics, chat_request, options)
+        job = await _submitted(batcher, metrics, chat_request, options, listener)
         if chat_request.stream:
             await _admitted(job)  # a request that cannot be answered is a plain error, never a 200
             headers = {"Cache-Control": "no-cache"}
@@ -147,12 +154,14 @@ def _key_check(key: str | None) -> Callable[[Request], None]:
     return check
 
 
-async def _submitted(batcher: Batcher, metrics: Metrics, request: ChatRequest, options: ServerOptions) -> Job:
+async def _submitted(
+    batcher: Batcher, metrics: Metrics, request: ChatRequest, options: ServerOptions, listener: Listener
+) -> Job:
     """The request's job, queued: its place is taken before its media are read (429 where there is none)."""
     try:
         with batcher.arriving():  # a batch being gathered waits for this request's media
             started = time.perf_counter()
-            chat = await asyncio.to_thread(_chat, request, options)  # off the loop: /health still answers
+            chat = await asyncio.to_thread(_chat, request, options, listener)  # off the loop: /health answers
             with metrics.lock:
                 metrics.decode_seconds += time.perf_counter() - started
             job = Job(chat, request.generation, request.stop, request.seed)
@@ -211,19 +220,38 @@ async def _body(request: Request, limit: int) -> bytes:
     return bytes(data)
 
 
-def _chat(request: ChatRequest, options: ServerOptions) -> Chat:
+def _chat(request: ChatRequest, options: ServerOptions, listener: Listener) -> Chat:
     """The request's messages with their media read (on a worker thread), and its schema."""
-    return asking([_message(turn, request, options) for turn in request.turns], request.schema)
+    listen = listener.transcribe if request.speech == "prompt" else None
+    return asking([_message(turn, request, options, listen) for turn in request.turns], request.schema)
 
 
-def _message(turn: Turn, request: ChatRequest, options: ServerOptions) -> Message:
+def _message(turn: Turn, request: ChatRequest, options: ServerOptions, listen: Listen | None) -> Message:
     if turn.role != "user":
         text = "\n".join(part.text or "" for part in turn.parts)
         return Message.system(text) if turn.role == "system" else Message.assistant(text)
-    parts = [
-        part.text if part.kind is None else load_part(part, request.sampling, options) for part in turn.parts
-    ]
-    return Message.user(*parts)  # type: ignore[arg-type]
+    parts: list[str | Media] = []
+    said = []
+    for part in turn.parts:
+        if part.kind is None:
+            parts.append(part.text or "")
+            continue
+        medium, transcript = load_part(part, request.sampling, options, listen)
+        parts.append(medium)
+        if transcript is not None and isinstance(medium, SampledVideo):
+            said.append(transcript.text_between(medium.window.start, medium.window.end))
+    return Message.user(*_with_speech(parts, " ".join(filter(None, said))))
+
+
+def _with_speech(parts: list[str | Media], said: str) -> list[str | Media]:
+    """The turn's parts with what its videos say before its last text (or after its media, if it has none)."""
+    if not said:
+        return parts
+    texts = [index for index, part in enumerate(parts) if isinstance(part, str)]
+    if not texts:
+        return [*parts, speech_question("", said).rstrip()]
+    last = texts[-1]
+    return [*parts[:last], speech_question(parts[last], said), *parts[last + 1 :]]  # type: ignore[arg-type]
 
 
 def _finish(answer: Answer, request: ChatRequest) -> str:

@@ -14,13 +14,14 @@ import binascii
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ..errors import FileError, SmolVLMVideoError, TooLargeError
 from ..options import SamplingOptions
-from ..video import sample_video
+from ..speech import Transcript
+from ..video import SampledVideo, sample_video
 from ..video.media import Media, is_image, load_image
 from .options import ServerOptions
 from .protocol import APIError, Part, bad
@@ -29,10 +30,15 @@ logger = logging.getLogger(__name__)
 
 MB = 1 << 20
 FETCH_FAILED = "url_fetch_failed"
+# A video file's transcript from start to end (seconds): `listening.Listener.transcribe`
+Listen = Callable[[Path, float, float], Transcript]
 
 
-def load_part(part: Part, sampling: SamplingOptions, options: ServerOptions) -> Media:
-    """The image or sampled video a media part names; APIError (400 or 413) if it cannot be had.
+def load_part(
+    part: Part, sampling: SamplingOptions, options: ServerOptions, listen: Listen | None = None
+) -> tuple[Media, Transcript | None]:
+    """The image or sampled video a media part names, and with `listen` a video's transcript over its
+    sampled span (None otherwise); APIError (400 or 413) if it cannot be had.
 
     Whatever the URL holds (a NUL byte, a path too long for the system, a broken host), the answer is a
     400 that names the part.
@@ -40,7 +46,7 @@ def load_part(part: Part, sampling: SamplingOptions, options: ServerOptions) -> 
     assert part.url is not None and part.kind is not None
     max_bytes = options.max_media_mb * MB
     if part.url.startswith("data:"):
-        return _from_bytes(part, _decoded(part, max_bytes), sampling)
+        return _from_bytes(part, _decoded(part, max_bytes), sampling, listen)
     try:
         url = urlparse(part.url)
     except ValueError as error:  # "http://[::1": an unclosed address
@@ -49,7 +55,7 @@ def load_part(part: Part, sampling: SamplingOptions, options: ServerOptions) -> 
         if options.fetch_seconds is None:
             raise bad("This server does not fetch URLs (--allow-url-fetch); send a data: URI.", part.where,
                       "url_fetch_off")  # fmt: skip
-        return _from_bytes(part, _fetched(part, options), sampling)
+        return _from_bytes(part, _fetched(part, options), sampling, listen)
     if url.scheme not in ("", "file"):
         raise bad(f"{url.scheme}: URLs are not read; send a data: URI.", part.where, "unsupported_url")
     try:
@@ -61,7 +67,7 @@ def load_part(part: Part, sampling: SamplingOptions, options: ServerOptions) -> 
             raise _too_big(part, max_bytes)
     except (OSError, ValueError) as error:  # a NUL byte, a name too long for the file system
         raise bad("That path cannot be read.", part.where, "bad_path") from error
-    return _read(part, path, sampling)
+    return _read(part, path, sampling, listen)
 
 
 def _allowed(path: Path, allowed: Sequence[Path]) -> bool:
@@ -104,23 +110,35 @@ def _fetched(part: Part, options: ServerOptions) -> bytes:
         raise bad(f"Could not fetch {part.where}.", part.where, FETCH_FAILED) from error
 
 
-def _from_bytes(part: Part, data: bytes, sampling: SamplingOptions) -> Media:
+def _from_bytes(
+    part: Part, data: bytes, sampling: SamplingOptions, listen: Listen | None
+) -> tuple[Media, Transcript | None]:
     with tempfile.TemporaryDirectory(prefix="smolvlm-serve-") as folder:
         path = Path(folder) / "medium"
         path.write_bytes(data)
-        return _read(part, path, sampling)  # frames are in memory once read: the file goes with the folder
+        return _read(
+            part, path, sampling, listen
+        )  # read whole, frames and speech: the file goes with the folder
 
 
-def _read(part: Part, path: Path, sampling: SamplingOptions) -> Media:
+def _read(
+    part: Part, path: Path, sampling: SamplingOptions, listen: Listen | None
+) -> tuple[Media, Transcript | None]:
     try:
         if part.kind == "image":
-            return load_image(path)
+            return load_image(path), None
         if is_image(path):
             raise bad("This is an image, not a video; send it as an image_url part.", part.where)
-        return sample_video(path, sampling)
+        video = sample_video(path, sampling)
+        return video, _heard(video, path, listen)
     except TooLargeError as error:  # over the server's pixel budget (--max-pixels): refused before decoding
         raise APIError(413, f"Cannot use this {part.kind}: {error.cause}", part.where, error.code) from error
     except FileError as error:  # its message names the file: say the cause alone
         raise bad(f"Cannot use this {part.kind}: {error.cause}", part.where, error.code) from error
     except SmolVLMVideoError as error:
         raise bad(f"Cannot use this {part.kind}: {error}", part.where, error.code) from error
+
+
+def _heard(video: SampledVideo, path: Path, listen: Listen | None) -> Transcript | None:
+    """The video's transcript over its sampled window, where the request asked for speech."""
+    return listen(path, video.window.start, video.window.end) if listen is not None else None

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checks import check_number
+from ..errors import OptionsError
 from ..options import SamplingOptions
+from ..speech.options import SpeechOptions
 
 DEFAULT_MAX_BATCH = 8  # chats in one generate call
 DEFAULT_MAX_QUEUE = 64  # requests waiting; one more is refused with 429
@@ -35,9 +37,15 @@ class ServerOptions:
     fetch_proxy: str | None = None  # every fetch goes through this proxy (which then decides what is reached)
     max_batch: int = DEFAULT_MAX_BATCH  # requests answered in one generate call
     max_queue: int = DEFAULT_MAX_QUEUE  # requests waiting for the model; one more gets 429
+    # The speech model a request's `"speech": "prompt"` uses; its mode is the requests' default (off, prompt)
+    speech: SpeechOptions = field(default_factory=SpeechOptions)
 
     def __post_init__(self) -> None:
         for name in ("max_body_mb", "max_media_mb", "max_new_tokens", "max_batch", "max_queue"):
             check_number(name, getattr(self, name), least=1, whole=True)
+        if self.speech.mode == "record":
+            raise OptionsError(
+                "the server's speech default is off or prompt: a response has no record.", "mode"
+            )
         if self.fetch_seconds is not None:
             check_number("fetch_seconds", self.fetch_seconds, above=0, most=MAX_FETCH_SECONDS)

@@ -156,6 +156,8 @@ class CompletionRequest(BaseModel):
     start: float | None = None
     end: float | None = None
     split: Literal["fixed", "scenes"] | None = None
+    # "prompt": each video's transcript before the question (docs/speech.md); the server's --speech default.
+    speech: Literal["off", "prompt"] | None = None
     # Accepted and ignored.
     user: str | None = None
     metadata: dict[str, str] | None = None
@@ -218,10 +220,14 @@ class ChatRequest:
     include_usage: bool = False
     stop: tuple[str, ...] = field(default_factory=tuple)
     seed: int | None = None  # sampling's seed: a seeded request is answered in a generate call of its own
+    speech: str = "off"  # "prompt": each video's transcript goes before the question
 
 
-def parse_request(body: bytes, sampling: SamplingOptions, max_new_tokens: int) -> ChatRequest:
-    """The request in the JSON `body`, with `sampling` as its videos' defaults; APIError 400 if bad.
+def parse_request(
+    body: bytes, sampling: SamplingOptions, max_new_tokens: int, speech: str = "off"
+) -> ChatRequest:
+    """The request in the JSON `body`, with `sampling` as its videos' defaults and `speech` as its speech
+    default; APIError 400 if bad.
 
     Compiles nothing and reads no medium; it does check a JSON schema against its metaschema, so run it
     off the event loop.
@@ -249,6 +255,7 @@ def parse_request(body: bytes, sampling: SamplingOptions, max_new_tokens: int) -
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         stop=_stop(request.stop),
         seed=request.seed,
+        speech=request.speech or speech,
     )
 
 
