@@ -58,6 +58,7 @@ class TimelineRow:
     end: float
     answer: Any  # text, or a schema's JSON value
     thumbnail: str  # a data: URI
+    speech: str | None = None  # what was said during the window (None: not listened to)
 
 
 def analysis_steps(
@@ -72,7 +73,8 @@ def analysis_steps(
 def timeline_row(step: WindowAnswered) -> TimelineRow:
     caption = step.caption
     answer = next(iter(caption.answers.values()), caption.caption)
-    return TimelineRow(caption.start, caption.end, answer, thumbnail_uri(step.video.frames[0]))
+    thumbnail = thumbnail_uri(step.video.frames[0])
+    return TimelineRow(caption.start, caption.end, answer, thumbnail, caption.speech_text)
 
 
 def named_record(record: CaptionRecord, name: str) -> CaptionRecord:
@@ -104,9 +106,17 @@ def timeline_html(rows: Sequence[TimelineRow]) -> str:
             f'title="Play from {clock(row.start)}">'
             f'<img src="{row.thumbnail}" alt="Frame at {clock(row.start)}">'
             f'<span class="span">{clock(row.start)}–{clock(row.end)}</span>'
-            f'<span class="answer">{html.escape(answer)}</span></li>'
+            f'<span class="answer">{html.escape(answer)}</span>{_said(row.speech)}</li>'
         )
     return f'<ol class="timeline">{"".join(items)}</ol>'
+
+
+def _said(speech: str | None) -> str:
+    """What was said during a window, under its answer; nothing where the video was not listened to."""
+    if speech is None:
+        return ""
+    said = f"Said: \u201c{html.escape(speech)}\u201d" if speech else "Nothing is said."
+    return f'<span class="speech">{said}</span>'
 
 
 # Runs once in the page: a click (or Enter or Space, as on a button) on a row seeks the Analyze tab's player
@@ -131,6 +141,7 @@ TIMELINE_CSS = """
   padding: 0.5em; border-bottom: 1px solid var(--border-color-primary); cursor: pointer; }
 .timeline li.window:hover, .timeline li.window:focus { background: var(--background-fill-secondary); }
 .timeline img { width: 120px; height: auto; border-radius: 4px; flex: none; }
+.timeline .speech { flex: 1 1 100%; font-style: italic; color: var(--body-text-color-subdued); }
 .timeline .span { font-family: var(--font-mono); white-space: nowrap; flex: none; }
 .timeline .answer { flex: 1 1 14em; min-width: 0; overflow-wrap: anywhere; white-space: pre-wrap; }
 """

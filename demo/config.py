@@ -9,6 +9,7 @@ from pathlib import Path
 
 from smolvlm_video.model.registry import MODELS
 from smolvlm_video.options import DEFAULT_MAX_FRAMES, DEFAULT_MODEL, ModelOptions
+from smolvlm_video.speech import SpeechOptions
 
 from .zerogpu import on_zerogpu
 
@@ -41,6 +42,8 @@ class DemoConfig:
     # SMOLVLM_PRELOAD: load every model choice at start-up; on by default on ZeroGPU, which requires it
     preload: bool = False
     mcp_server: bool = False  # SMOLVLM_MCP: also serve the API as an MCP server (the demo extra has mcp)
+    # SMOLVLM_SPEECH_MODEL: the Whisper checkpoint the Listen setting uses (auto: as --speech-model auto)
+    speech_model: str = "auto"
     examples_dir: Path = field(default=EXAMPLES_DIR)
 
     @classmethod
@@ -71,7 +74,12 @@ class DemoConfig:
             kept_requests=int(env.get("SMOLVLM_KEPT_REQUESTS", 64)),
             preload=_flag(env.get("SMOLVLM_PRELOAD", "1" if on_zerogpu(env) else "0")),
             mcp_server=_flag(env.get("SMOLVLM_MCP", "0")),
+            speech_model=env.get("SMOLVLM_SPEECH_MODEL", "auto"),
         )
+
+    def speech_options(self, listen: bool) -> SpeechOptions:
+        """How the Listen setting transcribes: each video's speech before the question, or nothing."""
+        return SpeechOptions(mode="prompt" if listen else "off", speech_model=self.speech_model)
 
     def model_options(self, name: str | None = None) -> ModelOptions:
         """How a model is loaded here: `name` (default: the first), on this device, dtype and attention."""

@@ -27,6 +27,7 @@ from smolvlm_video.model.media import chat_media, medium_key
 from smolvlm_video.model.prompts import Chat, Message, asking, clock
 from smolvlm_video.model.schemas import JsonSchema, parse_answer
 from smolvlm_video.options import GenerationOptions, ModelOptions, Split
+from smolvlm_video.speech import SpeechOptions, Transcript, with_speech
 from smolvlm_video.video import SampledVideo
 from smolvlm_video.video.media import is_image
 
@@ -46,9 +47,10 @@ from .frames import Gallery, RequestFolders, save_frames
 from .live import LIVE_MAX_NEW_TOKENS, LIVE_PROMPT, LiveEntry, LiveLog, arrival, log_html
 from .models import ModelCache
 from .settings import Settings
-from .zerogpu import analysis_seconds, chat_frames, gpu_decorator, request_seconds
+from .zerogpu import analysis_seconds, chat_frames, gpu_decorator, request_seconds, speech_seconds
 
 CACHED = " Its vision features came from the cache: the encoder did not run for it again."
+Span = tuple[str, float, float]  # a video file, and the seconds from and to which it is heard
 
 
 def describe_media(media: Sequence[Any], cached: Container[str] = ()) -> str:
@@ -88,6 +90,7 @@ class Handlers:
         # On ZeroGPU each of these runs under @spaces.GPU, sized by its own arguments; elsewhere as it is.
         self._stream = gpu_decorator(self.gpu_seconds)(self._stream_answer)  # imports spaces first
         self._analysis = gpu_decorator(self.analysis_gpu_seconds)(self._analysis_steps)
+        self._listen = gpu_decorator(self.listen_gpu_seconds)(self._transcribe)
         self.models = models or ModelCache()
         if config.preload:
             self.models.preload([config.model_options(name) for name in config.models])
@@ -102,8 +105,18 @@ class Handlers:
         return request_seconds(name, frames, generation.max_new_tokens, self.config.gpu_seconds)
 
     def analysis_gpu_seconds(self, name: str, job: CaptionJob, clip: PlannedClip) -> int:
-        """The ZeroGPU time one analysis reserves: its windows' frames and answers."""
+        """The ZeroGPU time one analysis reserves: its windows' frames and answers, and its speech."""
         return analysis_seconds(name, job, clip, self.config.gpu_seconds)
+
+    def listen_gpu_seconds(self, name: str, speech: SpeechOptions, spans: list[Span]) -> int:
+        """The ZeroGPU time transcribing these spans of videos reserves."""
+        return speech_seconds(sum(end - start for _, start, end in spans), self.config.gpu_seconds)
+
+    def _transcribe(self, name: str, speech: SpeechOptions, spans: list[Span]) -> list[Transcript]:
+        """Each (path, start, end) span's transcript, by the speech model held beside model `name`. Paths,
+        not frames, cross to ZeroGPU's process."""
+        transcribing = self.models.speech(speech, self.models.get(self.config.model_options(name)))
+        return [transcribing.transcribe(path, start, end) for path, start, end in spans]
 
     # Each handler takes the settings as one object, last; Gradio sees each setting as an API parameter
     # (`settings.endpoint`).
@@ -207,6 +220,7 @@ class Handlers:
             if is_image(path):
                 raise SmolVLMVideoError("This is an image, not a video: ask about it in the Ask tab.")
             job = analysis_job(self._model_options(settings), prompt, split, _schema(json_schema), settings)
+            job = replace(job, speech=self.config.speech_options(bool(settings.listen)))
             _, sampling = load_fitted(job.model, job.sampling, self.models.get)
             job = replace(job, sampling=sampling)
             clip = plan_clip(path, job.sampling)  # probing and finding shots need no GPU
@@ -229,7 +243,13 @@ class Handlers:
     def _analysis_steps(
         self, name: str, job: CaptionJob, clip: PlannedClip
     ) -> Iterator[TimelineRow | CaptionRecord]:
-        yield from analysis_steps(self.models.get(job.model), job, clip)
+        model = self.models.get(job.model)
+        if job.speech.on:  # once for the clip, on the GPU this call holds
+            transcript = self.models.speech(job.speech, model).transcribe(
+                clip.path, job.sampling.start, job.sampling.end
+            )
+            clip = replace(clip, transcript=transcript)
+        yield from analysis_steps(model, job, clip)
 
     def live(
         self, frame: np.ndarray | None, question: str, interval: float, log: LiveLog, *, settings: Settings
@@ -293,25 +313,39 @@ class Handlers:
         self, message: dict, history: History, shown: list, settings: Settings, json_schema: str | None
     ) -> Iterator[tuple[list, History, Any, Any]]:
         """The turn, shown as it goes."""
-        name, chat, generation = self._prepared(message, history, settings, _schema(json_schema))
+        name, chat, generation, heard = self._prepared(message, history, settings, _schema(json_schema))
         with self.frames.hold() as folder:
             media = media_shown(message_files(message), chat.messages[-1].media(), folder)
         text = [{"role": "user", "content": message["text"]}] if message.get("text") else []
         asked = [*shown[:-1], *({"role": "user", "content": m} for m in media), *text]
         turn = user_turn(message)
-        for answer, gallery, seen_text in self._answer(name, chat, generation):
+        for answer, gallery, seen_text in self._answer(name, chat, generation, heard):
             reply = [{"role": "assistant", "content": answer}] if answer else []
             yield [*asked, *reply], [*history, turn, *reply], gallery, seen_text
 
     def _prepared(
         self, message: dict, history: History, settings: Settings, schema: JsonSchema | None = None
-    ) -> tuple[str, Chat, GenerationOptions]:
+    ) -> tuple[str, Chat, GenerationOptions, str]:
         """The model's name, the chat to answer (`message` after `history`, answered in JSON following
-        `schema` where given) and how to generate."""
+        `schema` where given), how to generate, and what its videos say where the settings listen."""
         sampling, generation = settings.options()
         _, sampling = load_fitted(self._model_options(settings), sampling, self.models.get)
         messages = to_messages(history, message, sampling, self.allowed, system=settings.system or None)
-        return settings.model, asking(messages, schema), generation
+        heard = ""
+        if settings.listen:
+            messages, heard = self._heard(settings.model, messages)
+        return settings.model, asking(messages, schema), generation, heard
+
+    def _heard(self, name: str, messages: list[Message]) -> tuple[list[Message], str]:
+        """The messages with what the last one's videos say before its question, and a line on it each."""
+        videos = [m for m in messages[-1].media() if isinstance(m, SampledVideo)]
+        if not videos:
+            return messages, ""
+        spans = [(v.info.path, v.window.start, v.window.end) for v in videos]
+        transcripts = self._listen(name, self.config.speech_options(True), spans)
+        said = [t.text_between(start, end) for (_, start, end), t in zip(spans, transcripts, strict=True)]
+        question = Message.user(*with_speech(messages[-1].content, " ".join(filter(None, said))))
+        return [*messages[:-1], question], "\n\n".join(map(heard_line, videos, transcripts, said))
 
     def _chat(
         self, message: dict, history: History, settings: Settings, schema: JsonSchema | None = None
@@ -320,12 +354,13 @@ class Handlers:
         yield from self._answer(*self._prepared(message, history, settings, schema))
 
     def _answer(
-        self, name: str, chat: Chat, generation: GenerationOptions
+        self, name: str, chat: Chat, generation: GenerationOptions, heard: str = ""
     ) -> Iterator[tuple[str, Gallery, str]]:
         media = chat_media(chat.messages)
         cache = self.models.get(self.config.model_options(name)).features
         with self.frames.hold() as folder:  # held, so no other request prunes it, until the answer ends
             gallery, seen_text = save_frames(folder, media), describe_media(media, cache)
+            seen_text = "\n\n".join(filter(None, [seen_text, heard]))
             yield "", gallery, seen_text  # the frames show before the answer starts
             answer = ""
             for piece in self._stream(name, chat, generation):
@@ -340,6 +375,16 @@ class Handlers:
 
         # Closing this generator closes stream() through yield from, which stops and joins its thread.
         yield from stream(self.models.get(self.config.model_options(name)), chat, generation)
+
+
+def heard_line(video: SampledVideo, transcript: Transcript, said: str) -> str:
+    """A line on what a video's window says, beside the frames the model saw."""
+    span = f"{clock(video.window.start)} to {clock(video.window.end)}"
+    if transcript.error:
+        return f"Its sound could not be read ({transcript.error['message']}): the model heard nothing."
+    if not said:
+        return f"Nothing is said from {span}."
+    return f"Said from {span}: \u201c{said}\u201d"
 
 
 def _schema(text: str | None) -> JsonSchema | None:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from smolvlm_video.model.generate import warm_up
 from smolvlm_video.model.loading import LoadedModel, load
 from smolvlm_video.options import ModelOptions
+from smolvlm_video.speech import SpeechOptions, Transcribing
 
 
 class ModelCache:
@@ -23,6 +24,7 @@ class ModelCache:
         self.keep = max(1, keep)
         self._lock = threading.Lock()
         self._models: OrderedDict[ModelOptions, LoadedModel] = OrderedDict()
+        self._speech: tuple[tuple[str, str, str], Transcribing] | None = None  # one speech model, held
 
     def get(self, options: ModelOptions) -> LoadedModel:
         """The model `options` load, loading it (and dropping the least recently used) if it is not held."""
@@ -34,6 +36,18 @@ class ModelCache:
                 warm_up(model)  # where the decoding step is compiled: at load, not at the first request
             self._models.move_to_end(options)
             return self._models[options]
+
+    def speech(self, options: SpeechOptions, model: LoadedModel) -> Transcribing:
+        """The speech model `options` name, on `model`'s device and in its dtype, loaded on first use and
+        kept (one at a time)."""
+        from smolvlm_video.speech import load_speech_model
+
+        key = (options.model_id(model.device.type), str(model.device), str(model.dtype))
+        with self._lock:
+            if self._speech is None or self._speech[0] != key:
+                self._speech = None
+                self._speech = key, Transcribing(load_speech_model(options, model.device, model.dtype))
+            return self._speech[1]
 
     def preload(self, choices: Iterable[ModelOptions]) -> None:
         """Load these models now, keeping all of them."""

@@ -51,12 +51,13 @@ def _naming_the_setting(setting: str, preprocess: Callable[[Any], Any]) -> Calla
     return named
 
 
-def setting(row: int, control: Control, help: str) -> Any:
+def setting(row: int, control: Control, help: str, **default: Any) -> Any:
     """A field of `Settings`: the control that sets it (made from the app config), in this accordion row.
 
-    `help` describes it to API and MCP clients.
+    `help` describes it to API and MCP clients. A setting added later has a `default=`, so that callers
+    that do not send it (positional API callers of before) keep working.
     """
-    return field(metadata={"row": row, "control": control, "help": help})
+    return field(metadata={"row": row, "control": control, "help": help}, **default)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,16 @@ class Settings:
             "", label="System prompt", placeholder="Optional instructions for the model", lines=1
         ),
         "optional instructions for the model, before the question",
+    )
+    listen: bool = setting(
+        2,
+        lambda c: gr.Checkbox(
+            False,
+            label="Listen",
+            info="Transcribe what is said in a video (Whisper) and give it to the model.",
+        ),
+        "transcribe what is said in each video (Whisper) and give it to the model before the question",
+        default=False,
     )
 
     def options(self, split: Split = "fixed") -> tuple[SamplingOptions, GenerationOptions]:

@@ -32,6 +32,8 @@ IMAGE_FRAMES = 17  # an image is split into at most 4 x 4 tiles plus a global vi
 SETUP_SECONDS = 5.0  # taking the GPU and warming up, once a request
 MARGIN = 1.5  # the estimate times this, so a slow request still finishes
 MIN_SECONDS = 15  # no request asks for less
+# Transcribing a minute of video with the Listen setting (benchmarks/speech.py: see `speech_seconds`).
+SPEECH_SECONDS_PER_MINUTE = 6.0
 
 
 def request_seconds(model: str, frames: int, max_new_tokens: int, most: int) -> int:
@@ -45,15 +47,26 @@ def request_seconds(model: str, frames: int, max_new_tokens: int, most: int) -> 
     return max(MIN_SECONDS, min(most, estimate))
 
 
+def speech_seconds(seconds: float, most: int) -> int:
+    """The GPU seconds to reserve for transcribing `seconds` of video, with margin, within the bounds."""
+    estimate = math.ceil(MARGIN * (SETUP_SECONDS + SPEECH_SECONDS_PER_MINUTE * seconds / 60))
+    return max(MIN_SECONDS, min(most, estimate))
+
+
 def _dearest() -> ModelSpec:
     return max(MODELS.values(), key=lambda spec: (spec.gpu_seconds_per_token, spec.gpu_seconds_per_frame))
 
 
 def analysis_seconds(model: str, job: CaptionJob, clip: PlannedClip, most: int) -> int:
-    """The GPU seconds to reserve for analyzing a planned clip: every window's frames and answers."""
+    """The GPU seconds to reserve for analyzing a planned clip: every window's frames and answers, and
+    transcribing its span where the job listens."""
     frames = sum(len(plan.indices) for plan in clip.plans)
     answers = clip.window_count * len(job.questions)
-    return request_seconds(model, frames, answers * job.generation.max_new_tokens, most)
+    seconds = request_seconds(model, frames, answers * job.generation.max_new_tokens, most)
+    if job.speech.on:
+        span = sum(plan.window.end - plan.window.start for plan in clip.plans)
+        seconds += speech_seconds(span, most)
+    return min(most, seconds)
 
 
 def chat_frames(messages: Sequence[Message]) -> int:

@@ -80,7 +80,9 @@ def png(tmp_path_factory) -> Path:
     return path
 
 
-SETTINGS = ["model", "max_frames", "fps", "start", "end", "max_new_tokens", "temperature", "system"]
+# `settings` above has the first eight only, as gradio_client callers written before `listen` send: they keep
+# working. A raw HTTP call sends every input (Gradio requires it), `listen` too.
+SETTINGS = ["model", "max_frames", "fps", "start", "end", "max_new_tokens", "temperature", "system", "listen"]
 
 
 def test_every_output_is_named_and_optional_parameters_have_defaults(client):
@@ -248,16 +250,16 @@ def server_file(path: Path) -> dict:
 @pytest.mark.parametrize("endpoint", ["ask", "describe_video"])
 def test_server_paths_are_refused(app_url, settings, clip, png, endpoint):
     schema = [""] if endpoint == "ask" else []  # a raw call sends every input
-    reply = call_raw(app_url, endpoint, [server_file(clip), "Describe it.", *schema, *settings])
+    reply = call_raw(app_url, endpoint, [server_file(clip), "Describe it.", *schema, *settings, False])
     assert "event: error" in reply and "frames of" not in reply  # a readable video, but not an upload
     assert "Only uploaded files can be used" in reply  # the app's own words, not Gradio's bare "error"
-    reply = call_raw(app_url, "ask", [server_file(png), "And this?", "", *settings])
+    reply = call_raw(app_url, "ask", [server_file(png), "And this?", "", *settings, False])
     assert "event: error" in reply
 
 
 def test_chat_refuses_server_paths(app_url, settings, clip):
     message = {"text": "Describe it.", "files": [server_file(clip)]}
-    reply = call_raw(app_url, "chat", [message, None, *settings])
+    reply = call_raw(app_url, "chat", [message, None, *settings, False])
     assert "event: error" in reply and "frames of" not in reply
 
 
@@ -444,10 +446,10 @@ def test_frames_of_requests_in_flight_are_never_pruned(config, media_dir, monkey
     together, problems = threading.Barrier(4, timeout=60), []
 
     class Checked(Handlers):
-        def _answer(self, name, chat, generation):
+        def _answer(self, name, chat, generation, heard=""):
             (video,) = chat_media(chat.messages)
             colour = video.frames.mean(axis=(0, 1, 2))
-            for output in super()._answer(name, chat, generation):
+            for output in super()._answer(name, chat, generation, heard):
                 for path, _ in output[1] if isinstance(output[1], list) else []:  # the gallery, when sent
                     if not Path(path).exists():
                         problems.append(f"pruned while in flight: {path}")
@@ -496,7 +498,7 @@ def test_non_finite_and_huge_settings_are_refused_naming_the_setting(app_url, se
 
     asked = list(settings)
     asked[SETTINGS.index(name)] = value
-    data = [{"text": "Hi", "files": []}, "", *asked]
+    data = [{"text": "Hi", "files": []}, "", *asked, False]  # a raw call sends every input
     body = json.dumps({"data": data})  # NaN and Infinity as JavaScript writes them; gradio_client cannot
     headers = {"Content-Type": "application/json"}
     event = httpx.post(f"{app_url}gradio_api/call/chat", content=body, headers=headers, timeout=30).json()

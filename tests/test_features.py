@@ -151,7 +151,8 @@ def test_caption_with_a_prompt_file_encodes_each_window_once(model, make_video, 
     assert record.status == "ok" and len(record.windows) == 3
     assert len(calls) == 3  # one encoder call a window, for its four prompts
     written = json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8"))
-    assert set(written["timings"]) == {"decode", "encode", "generate"} and written["timings"]["encode"] > 0
+    assert set(written["timings"]) == {"decode", "encode", "generate", "speech"}
+    assert written["timings"]["encode"] > 0 and written["timings"]["speech"] is None  # speech was off
 
 
 def test_the_demo_encodes_a_follow_up_and_a_second_upload_of_the_same_video_never(

@@ -350,3 +350,58 @@ def test_the_server_puts_a_videos_transcript_before_the_question(
     text = decode(prompts[1])
     assert text.index('What is said in this part: "') < text.index("What happens?")
     assert refused.value.body["param"] == "speech"
+
+
+@pytest.fixture(scope="module")
+def demo(tiny_checkpoint, whisper):
+    pytest.importorskip("gradio")
+    from demo_server import served
+    from smolvlm_video.demo import DemoConfig
+
+    model = str(tiny_checkpoint)
+    config = DemoConfig(model=model, models=(model,), device="cpu", max_frames=4, max_new_tokens=4,
+                        speech_model=str(whisper))  # fmt: skip
+    with served(config) as url:
+        yield config, url
+
+
+def test_the_demos_chat_listens_and_shows_what_was_said(demo, clips, prompts, tiny_model):
+    from gradio_client import Client, handle_file
+
+    config, url = demo
+    client = Client(url, verbose=False)
+    message = {"text": "What happens?", "files": [handle_file(clips["spoken"])]}
+    settings = [config.model, 4, 1.0, 0, 0, 4, 0, ""]  # as callers written before Listen send them
+    _, _, deaf = client.predict(message, None, *settings, api_name="/chat")
+    _, _, heard = client.predict(message, None, *settings, True, api_name="/chat")
+    assert "Said from 00:00 to 00:09" in heard and "Said from" not in deaf
+    decode = tiny_model.processor.tokenizer.decode
+    assert "What is said" not in decode(prompts[-2]) and "What is said in this part" in decode(prompts[-1])
+
+
+def test_the_demos_timeline_shows_what_was_said_under_each_shot(demo, clips):
+    pytest.importorskip("scenedetect")
+    from gradio_client import Client, handle_file
+
+    config, url = demo
+    settings = [config.model, 4, 1.0, 0, 0, 4, 0, "", True]
+    timeline, record, _ = Client(url, verbose=False).predict(
+        handle_file(clips["spoken"]), "", "scenes", None, *settings, api_name="/analyze"
+    )
+    written = json.loads(record)
+    assert [bool(w["speech_text"]) for w in written["windows"]] == [False, True, True]
+    assert written["speech"]["segments"] and timeline.count('class="speech"') == 3
+    assert "Nothing is said." in timeline and "Said: \u201c" in timeline
+
+
+def test_zerogpu_reserves_time_for_listening(clips):
+    from smolvlm_video.demo.zerogpu import analysis_seconds, speech_seconds
+
+    from smolvlm_video.batch.prefetch import plan_clip
+
+    job = CaptionJob(sampling=SamplingOptions(window_seconds=3))
+    clip = plan_clip(str(clips["spoken"]), job.sampling)
+    listening = CaptionJob(sampling=job.sampling, speech=SpeechOptions(mode="prompt"))
+    deaf, heard = analysis_seconds("256M", job, clip, 1000), analysis_seconds("256M", listening, clip, 1000)
+    assert heard == deaf + speech_seconds(9.0, 1000)
+    assert speech_seconds(600.0, 1000) > speech_seconds(60.0, 1000)

@@ -26,7 +26,7 @@ from ..errors import GenerationError, OutOfMemoryError, PromptTooLongError
 from ..model.generate import Answer
 from ..model.loading import LoadedModel
 from ..model.prompts import Chat, Message, asking
-from ..speech import speech_question
+from ..speech import with_speech
 from ..video import SampledVideo
 from ..video.media import Media
 from .batching import Batcher, Job, Metrics, QueueFull
@@ -240,18 +240,7 @@ def _message(turn: Turn, request: ChatRequest, options: ServerOptions, listen: L
         parts.append(medium)
         if transcript is not None and isinstance(medium, SampledVideo):
             said.append(transcript.text_between(medium.window.start, medium.window.end))
-    return Message.user(*_with_speech(parts, " ".join(filter(None, said))))
-
-
-def _with_speech(parts: list[str | Media], said: str) -> list[str | Media]:
-    """The turn's parts with what its videos say before its last text (or after its media, if it has none)."""
-    if not said:
-        return parts
-    texts = [index for index, part in enumerate(parts) if isinstance(part, str)]
-    if not texts:
-        return [*parts, speech_question("", said).rstrip()]
-    last = texts[-1]
-    return [*parts[:last], speech_question(parts[last], said), *parts[last + 1 :]]  # type: ignore[arg-type]
+    return Message.user(*with_speech(parts, " ".join(filter(None, said))))
 
 
 def _finish(answer: Answer, request: ChatRequest) -> str:

@@ -9,7 +9,7 @@ Only `recognizer` imports torch. See docs/speech.md.
 from typing import Any
 
 from .options import SPEECH_MODES, SPEECH_PROMPT, SpeechOptions
-from .transcript import Segment, Transcribing, Transcript, speech_question
+from .transcript import Segment, Transcribing, Transcript, speech_question, with_speech
 
 __all__ = [
     "SPEECH_MODES",
@@ -20,6 +20,7 @@ __all__ = [
     "Transcript",
     "load_speech_model",
     "speech_question",
+    "with_speech",
 ]
 
 

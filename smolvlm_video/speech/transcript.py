@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import SmolVLMVideoError
 from .audio import read_audio
@@ -18,6 +19,8 @@ from .options import SPEECH_PROMPT
 
 if TYPE_CHECKING:
     from .recognizer import SpeechModel
+
+Part = TypeVar("Part")  # a turn's part: its text (str), or a medium
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,15 @@ class Transcribing:
 def speech_question(question: str, speech: str) -> str:
     """The question as `--speech prompt` asks it: the window's transcript before it, as user text."""
     return SPEECH_PROMPT.format(speech=speech, question=question) if speech else question
+
+
+def with_speech(parts: Sequence[Part], said: str) -> list[Part]:
+    """A user turn's parts with `said` before its question (`speech_question` on its last text), or after
+    its media where it has no text. Unchanged where nothing was said."""
+    if not said:
+        return list(parts)
+    texts = [index for index, part in enumerate(parts) if isinstance(part, str)]
+    if not texts:
+        return [*parts, speech_question("", said).rstrip()]  # type: ignore[list-item]
+    last = texts[-1]
+    return [*parts[:last], speech_question(parts[last], said), *parts[last + 1 :]]  # type: ignore[arg-type, list-item]
