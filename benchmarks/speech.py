@@ -94,6 +94,14 @@ def caption(clip: Path, checkpoint: Path, speech: Path | None) -> dict[str, floa
             "segments": segments}  # fmt: skip
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
 def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
@@ -109,7 +117,7 @@ def main() -> None:
     clips = {minutes: make_clip(folder, minutes, args.every) for minutes in lengths}
     model = make_checkpoint(args.cache_dir, args.model_arch)
     shapes = {arch: make_checkpoint(args.cache_dir, arch) for arch in args.speech_archs.split(",")}
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; SmolVLM {args.model_arch} "
+    print(f"{cpu_name()}, {os.cpu_count()} cores; SmolVLM {args.model_arch} "
           f"shape, 16 frames a window, 16 new tokens; a sentence every {args.every} s")  # fmt: skip
     print("| clip | speech | peak RSS MB | seconds | clips/min | speech seconds | segments |")
     print("|---|---|---|---|---|---|---|")

@@ -32,7 +32,9 @@ IMAGE_FRAMES = 17  # an image is split into at most 4 x 4 tiles plus a global vi
 SETUP_SECONDS = 5.0  # taking the GPU and warming up, once a request
 MARGIN = 1.5  # the estimate times this, so a slow request still finishes
 MIN_SECONDS = 15  # no request asks for less
-# Transcribing a minute of video with the Listen setting (benchmarks/speech.py: see `speech_seconds`).
+# Transcribing a minute of video with the Listen setting: an estimate, not yet measured on ZeroGPU's card
+# (`benchmarks/speech.py` measures it where CUDA is). MARGIN and MIN_SECONDS cover a short request; a long
+# one that runs over is cut off by ZeroGPU, and the person sees the error.
 SPEECH_SECONDS_PER_MINUTE = 6.0
 
 

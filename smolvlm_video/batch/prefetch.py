@@ -8,21 +8,22 @@ window that cannot be decoded, arrives as an item that carries the error instead
 
 A `prepare` function, if given, runs on the decoding thread right after each window is decoded (the
 model's preprocessing, for a GPU), so it too overlaps the model's work on earlier windows. A `listen`
-function, if given, transcribes each clip's speech once, on the decoding thread that plans it, and the
-planned clip carries the transcript to every window.
+function, if given, transcribes each planned clip's speech once, on a thread of its own (so the decoding
+threads never wait for it), and the planned clip carries the transcript to every window.
 
 Torch-free: Ray's decoding tasks run `clip_windows` without loading the model's libraries.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from ..errors import SmolVLMVideoError
@@ -75,9 +76,8 @@ Prepare = Callable[[SampledVideo], SampledVideo]  # the video with its pixels ma
 Listen = Callable[[str, float | None, float | None], Transcript]
 
 
-def plan_clip(path: str, sampling: SamplingOptions, listen: Listen | None = None) -> PlannedClip:
-    """Probe and plan a clip, and transcribe its sampled span with `listen` if given; an unreadable
-    clip carries its error instead."""
+def plan_clip(path: str, sampling: SamplingOptions) -> PlannedClip:
+    """Probe and plan a clip; an unreadable one carries its error instead."""
     started = time.perf_counter()
     ident = safe_clip_id(path)
     try:
@@ -86,10 +86,15 @@ def plan_clip(path: str, sampling: SamplingOptions, listen: Listen | None = None
     except (SmolVLMVideoError, OSError) as error:
         return PlannedClip(path, ident, error=error, seconds=time.perf_counter() - started)
     seconds = time.perf_counter() - started
-    transcript = listen(path, sampling.start, sampling.end) if listen is not None else None
-    return PlannedClip(
-        path, ident, info, tuple(plans), seconds=seconds, fingerprint=found, transcript=transcript
-    )
+    return PlannedClip(path, ident, info, tuple(plans), seconds=seconds, fingerprint=found)
+
+
+def listened(planned: Future[PlannedClip], sampling: SamplingOptions, listen: Listen) -> PlannedClip:
+    """The clip once planned, with its transcript over the sampled span (none for a clip that failed)."""
+    clip = planned.result()
+    if clip.error is not None:
+        return clip
+    return replace(clip, transcript=listen(clip.path, sampling.start, sampling.end))
 
 
 def decode_window(
@@ -143,9 +148,15 @@ def prefetch_windows(
     workers = max(1, workers)
     lookahead = LOOKAHEAD_PER_WORKER * workers
     threads = max(1, usable_cores() // workers)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smolvlm-decode") as pool:
+    listening = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smolvlm-listen")
+    with listening, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smolvlm-decode") as pool:
         pending: deque[Future[DecodedWindow]] = deque()
-        tasks = _window_tasks(pool, clips, sampling, threads, lookahead, prepare, listen)
+        hear = (
+            functools.partial(listening.submit, listened, sampling=sampling, listen=listen)
+            if listen
+            else None
+        )
+        tasks = _window_tasks(pool, clips, sampling, threads, lookahead, prepare, hear)
         try:
             for task in tasks:
                 pending.append(task)
@@ -166,23 +177,23 @@ def _window_tasks(
     threads: int,
     lookahead: int,
     prepare: Prepare | None,
-    listen: Listen | None = None,
+    hear: Callable[[Future[PlannedClip]], Future[PlannedClip]] | None = None,
 ) -> Iterator[Future[DecodedWindow]]:
     """One future per window, in order, submitted as the caller asks for them.
 
     Clips are probed up to `lookahead` clips ahead (a probe holds no frames), so a clip's windows can
-    be handed out without waiting for its probe.
+    be handed out without waiting for its probe. `hear` turns a probe into one that also transcribes.
     """
     queued = iter(clips)
     probes: deque[Future[PlannedClip]] = deque()
 
     def refill() -> None:
         for clip in itertools.islice(queued, lookahead - len(probes)):
-            probes.append(
-                _done(clip)
-                if isinstance(clip, PlannedClip)
-                else pool.submit(plan_clip, clip, sampling, listen)
-            )
+            if isinstance(clip, PlannedClip):
+                probes.append(_done(clip))
+                continue
+            probe = pool.submit(plan_clip, clip, sampling)
+            probes.append(hear(probe) if hear else probe)
 
     refill()
     try:

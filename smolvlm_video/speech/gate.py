@@ -11,7 +11,6 @@ and cut at `MAX_SECONDS`, the most Whisper hears at once. The gate keeps only th
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,16 +26,7 @@ PAD_SECONDS = 0.15
 MAX_SECONDS = 30.0
 
 
-@dataclass(frozen=True)
-class VoicedSpan:
-    """Audio with a voice in it: `samples` from `start` seconds."""
-
-    start: float
-    samples: np.ndarray
-
-    @property
-    def end(self) -> float:
-        return self.start + len(self.samples) / SAMPLE_RATE
+VoicedSpan = AudioChunk  # audio with a voice in it: `samples` from `start` seconds
 
 
 def voiced_frames(samples: np.ndarray) -> np.ndarray:

@@ -19,7 +19,10 @@ from .transcript import Segment
 
 logger = logging.getLogger(__name__)
 
-SPAN_BATCH = 8  # spans per generate call
+# Spans per generate call, by device type: a GPU runs a batch at the cost of one; on the CPU a batch costs
+# its sum and holds each span's attention at once (benchmarks/speech.py: 8 spans of whisper-small's shape
+# peaked at 1.51x the run without speech).
+SPAN_BATCH = {"cpu": 1, "mps": 4, "cuda": 8}
 MAX_NEW_TOKENS = 200  # Whisper's 30 s window holds about this many tokens of speech
 MARKUP = re.compile(r"<\|[^|>]*\|>")  # a special token's text, never part of what was said
 
@@ -39,13 +42,14 @@ class SpeechModel:
     def recognize(self, spans: Iterable[VoicedSpan]) -> tuple[list[Segment], str | None]:
         """The segments said in `spans` (times from the gate and, within a span, from Whisper's
         timestamps), and the language most of them were in (the one asked, or detected). The spans are
-        taken SPAN_BATCH at a time as they come, so only a batch's audio is held."""
+        taken SPAN_BATCH (for the device) at a time as they come, so only a batch's audio is held."""
+        size = SPAN_BATCH.get(self.device.type, SPAN_BATCH["cpu"])
         segments: list[Segment] = []
         languages: Counter[str] = Counter()
         batch: list[VoicedSpan] = []
         for span in spans:
             batch.append(span)
-            if len(batch) == SPAN_BATCH:
+            if len(batch) == size:
                 found, spoken = self._batch(batch)
                 segments, batch = segments + found, []
                 languages.update(spoken)

@@ -8,17 +8,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..errors import SmolVLMVideoError
 from .audio import read_audio
-from .gate import voiced_spans
+from .gate import VoicedSpan, voiced_spans
 from .options import SPEECH_PROMPT
-
-if TYPE_CHECKING:
-    from .recognizer import SpeechModel
 
 Part = TypeVar("Part")  # a turn's part: its text (str), or a medium
 
@@ -62,11 +59,17 @@ class Transcript:
         return " ".join(s.text for s in self.segments if s.start < end and s.end > start)
 
 
+class Recognizer(Protocol):
+    """What turns voiced spans into segments: `recognizer.SpeechModel`, Whisper through transformers."""
+
+    def recognize(self, spans: Iterable[VoicedSpan]) -> tuple[list[Segment], str | None]: ...
+
+
 class Transcribing:
     """Transcribes clips with one speech model, one clip at a time (the decoding threads share it);
     `clips` counts the clips transcribed."""
 
-    def __init__(self, model: SpeechModel) -> None:
+    def __init__(self, model: Recognizer) -> None:
         self.model = model
         self.clips = 0
         self._lock = threading.Lock()
