@@ -217,7 +217,8 @@ def test_a_jsonl_mixing_runs_with_and_without_speech_and_older_lines_exports_typ
     assert result.exit_code == 0, result.output
     plain = json.loads((tmp_path / "plain.jsonl").read_text().splitlines()[0])
     assert plain["speech"] is None and plain["windows"][0]["speech_text"] is None
-    older = {**plain, "id": "0" * 64, "timings": {k: v for k, v in plain["timings"].items() if k != "speech"}}
+    older = json.loads(json.dumps(plain))  # a line written before speech: neither key
+    older["id"], older["timings"] = "0" * 64, {k: v for k, v in plain["timings"].items() if k != "speech"}
     del older["speech"]
     for window in older["windows"]:
         del window["speech_text"]
@@ -236,6 +237,16 @@ def test_a_jsonl_mixing_runs_with_and_without_speech_and_older_lines_exports_typ
     assert rows["spoken"]["speech_segments"] and rows["damaged"]["speech_error"]["type"] == "audio_error"
     texts = windows.column("speech_text").to_pylist()
     assert texts.count(None) == 6 and any(texts)  # the two runs without speech: 3 windows each
+    datasets = pytest.importorskip("datasets")  # runs with and without speech, as `datasets` reads the JSONL
+    runs = tmp_path / "runs.jsonl"
+    runs.write_text(
+        "".join(mixed.read_text(encoding="utf-8").splitlines(keepends=True)[:5]), encoding="utf-8"
+    )
+    table = datasets.load_dataset("json", data_files=str(runs), split="train", cache_dir=str(tmp_path / "hf"))
+    segment = table.features["speech"]["segments"].feature
+    assert (segment["start"], segment["text"]) == (datasets.Value("float64"), datasets.Value("string"))
+    assert table.features["windows"].feature["speech_text"] == datasets.Value("string")
+    assert table["speech"].count(None) == 1 and len(table) == 5
 
 
 def test_transcription_runs_once_per_clip_whatever_the_windows_and_prompts(
