@@ -169,7 +169,7 @@ def _encode(model: LoadedModel, keys: list[str], batch: ChatBatch) -> dict[str, 
 def encode_frames(model: LoadedModel, values: torch.Tensor, masks: torch.Tensor, chunk: int) -> torch.Tensor:
     """The encoder's rows (one per image token) for frames `values` (1, frames, 3, side, side), `chunk`
     frames a call: each frame is encoded on its own, so the rows are the same whatever the chunk, and
-    the activations held at once are a chunk's (`registry.VISION_CHUNK_FRAMES`)."""
+    the activations held at once are a chunk's (`loading.vision_chunk`)."""
     parts = []
     for start in range(0, values.shape[1], max(1, chunk)):
         window = slice(start, start + max(1, chunk))

@@ -21,7 +21,7 @@ from ..errors import ModelLoadError
 from ..options import DEFAULT_MODEL, ModelOptions, SamplingOptions
 from .devices import DeviceChoice, choose
 from .features import FeatureCache
-from .registry import MODELS, VISION_CHUNK_FRAMES, resolve_model_id
+from .registry import MODELS, VISION_CALL_MB, resolve_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class LoadedModel:
         if self.features is None:
             self.features = FeatureCache.for_device(self.device)
         if self.vision_chunk is None:
-            self.vision_chunk = VISION_CHUNK_FRAMES.get(self.device.type, VISION_CHUNK_FRAMES["cpu"])
+            self.vision_chunk = vision_chunk(self.model.config, self.device, self.dtype)
 
     @property
     def frame_side(self) -> int:
@@ -88,6 +88,16 @@ class LoadedModel:
     def context_length(self) -> int:
         """The most tokens the language model takes, prompt and answer together (its position range)."""
         return int(self.model.config.text_config.max_position_embeddings)
+
+
+def vision_chunk(config: Any, device: torch.device, dtype: torch.dtype) -> int:
+    """The most frames one vision encoder call takes: as many as fit the device's `VISION_CALL_MB` of
+    attention scores (heads x patches^2 a frame, in `dtype`), at least one."""
+    vision = config.vision_config
+    patches = (vision.image_size // vision.patch_size) ** 2
+    scores = vision.num_attention_heads * patches**2 * torch.finfo(dtype).bits // 8
+    budget = VISION_CALL_MB.get(device.type, VISION_CALL_MB["cpu"]) << 20
+    return max(1, budget // scores)
 
 
 def _load_error(model_id: str, error: Exception, unreachable: str | None = None) -> ModelLoadError:

@@ -38,12 +38,13 @@ MODELS: dict[str, ModelSpec] = {
 # about 50 videos of 64 frames for the 256M model in float32 on the CPU (9.4 MB each), more on a GPU.
 FEATURE_CACHE_MB = {"cpu": 512, "mps": 512, "cuda": 2048}
 
-# The most frames one vision encoder call takes (`features.encode_frames`), by device type: what a call
-# holds at once is a chunk's activations, not a video's. benchmarks/vision_chunks.py measures both: on the
-# CPU (256M shape, bfloat16, 64 frames) 8 frames a call took 0.89 s a frame against 0.97 s for 64, with
-# a lower peak. The CUDA figure is to be measured on a GPU; 16 keeps a call's activations a quarter of a
-# 64-frame video's.
-VISION_CHUNK_FRAMES = {"cpu": 8, "mps": 8, "cuda": 16}
+# What one vision encoder call may hold of attention scores, in MB, by device type: a video's frames go
+# through the encoder in chunks of as many frames as fit (`loading.vision_chunk`), so a call holds a chunk's
+# activations, not a whole video's. benchmarks/vision_chunks.py measures speed and peak by chunk size: on the
+# CPU (256M shape, bfloat16, 64 frames) 8 to 16 frames a call (25 MB of scores a frame) took 0.89 to 0.90 s a
+# frame against 0.97 s for 64, with a lower peak; the tiny test checkpoint's frames are so small that a whole
+# video is one call, as before. The CUDA budget is to be measured on a GPU.
+VISION_CALL_MB = {"cpu": 256, "mps": 256, "cuda": 512}
 
 
 def model_spec(name: str) -> ModelSpec | None:
