@@ -30,15 +30,6 @@ class AudioChunk:
         return self.start + len(self.samples) / SAMPLE_RATE
 
 
-def has_audio(path: str | os.PathLike[str]) -> bool:
-    """Whether the file has an audio stream (it may still fail to decode)."""
-    try:
-        with av.open(os.fspath(path)) as container:
-            return bool(container.streams.audio)
-    except (av.error.FFmpegError, OSError) as error:
-        raise AudioError(path, f"cannot be opened to read its audio ({error})") from error
-
-
 def read_audio(
     path: str | os.PathLike[str],
     start: float | None = None,
