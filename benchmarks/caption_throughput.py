@@ -21,7 +21,9 @@ Both: greedy, the same fps and max frames, every answer exactly --max-new-tokens
 forces it), the same dtype (default: what `--dtype auto` picks on this CPU, bfloat16 only where it is
 native and faster, else float32). caption runs with its default batch size for the device.
 Printed: clips per minute once the model is loaded (the figure that matters for a big
-folder), the wall time of the whole command, and the ratio. The loop needs torchcodec installed.
+folder), the wall time of the whole command, its CPU seconds (user and system: the work done, which
+another tenant's load on a shared machine does not change as it changes the rate), and the ratios.
+The loop needs torchcodec installed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -110,33 +113,40 @@ def run_caption(
         command += ["--fps", str(args.fps), "--max-frames", str(args.max_frames)]
         command += ["--window-seconds", "300"]
         command += ["--device", "cpu", "--dtype", args.dtype, "--prompt", PROMPT]
-        done, wall = _timed(command, "caption", cwd=scratch)  # a checkout's own folder would shadow python's
+        # run outside any checkout: a checkout's own folder would shadow python's installed package
+        done, wall, cpu = _timed(command, "caption", cwd=scratch)
         last = json.loads(done.stderr.strip().splitlines()[-1])["summary"]
         if last["captioned"] != len(CLIPS):
             raise RuntimeError(f"caption did not caption every clip: {last}")
-    return {"clips_per_minute": last["clips_per_minute"], "wall": wall}
+    return {"clips_per_minute": last["clips_per_minute"], "wall": wall, "cpu": cpu}
 
 
 def run_loop(paths: list[Path], checkpoint: Path, args: argparse.Namespace) -> dict[str, float]:
     """One model-card loop run: captioning rate and whole-command wall time."""
     command = [sys.executable, "-c", LOOP, str(checkpoint), args.dtype, str(args.max_new_tokens)]
     command += [str(args.fps), str(args.max_frames), PROMPT, *map(str, paths)]
-    done, wall = _timed(command, "model-card loop")
+    done, wall, cpu = _timed(command, "model-card loop")
     rate = json.loads(done.stdout.strip().splitlines()[-1])["clips_per_minute"]
-    return {"clips_per_minute": rate, "wall": wall}
+    return {"clips_per_minute": rate, "wall": wall, "cpu": cpu}
 
 
 def _timed(
     command: list[str], name: str, cwd: str | None = None
-) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run one method's command offline; its output and wall time, or an error with its stderr."""
+) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """Run one method's command offline: its output, wall time and CPU seconds (user and system, its
+    threads and children included), or an error with its stderr."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    started = time.perf_counter()
+    before, started = _children_cpu(), time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, _children_cpu() - before
     if done.returncode:
         raise RuntimeError(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return done, wall
+    return done, wall, cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -186,15 +196,18 @@ def report(results: dict[str, list[dict[str, float]]], clips: int, args: argpars
     """Each method's median rate, every repeat's, and caption's ratio to the others."""
     print(f"\n{clips} clips, {args.arch} checkpoint, {args.dtype}, max_frames {args.max_frames}, "
           f"fps {args.fps}, {args.max_new_tokens} new tokens, median of {args.repeats}")  # fmt: skip
-    rates = {}
+    rates, cpus = {}, {}
     for name, measured in results.items():
         rates[name] = statistics.median(r["clips_per_minute"] for r in measured)
         wall = statistics.median(r["wall"] for r in measured)
+        cpus[name] = statistics.median(r["cpu"] for r in measured)
         every = ", ".join(f"{r['clips_per_minute']:.1f}" for r in measured)
-        print(f"{name:>16}: {rates[name]:7.2f} clips/min ({every}); whole command {wall:6.1f} s")
+        print(f"{name:>16}: {rates[name]:7.2f} clips/min ({every}); whole command {wall:6.1f} s, "
+              f"{cpus[name]:6.1f} CPU s")  # fmt: skip
     for other in ("model-card loop", "baseline"):
         if "caption" in rates and other in rates:
-            print(f"{'caption / ' + other:>26}: {rates['caption'] / rates[other]:.2f}x clips per minute")
+            print(f"{'caption / ' + other:>26}: {rates['caption'] / rates[other]:.2f}x clips per minute, "
+                  f"{cpus['caption'] / cpus[other]:.2f}x the CPU seconds")  # fmt: skip
 
 
 if __name__ == "__main__":
