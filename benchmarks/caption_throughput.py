@@ -91,13 +91,13 @@ def make_clips(folder: Path, gop_seconds: float) -> list[Path]:
     return paths
 
 
-def make_checkpoint(cache: Path, arch: str) -> Path:
-    """A random-weight checkpoint of the given shape, built once."""
-    folder = cache / f"checkpoint-{arch}"
+def make_checkpoint(cache: Path, arch: str, dtype: str = "float32") -> Path:
+    """A random-weight checkpoint of the given shape, its weights saved in `dtype`, built once."""
+    folder = cache / (f"checkpoint-{arch}" if dtype == "float32" else f"checkpoint-{arch}-{dtype}")
     if not (folder / "config.json").exists():
         print(f"building the {arch} checkpoint in {folder} ...", file=sys.stderr, flush=True)
         command = [sys.executable, "-m", "smolvlm_video.testing", str(folder), "--arch", arch]
-        subprocess.run(command, check=True)
+        subprocess.run([*command, "--dtype", dtype], check=True)
     return folder
 
 

@@ -4,7 +4,7 @@
 `500M` and `2.2B` have the real architectures' sizes, so compute and memory match the real models
 for benchmarks; their weights are random, so their answers are noise.
 
-    python -m smolvlm_video.testing OUT_DIR [--arch tiny|256M|500M|2.2B]
+    python -m smolvlm_video.testing OUT_DIR [--arch tiny|256M|500M|2.2B] [--dtype float32|bfloat16]
     python -m smolvlm_video.testing OUT_DIR --arch whisper      # a speech model, for --speech-model
 
 The checkpoint holds a config, random weights, a byte-level BPE tokenizer trained on a few
@@ -160,8 +160,14 @@ def _config(tokenizer, name: str):
     )
 
 
-def build_checkpoint(out_dir: str | os.PathLike[str], name: str = "tiny", seed: int = 0) -> Path:
-    """Write a random-weight SmolVLM checkpoint of architecture `name` to out_dir and return its path."""
+def build_checkpoint(
+    out_dir: str | os.PathLike[str], name: str = "tiny", seed: int = 0, dtype: str = "float32"
+) -> Path:
+    """Write a random-weight SmolVLM checkpoint of architecture `name` to out_dir and return its path.
+
+    Its weights are saved in `dtype`: bfloat16 is how the SmolVLM2 checkpoints are stored on the Hub, and
+    halves a big shape's files; the test suite's tiny checkpoint stays in float32.
+    """
     import torch
     from transformers import AutoModelForImageTextToText, GenerationConfig
 
@@ -171,7 +177,7 @@ def build_checkpoint(out_dir: str | os.PathLike[str], name: str = "tiny", seed: 
     tokenizer = _tokenizer()
     config = _config(tokenizer, name)
     torch.manual_seed(seed)
-    model = AutoModelForImageTextToText.from_config(config)
+    model = AutoModelForImageTextToText.from_config(config).to(getattr(torch, dtype))
     model.generation_config = GenerationConfig(
         eos_token_id=config.text_config.eos_token_id, pad_token_id=config.text_config.pad_token_id
     )
@@ -239,11 +245,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out_dir", help="folder to write the checkpoint to")
     parser.add_argument("--arch", choices=[*_ARCHS, *_WHISPER_ARCHS], default="tiny")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="a SmolVLM checkpoint's weights' type",
+    )
     args = parser.parse_args(argv)
     if args.arch in _WHISPER_ARCHS:
         build_whisper_checkpoint(args.out_dir, args.arch, args.seed)
     else:
-        build_checkpoint(args.out_dir, args.arch, args.seed)
+        build_checkpoint(args.out_dir, args.arch, args.seed, args.dtype)
 
 
 if __name__ == "__main__":
