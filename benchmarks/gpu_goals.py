@@ -14,7 +14,9 @@ random-weight checkpoints of the real shapes saved in bfloat16 (`python -m smolv
    the run's share of the decode-only rate (the caption run's frame decoding alone; goal: 80%); then
    peak GPU memory at batch 1 and 64 frames against the model cards (goal: at most 1.2x);
 4. greedy answers on 16 prompts by token ids. Goal: at least 15 of 16 equal; the first divergence of
-   the rest.
+   the rest;
+5. whether compiling the vision encoder pays: seconds a frame eager and compiled at the model's chunk,
+   and the compile's seconds (`benchmarks/vision_chunks.py --compile-encoder`).
 
 Steps run in that order, each model in --archs order within a step, and each result is printed as it is
 measured and appended to --out as one JSON line, so a run stopped at its limit keeps what it measured. A
@@ -158,12 +160,24 @@ def answers(report: Report, arch: str, model, folder: Path, args: argparse.Names
     report.write("4 answers", f"{arch}: {gpu.same_answers(model, folder, args)}", arch=arch)
 
 
+def encoder(report: Report, arch: str, model, folder: Path, args: argparse.Namespace) -> None:
+    """Step 5: the vision encoder eager against compiled, at the model's chunk."""
+    from vision_chunks import compiled_encoder
+
+    r = compiled_encoder(model)
+    compiled, eager = 1000 * r["compiled_s_a_frame"], 1000 * r["eager_s_a_frame"]
+    report.write("5 encoder", f"{arch}, {r['chunk']} frames a call: compiled {compiled:.2f} against eager "
+                 f"{eager:.2f} ms a frame ({compiled / eager:.2f}x) after a {r['compile_s']:.1f} s compile",
+                 arch=arch, ratio=compiled / eager, **r)  # fmt: skip
+
+
 STEPS = [  # (name, its function, seconds it needs per model before it is worth starting)
     ("1 step", step_times, 60),
     ("2 caption", eight_frames, 60),
     ("3 host", sixty_four_frames, 90),
     ("3 memory", peak_memory, 60),
     ("4 answers", answers, 45),
+    ("5 encoder", encoder, 45),
 ]
 
 

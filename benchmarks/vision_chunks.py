@@ -7,6 +7,11 @@ the seconds a frame and the peak: `torch.cuda.max_memory_allocated` on CUDA, the
 above its RSS once the model is loaded on the CPU.
 
     python benchmarks/vision_chunks.py --arch 256M --device cpu --chunks 4,8,16,32,64
+    python benchmarks/vision_chunks.py --arch 256M --device cpu --compile-encoder
+
+`--compile-encoder` asks whether compiling the encoder pays: at the model's own chunk
+(`loading.vision_chunk`, at most 64 frames), two chunks of frames through the eager encoder and through
+`torch.compile`'s, best of --repeats each, the compile's seconds, and how far their features differ.
 """
 
 from __future__ import annotations
@@ -60,6 +65,58 @@ def measure(arch: str, device: str, dtype: str, frames: int, chunk: int, repeats
     return {"seconds_a_frame": min(times) / frames, "peak_mb": peak}
 
 
+def compiled_encoder(model, repeats: int = 3) -> dict:
+    """Seconds a frame through the eager encoder and the compiled one, at the model's chunk (two chunks of
+    random frames), the compile's seconds, and the largest difference between their features. The model's
+    encoder is its eager one again afterwards."""
+    import torch
+
+    from smolvlm_video.model.features import encode_frames
+
+    side, chunk = model.frame_side, min(model.vision_chunk, 64)  # a small model's chunk is a whole video
+    frames = 2 * chunk
+    values = torch.rand(1, frames, 3, side, side).to(model.device, model.dtype)
+    mask = torch.ones(1, frames, side, side, dtype=torch.bool, device=model.device)
+
+    def timed() -> tuple[float, torch.Tensor]:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            features = encode_frames(model, values, mask, chunk)
+            if model.device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - started)
+        return min(times) / frames, features
+
+    holder = model.model.model  # SmolVLMModel: its vision_model is what get_image_features calls
+    eager_encoder = holder.vision_model
+    with torch.inference_mode():
+        encode_frames(model, values[:, :chunk], mask[:, :chunk], chunk)  # warm-up
+        eager, eager_features = timed()
+        holder.vision_model = torch.compile(eager_encoder)
+        try:
+            started = time.perf_counter()
+            encode_frames(model, values[:, :chunk], mask[:, :chunk], chunk)  # compiles
+            compile_seconds = time.perf_counter() - started
+            compiled, compiled_features = timed()
+        finally:
+            holder.vision_model = eager_encoder
+    difference = (eager_features.float() - compiled_features.float()).abs().max().item()
+    return {"chunk": chunk, "eager_s_a_frame": eager, "compiled_s_a_frame": compiled,
+            "compile_s": compile_seconds, "max_difference": difference}  # fmt: skip
+
+
+def compile_encoder_run(args: argparse.Namespace) -> dict:
+    """`--compile-encoder`: `compiled_encoder` on a random-weight checkpoint of `args.arch`."""
+    from smolvlm_video.model.loading import load_model
+    from smolvlm_video.testing import build_checkpoint
+
+    with tempfile.TemporaryDirectory() as folder:
+        model = load_model(str(build_checkpoint(folder, args.arch)), device=args.device, dtype=args.dtype)
+    return {"arch": args.arch, "device": args.device, "dtype": str(model.dtype).removeprefix("torch."),
+            **compiled_encoder(model, max(args.repeats, 3))}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -70,8 +127,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--chunks", default="4,8,16,32,64")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--compile-encoder", action="store_true", help="eager against compiled encoder")
     parser.add_argument("--chunk", type=int, help=argparse.SUPPRESS)  # one measurement, as JSON
     args = parser.parse_args()
+    if args.compile_encoder:
+        print(json.dumps(compile_encoder_run(args)))
+        return
     if args.chunk:
         result = measure(args.arch, args.device, args.dtype, args.frames, args.chunk, args.repeats)
         print(json.dumps(result))
