@@ -6,9 +6,10 @@
 
 Checkpoints: random weights of the real 256M, 500M and 2.2B shapes (`python -m smolvlm_video.testing
 --arch ...`), so compute and memory are the real models'; answers are noise, and every answer is
-exactly --max-new-tokens long (min_new_tokens forces it). Clips: one 70 s 640x360 H.264 test pattern
-copied --clips times, sampled at 1 fps up to the frame count, so each clip is one prompt of exactly
-that many frames.
+exactly --max-new-tokens long (min_new_tokens forces it). Clips: --clips cuts of 70 s from one 640x360
+H.264 test pattern, each starting 2 s after the one before (the same encoding, other frames: copies of one
+clip would share their vision features in a batch), sampled at 1 fps up to the frame count, so each clip
+is one prompt of exactly that many frames.
 
 Measured, per checkpoint and frame count, in this process (the model loaded once, warmed up first):
 - caption: the run API (`smolvlm_video.batch.runs.Captioning`, what `smolvlm-video caption` runs) at each
@@ -52,6 +53,7 @@ from pathlib import Path
 
 MODEL_CARD_GB = {"256M": 1.38, "500M": 1.8, "2.2B": 5.2}  # GPU RAM for video inference, per model card
 CLIP_SECONDS = 70  # long enough for 64 frames at 1 fps
+SHIFT_SECONDS = 2  # one keyframe interval of the source: where each clip starts after the one before
 PROMPT = "Describe this video in detail."
 
 
@@ -89,24 +91,59 @@ def parse_args() -> argparse.Namespace:
 
 
 def make_clips(cache: Path, count: int) -> Path:
-    """A folder of `count` copies of one 70 s clip, made once with ffmpeg."""
-    source = cache / "gpu" / "clip.mp4"
-    if not source.exists():
-        if shutil.which("ffmpeg") is None:
-            sys.exit(f"benchmarks/gpu.py needs ffmpeg on the PATH to make {source} (or a copy of it there).")
-        source.parent.mkdir(parents=True, exist_ok=True)
-        print(f"making {source} ...", file=sys.stderr, flush=True)
-        lavfi = f"testsrc2=size=640x360:rate=30:duration={CLIP_SECONDS}"
-        command = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", lavfi, "-c:v", "libx264", "-g", "60"]
-        subprocess.run([*command, "-pix_fmt", "yuv420p", f"{source}.part.mp4"], check=True)
-        os.replace(f"{source}.part.mp4", source)
-    folder = cache / "gpu" / f"clips-{count}"
+    """A folder of `count` clips of CLIP_SECONDS, made once: each cut without re-encoding from one test
+    pattern, SHIFT_SECONDS after the one before, so every clip is encoded alike but shows other frames.
+
+    Copies of one clip would not do: a batch encodes a medium it holds several times once
+    (`smolvlm_video.model.features`), so a batch of copies would run the vision encoder for one clip.
+    """
+    source = make_source(cache, CLIP_SECONDS + SHIFT_SECONDS * (count - 1))
+    folder = cache / "gpu" / f"distinct-{count}"
     folder.mkdir(exist_ok=True)
     for number in range(count):
-        copy = folder / f"clip_{number:03d}.mp4"
-        if not copy.exists():
-            os.link(source, copy)
+        clip = folder / f"clip_{number:03d}.mp4"
+        if not clip.exists():
+            cut(source, SHIFT_SECONDS * number, CLIP_SECONDS, clip)
     return folder
+
+
+def make_source(cache: Path, seconds: int) -> Path:
+    """A 640x360 H.264 test pattern at 30 fps, a keyframe every 2 s, at least `seconds` long: one made before,
+    or a new one made with ffmpeg."""
+    made = {int(p.stem.removeprefix("source-").removesuffix("s")): p for p in cache.glob("gpu/source-*s.mp4")}
+    if long_enough := [made[length] for length in sorted(made) if length >= seconds]:
+        return long_enough[0]
+    source = cache / "gpu" / f"source-{seconds}s.mp4"
+    if shutil.which("ffmpeg") is None:
+        sys.exit(f"benchmarks/gpu.py needs ffmpeg on the PATH to make {source} (or a copy of it there).")
+    source.parent.mkdir(parents=True, exist_ok=True)
+    print(f"making {source} ...", file=sys.stderr, flush=True)
+    lavfi = f"testsrc2=size=640x360:rate=30:duration={seconds}"
+    command = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", lavfi, "-c:v", "libx264", "-g", "60"]
+    subprocess.run([*command, "-pix_fmt", "yuv420p", f"{source}.part.mp4"], check=True)
+    os.replace(f"{source}.part.mp4", source)
+    return source
+
+
+def cut(source: Path, start: float, seconds: float, out: Path) -> None:
+    """`seconds` of `source` from its keyframe at `start`, its packets copied (PyAV), timed from zero."""
+    import av
+
+    with av.open(str(source)) as reader, av.open(f"{out}.part.mp4", "w") as writer:
+        video = reader.streams.video[0]
+        copy = writer.add_stream_from_template(video)
+        reader.seek(round(start / video.time_base), stream=video)  # the keyframe at or before `start`
+        first, end = None, round((start + seconds) / video.time_base)
+        for packet in reader.demux(video):
+            if packet.dts is None:  # the demuxer's empty packet at the end
+                continue
+            if first is None:
+                first = packet.pts
+            if packet.dts >= end:
+                break
+            packet.pts, packet.dts, packet.stream = packet.pts - first, packet.dts - first, copy
+            writer.mux(packet)
+    os.replace(f"{out}.part.mp4", out)
 
 
 class BusySampler:
@@ -301,17 +338,19 @@ def unit_costs(model, folder: Path, args: argparse.Namespace, batch: int = 1) ->
     from smolvlm_video.options import GenerationOptions
 
     sampling = SamplingOptions(fps=1.0, max_frames=64).for_frame_side(model.frame_side)
-    messages = [chat(PROMPT, sample_video(next(folder.glob("*.mp4")), sampling))] * batch
+    clips = sorted(folder.glob("*.mp4"))[:batch]  # other frames in each row: each is encoded
+    messages = [chat(PROMPT, sample_video(clips[row % len(clips)], sampling)) for row in range(batch)]
     tokens = args.max_new_tokens
     # Warm-up: the first call sets CUDA up, and compiles the step for this batch's buckets where compiled
     generate(model, messages, GenerationOptions(max_new_tokens=tokens, min_new_tokens=tokens))
     seconds = {}
     for tokens in (1, args.max_new_tokens):
+        model.features.clear()  # the frames are encoded in each run, as for a new clip, not found kept
         with measured(args.device) as result:
             generate(model, messages, GenerationOptions(max_new_tokens=tokens, min_new_tokens=tokens))
         seconds[tokens] = result["seconds"]
     per_token = (seconds[args.max_new_tokens] - seconds[1]) / (args.max_new_tokens - 1)
-    return (seconds[1] - per_token) / (64 * batch), per_token
+    return (seconds[1] - per_token) / (64 * len(clips)), per_token
 
 
 @dataclass(frozen=True)
