@@ -16,7 +16,9 @@ random-weight checkpoints of the real shapes saved in bfloat16 (`python -m smolv
 4. greedy answers on 16 prompts by token ids. Goal: at least 15 of 16 equal; the first divergence of
    the rest;
 5. whether compiling the vision encoder pays: seconds a frame eager and compiled at the model's chunk,
-   and the compile's seconds (`benchmarks/vision_chunks.py --compile-encoder`).
+   and the compile's seconds (`benchmarks/vision_chunks.py --compile-encoder`);
+6. whether more decoding workers keep up better on this machine's cores: the decode-only rate at 64 frames
+   for each of --decode-workers (no model; measured once, with the first model's frame side).
 
 Steps run in that order, each model in --archs order within a step, and each result is printed as it is
 measured and appended to --out as one JSON line, so a run stopped at its limit keeps what it measured. A
@@ -171,6 +173,16 @@ def encoder(report: Report, arch: str, model, folder: Path, args: argparse.Names
                  arch=arch, ratio=compiled / eager, **r)  # fmt: skip
 
 
+def workers(report: Report, arch: str, model, folder: Path, args: argparse.Namespace) -> None:
+    """Step 6: the decode-only rate at 64 frames for each number of decoding workers."""
+    if arch != next(iter(args.archs.split(","))):
+        return  # the host's rate depends on the frame side only: the first model's is enough
+    for count in map(int, args.decode_workers.split(",")):
+        rate = gpu.decode_only(model, folder, 64, count, args)
+        report.write("6 workers", f"decode-only, 64 frames, {count} workers: {rate:.1f} clips/min "
+                     f"({os.cpu_count()} CPU cores)", workers=count, decode_only=rate)  # fmt: skip
+
+
 STEPS = [  # (name, its function, seconds it needs per model before it is worth starting)
     ("1 step", step_times, 60),
     ("2 caption", eight_frames, 60),
@@ -178,6 +190,7 @@ STEPS = [  # (name, its function, seconds it needs per model before it is worth 
     ("3 memory", peak_memory, 60),
     ("4 answers", answers, 45),
     ("5 encoder", encoder, 45),
+    ("6 workers", workers, 60),
 ]
 
 
@@ -189,6 +202,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--archs", default="256M,2.2B")
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--decode-workers", default="2,4,8,16", help="decoding threads to try in step 6")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "smolvlm-video-bench")
     args = parser.parse_args()
