@@ -35,6 +35,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,18 @@ class Report:
                 file.write(json.dumps(record) + "\n")
 
     def attempt(self, step: str, what: str, need: float, measure: Callable[[], None]) -> None:
-        """Run `measure` if `need` seconds (the caller's estimate) are left; else say it was not reached."""
+        """Run `measure` if `need` seconds (the caller's estimate) are left; else say it was not reached.
+
+        A measurement that fails is reported with its error (its traceback on stderr), and the run goes on.
+        """
         if self.left() < max(need, MIN_SECONDS):
             self.write(step, f"{what}: not reached ({self.left():.0f} s left of the budget)", reached=False)
             return
-        measure()
+        try:
+            measure()
+        except Exception as error:  # one failed measurement (out of memory, a compile error) ends only itself
+            traceback.print_exc()
+            self.write(step, f"{what}: failed, {type(error).__name__}: {error}", failed=True)
 
 
 def step_times(report: Report, arch: str, model, folder: Path, args: argparse.Namespace) -> None:
@@ -223,10 +231,13 @@ def main() -> None:
     report.write("0 machine", gpu.machine(args.device))
     folder = gpu.make_clips(args.cache_dir, args.clips)
     models = {}
-    for arch in args.archs.split(","):
-        checkpoint = make_checkpoint(args.cache_dir, arch, "bfloat16")
-        models[arch] = load_model(str(checkpoint), device=args.device)
+
+    def load(arch: str) -> None:
+        models[arch] = load_model(str(make_checkpoint(args.cache_dir, arch, "bfloat16")), device=args.device)
         report.write("0 machine", f"{arch} loaded: {', '.join(models[arch].why)}", arch=arch)
+
+    for arch in args.archs.split(","):
+        report.attempt("0 machine", f"{arch} load", 0, lambda: load(arch))  # noqa: B023
     for name, measure, need in STEPS:
         for arch, model in models.items():
             report.attempt(name, arch, need, lambda: measure(report, arch, model, folder, args))  # noqa: B023
