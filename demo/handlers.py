@@ -7,6 +7,7 @@ core's message, so the person sees what was wrong and the app goes on serving.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Container, Iterator, Sequence
 from dataclasses import replace
@@ -45,12 +46,11 @@ from .config import DemoConfig
 from .conversation import check_upload, message_files, to_messages
 from .frames import Gallery, RequestFolders, save_frames
 from .live import LIVE_MAX_NEW_TOKENS, LIVE_PROMPT, LiveEntry, LiveLog, arrival, log_html
-from .models import ModelCache
+from .models import ModelCache, Span, TranscriptCache
 from .settings import Settings
 from .zerogpu import analysis_seconds, chat_frames, gpu_decorator, request_seconds, speech_seconds
 
 CACHED = " Its vision features came from the cache: the encoder did not run for it again."
-Span = tuple[str, float, float]  # a video file, and the seconds from and to which it is heard
 
 
 def describe_media(media: Sequence[Any], cached: Container[str] = ()) -> str:
@@ -92,6 +92,7 @@ class Handlers:
         self._analysis = gpu_decorator(self.analysis_gpu_seconds)(self._analysis_steps)
         self._listen = gpu_decorator(self.listen_gpu_seconds)(self._transcribe)
         self.models = models or ModelCache()
+        self.transcripts = TranscriptCache()
         if config.preload:
             self.models.preload([config.model_options(name) for name in config.models])
         uploads = Path(gr.utils.get_upload_folder())
@@ -337,15 +338,23 @@ class Handlers:
         return settings.model, asking(messages, schema), generation, heard
 
     def _heard(self, name: str, messages: list[Message]) -> tuple[list[Message], str]:
-        """The messages with what the last one's videos say before its question, and a line on it each."""
-        videos = [m for m in messages[-1].media() if isinstance(m, SampledVideo)]
+        """The messages with what each one's videos say before its question, and a line on each video.
+
+        A follow-up turn hears its chat's earlier videos too, from the transcripts kept of them.
+        """
+        rows = [[m for m in message.media() if isinstance(m, SampledVideo)] for message in messages]
+        videos = [video for row in rows for video in row]
         if not videos:
             return messages, ""
+        speech = self.config.speech_options(True)
         spans = [(v.info.path, v.window.start, v.window.end) for v in videos]
-        transcripts = self._listen(name, self.config.speech_options(True), spans)
-        said = [t.text_between(start, end) for (_, start, end), t in zip(spans, transcripts, strict=True)]
-        question = Message.user(*with_speech(messages[-1].content, " ".join(filter(None, said))))
-        return [*messages[:-1], question], "\n\n".join(map(heard_line, videos, transcripts, said))
+        found = self.transcripts.heard(speech, spans, lambda missing: self._listen(name, speech, missing))
+        said = [t.text_between(start, end) for (_, start, end), t in zip(spans, found, strict=True)]
+        heard, spoken = [], iter(said)
+        for message, row in zip(messages, rows, strict=True):
+            text = " ".join(filter(None, itertools.islice(spoken, len(row))))
+            heard.append(replace(message, content=tuple(with_speech(message.content, text))))
+        return heard, "\n\n".join(map(heard_line, videos, found, said))
 
     def _chat(
         self, message: dict, history: History, settings: Settings, schema: JsonSchema | None = None

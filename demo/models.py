@@ -1,16 +1,20 @@
-"""The models the app serves: loaded on first use, or all at start-up (ZeroGPU), and kept."""
+"""The models the app serves (loaded on first use, or all at start-up on ZeroGPU), and what Listen heard."""
 
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from smolvlm_video.model.generate import warm_up
 from smolvlm_video.model.loading import LoadedModel, load
 from smolvlm_video.options import ModelOptions
-from smolvlm_video.speech import SpeechOptions, Transcribing
+from smolvlm_video.speech import SpeechOptions, Transcribing, Transcript
+
+Span = tuple[str, float, float]  # a video file, and the seconds from and to which it is heard
+TRANSCRIPTS_KEPT = 64  # spans' transcripts kept for the follow-up turns of chats
 
 
 class ModelCache:
@@ -68,3 +72,45 @@ class ModelCache:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+class TranscriptCache:
+    """What each video span was heard to say, by the speech options that heard it, so that a follow-up turn
+    hears its chat's earlier videos without transcribing them again. The last `keep` spans are kept, least
+    recently used out first; a file changed since (its size or modification time) is heard again."""
+
+    def __init__(self, keep: int = TRANSCRIPTS_KEPT) -> None:
+        self.keep = max(1, keep)
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple, Transcript] = OrderedDict()
+
+    def heard(
+        self,
+        options: SpeechOptions,
+        spans: list[Span],
+        transcribe: Callable[[list[Span]], list[Transcript]],
+    ) -> list[Transcript]:
+        """Each span's transcript: the one kept, or one made by a single `transcribe` call for the spans
+        not kept (none where every span is)."""
+        keys = {span: _span_key(options, span) for span in spans}
+        with self._lock:
+            found = {span: self._kept[key] for span, key in keys.items() if key in self._kept}
+            for span in found:
+                self._kept.move_to_end(keys[span])
+        if missing := [span for span in keys if span not in found]:
+            found |= dict(zip(missing, transcribe(missing), strict=True))
+            with self._lock:
+                for span in missing:
+                    self._kept[keys[span]] = found[span]
+                while len(self._kept) > self.keep:
+                    self._kept.popitem(last=False)
+        return [found[span] for span in spans]
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+def _span_key(options: SpeechOptions, span: Span) -> tuple:
+    path, start, end = span
+    stat = os.stat(path)
+    return options, path, stat.st_size, stat.st_mtime_ns, start, end

@@ -31,7 +31,7 @@ from smolvlm_video.model.generate import generate
 from smolvlm_video.model.prompts import chat
 from smolvlm_video.model.schemas import Question
 from smolvlm_video.options import ModelOptions
-from smolvlm_video.speech import SpeechOptions, Transcribing, speech_question
+from smolvlm_video.speech import SpeechOptions, Transcribing, Transcript, speech_question
 from smolvlm_video.speech.recognizer import load_speech_model
 
 pytestmark = [
@@ -388,6 +388,61 @@ def test_the_demos_chat_listens_and_shows_what_was_said(demo, clips, prompts, ti
     assert "Said from 00:00 to 00:09" in heard and "Said from" not in deaf
     decode = tiny_model.processor.tokenizer.decode
     assert "What is said" not in decode(prompts[-2]) and "What is said in this part" in decode(prompts[-1])
+
+
+def test_a_follow_up_hears_the_chats_earlier_video_without_transcribing_it_again(
+    demo, clips, prompts, tiny_model
+):
+    from smolvlm_video.demo.chat import user_turn
+    from smolvlm_video.demo.handlers import Handlers
+    from smolvlm_video.demo.settings import Settings
+
+    config, _ = demo
+    handlers = Handlers(config)
+    upload = handlers.allowed[0] / "listen-follow-up" / "spoken.mp4"  # as if uploaded
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(clips["spoken"], upload)
+    settings = Settings(config.model, 4, 1.0, 0, 0, 4, 0, "", True)
+    first = {"text": "What happens?", "files": [str(upload)]}
+    answer = list(handlers.chat(first, [], settings=settings))[-1][0]
+    history = [user_turn(first), {"role": "assistant", "content": answer}]
+    _, _, heard = list(handlers.chat({"text": "And then?", "files": []}, history, settings=settings))[-1]
+    model = handlers.models.get(config.model_options(config.model))
+    assert handlers.models.speech(config.speech_options(True), model).clips == 1  # the kept transcript
+    assert "Said from 00:00 to 00:09" in heard
+    follow_up = tiny_model.processor.tokenizer.decode(prompts[-1])
+    assert follow_up.index('What is said in this part: "') < follow_up.index("What happens?")
+    assert follow_up.index("What happens?") < follow_up.index("And then?")
+
+
+def test_kept_transcripts_are_bounded_and_a_changed_file_is_heard_again(tmp_path):
+    pytest.importorskip("gradio")
+    from smolvlm_video.demo.models import TranscriptCache
+
+    files = [tmp_path / f"clip{number}.mp4" for number in range(3)]
+    for file in files:
+        file.write_bytes(b"video")
+    asked: list[list] = []
+
+    def transcribe(spans):
+        asked.append(spans)
+        return [Transcript(language=f"{path[-5]}{start}") for path, start, _ in spans]
+
+    kept, options = TranscriptCache(keep=2), SpeechOptions(mode="prompt")
+    spans = [(str(file), 0.0, 9.0) for file in files]
+    assert [t.language for t in kept.heard(options, spans[:2], transcribe)] == ["00.0", "10.0"]
+    assert [t.language for t in kept.heard(options, spans[:2], transcribe)] == ["00.0", "10.0"]
+    assert len(asked) == 1  # both kept
+    kept.heard(options, spans[2:], transcribe)  # the least recently used, clip0, goes
+    kept.heard(options, spans[:1], transcribe)
+    assert len(kept) == 2 and len(asked) == 3 and asked[-1] == spans[:1]
+    kept.heard(options, spans[:1], transcribe)
+    assert len(asked) == 3  # kept again
+    files[0].write_bytes(b"another video")  # a new upload under the same name
+    kept.heard(options, spans[:1], transcribe)
+    assert len(asked) == 4 and asked[-1] == spans[:1]
+    kept.heard(SpeechOptions(mode="prompt", language="fr"), spans[:1], transcribe)  # heard in another way
+    assert len(asked) == 5 and asked[-1] == spans[:1]
 
 
 def test_the_demos_timeline_shows_what_was_said_under_each_shot(demo, clips):
