@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -94,10 +95,13 @@ def make_clips(folder: Path, gop_seconds: float) -> list[Path]:
 def make_checkpoint(cache: Path, arch: str, dtype: str = "float32") -> Path:
     """A random-weight checkpoint of the given shape, its weights saved in `dtype`, built once."""
     folder = cache / (f"checkpoint-{arch}" if dtype == "float32" else f"checkpoint-{arch}-{dtype}")
-    if not (folder / "config.json").exists():
+    if not folder.exists():  # built under another name first: a build stopped halfway is never taken for one
         print(f"building the {arch} checkpoint in {folder} ...", file=sys.stderr, flush=True)
-        command = [sys.executable, "-m", "smolvlm_video.testing", str(folder), "--arch", arch]
+        part = folder.with_name(folder.name + ".part")
+        shutil.rmtree(part, ignore_errors=True)
+        command = [sys.executable, "-m", "smolvlm_video.testing", str(part), "--arch", arch]
         subprocess.run([*command, "--dtype", dtype], check=True)
+        part.rename(folder)
     return folder
 
 

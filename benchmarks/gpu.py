@@ -212,6 +212,7 @@ def run_caption(model, folder: Path, frames: int, batch: int, args: argparse.Nam
         generation=GenerationOptions(max_new_tokens=tokens, min_new_tokens=tokens),
         batch_size=batch,
     )
+    model.features.clear()  # every clip is encoded in the run, none found kept from a warm-up before it
     with tempfile.TemporaryDirectory() as scratch:
         run = CaptionRun((str(folder),), Path(scratch) / "captions.jsonl", job)
         with measured(args.device) as result:

@@ -101,7 +101,8 @@ class TranscriptCache:
             found |= dict(zip(missing, transcribe(missing), strict=True))
             with self._lock:
                 for span in missing:
-                    self._kept[keys[span]] = found[span]
+                    if keys[span] is not None:
+                        self._kept[keys[span]] = found[span]
                 while len(self._kept) > self.keep:
                     self._kept.popitem(last=False)
         return [found[span] for span in spans]
@@ -110,7 +111,12 @@ class TranscriptCache:
         return len(self._kept)
 
 
-def _span_key(options: SpeechOptions, span: Span) -> tuple:
+def _span_key(options: SpeechOptions, span: Span) -> tuple | None:
+    """What a span's transcript depends on; None for a file gone since it was read (heard, and its error
+    told, as any span not kept)."""
     path, start, end = span
-    stat = os.stat(path)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
     return options, path, stat.st_size, stat.st_mtime_ns, start, end

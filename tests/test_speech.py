@@ -415,7 +415,7 @@ def test_a_follow_up_hears_the_chats_earlier_video_without_transcribing_it_again
     assert follow_up.index("What happens?") < follow_up.index("And then?")
 
 
-def test_kept_transcripts_are_bounded_and_a_changed_file_is_heard_again(tmp_path):
+def test_kept_transcripts_are_bounded_and_a_changed_or_gone_file_is_heard_again(tmp_path):
     pytest.importorskip("gradio")
     from smolvlm_video.demo.models import TranscriptCache
 
@@ -443,6 +443,10 @@ def test_kept_transcripts_are_bounded_and_a_changed_file_is_heard_again(tmp_path
     assert len(asked) == 4 and asked[-1] == spans[:1]
     kept.heard(SpeechOptions(mode="prompt", language="fr"), spans[:1], transcribe)  # heard in another way
     assert len(asked) == 5 and asked[-1] == spans[:1]
+    gone = (str(tmp_path / "gone.mp4"), 0.0, 9.0)  # deleted since it was read: heard each time, not kept
+    kept.heard(options, [gone], transcribe)
+    kept.heard(options, [gone], transcribe)
+    assert len(asked) == 7 and asked[-1] == [gone] and len(kept) == 2
 
 
 def test_the_demos_timeline_shows_what_was_said_under_each_shot(demo, clips):
