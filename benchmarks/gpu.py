@@ -331,14 +331,16 @@ def row(
     )
 
 
-def unit_costs(model, folder: Path, args: argparse.Namespace, batch: int = 1) -> tuple[float, float]:
-    """Seconds per frame (vision and prefill) and per decoding step of `batch` 64-frame chats."""
+def unit_costs(
+    model, folder: Path, args: argparse.Namespace, batch: int = 1, frames: int = 64
+) -> tuple[float, float]:
+    """Seconds per frame (vision and prefill) and per decoding step of `batch` chats of `frames` frames."""
     from smolvlm_video import SamplingOptions, sample_video
     from smolvlm_video.model.generate import generate
     from smolvlm_video.model.prompts import chat
     from smolvlm_video.options import GenerationOptions
 
-    sampling = SamplingOptions(fps=1.0, max_frames=64).for_frame_side(model.frame_side)
+    sampling = SamplingOptions(fps=1.0, max_frames=frames).for_frame_side(model.frame_side)
     clips = sorted(folder.glob("*.mp4"))[:batch]  # other frames in each row: each is encoded
     messages = [chat(PROMPT, sample_video(clips[row % len(clips)], sampling)) for row in range(batch)]
     tokens = args.max_new_tokens
@@ -351,7 +353,7 @@ def unit_costs(model, folder: Path, args: argparse.Namespace, batch: int = 1) ->
             generate(model, messages, GenerationOptions(max_new_tokens=tokens, min_new_tokens=tokens))
         seconds[tokens] = result["seconds"]
     per_token = (seconds[args.max_new_tokens] - seconds[1]) / (args.max_new_tokens - 1)
-    return (seconds[1] - per_token) / (64 * len(clips)), per_token
+    return (seconds[1] - per_token) / (frames * len(clips)), per_token
 
 
 @dataclass(frozen=True)
