@@ -1,10 +1,12 @@
 """The compiled decoding's goals on a GPU, in order of importance, inside a time budget.
 
     python benchmarks/gpu_goals.py [--budget 480] [--out goals.jsonl] [--archs 256M,2.2B] [--clips 16]
-                                   [--max-new-tokens 64] [--cache-dir DIR] [--device cuda|cpu]
+                                   [--max-new-tokens 64] [--decode-workers 2,4,8,16] [--cache-dir DIR]
+                                   [--device cuda|cpu]
 
-For a GPU lent for minutes: one run that measures, each compiled against eager in the same process, with
-random-weight checkpoints of the real shapes saved in bfloat16 (`python -m smolvlm_video.testing`):
+For a GPU lent for minutes: one run that measures, compiled against eager in the same process (peak
+memory in a process of its own, holding one model), with random-weight checkpoints of the real shapes
+saved in bfloat16 (`python -m smolvlm_video.testing`):
 
 1. a decoding step at batch 1 for each model (the difference between 1 and --max-new-tokens new tokens
    of an 8-frame chat, the shape step 4 asks again, so its compiled step is reused), and the first
@@ -26,8 +28,8 @@ measured and appended to --out as one JSON line, so a run stopped at its limit k
 measurement starts only while the time left (of --budget seconds from the start, checkpoints and compiles
 included) covers its estimate; else its line says it was not reached, and the run goes on to the next.
 One that started may run past the budget: give the command's own limit a margin. A measurement that
-fails is reported with its error, and the run goes on. The measuring
-itself is `benchmarks/gpu.py`'s (same clips, same methods); this script orders it and keeps time.
+fails is reported with its error, and the run goes on. The measuring itself is `benchmarks/gpu.py`'s
+(same clips, same methods); this script orders it and keeps time.
 `--device cpu --archs tiny` checks the script.
 """
 
