@@ -38,6 +38,7 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_name  # benchmarks/machine.py, beside this script
 from scenes import SHOT_SECONDS, shot_inputs  # benchmarks/scenes.py, beside this script
 
 from smolvlm_video.batch.records import CaptionRecord, WindowCaption, clip_id
@@ -266,9 +267,7 @@ def main() -> None:
     scratch = args.cache_dir / "export" / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
-    cpu_lines = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpu_lines if line.startswith("model name")), "?")
-    print(f"CPU: {cpu}, {os.cpu_count()} cores; peak RSS of this process so far "
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; peak RSS of this process so far "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")  # fmt: skip
     try:
         if args.only in (None, "tables"):

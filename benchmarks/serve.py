@@ -37,20 +37,14 @@ import threading
 import time
 from pathlib import Path
 
+from caption_throughput import make_checkpoint  # benchmarks/, beside this script
+from machine import cpu_name
+
 ROOT = Path(__file__).resolve().parent.parent
 VIDEO = ROOT / "examples" / "clips" / "testsrc2.mp4"
 QUESTION = "What happens in this video?"
 SAMPLING = {"fps": 2.0, "max_frames": 8}
 CLIENTS = {"tiny": (1, 4, 16), "256M": (1, 4)}
-
-
-def make_checkpoint(cache: Path, arch: str) -> Path:
-    folder = cache / f"checkpoint-{arch}"
-    if not (folder / "config.json").exists():
-        subprocess.run(
-            [sys.executable, "-m", "smolvlm_video.testing", str(folder), "--arch", arch], check=True
-        )
-    return folder
 
 
 def free_port() -> int:
@@ -300,9 +294,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.hostile:
         return hostile(args)
-    cpu_lines = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpu_lines if line.startswith("model name")), "?")
-    print(f"CPU: {cpu}, {os.cpu_count()} cores; {args.requests} streamed requests a client, 8 frames, "
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; {args.requests} streamed requests a client, 8 frames, "
           f"{args.max_tokens} new tokens at most")  # fmt: skip
     for arch in args.archs.split(","):
         checkpoint = make_checkpoint(args.cache_dir, arch)

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from caption_throughput import make_checkpoint  # benchmarks/, beside this script
+from machine import cpu_name
 
 GOAL = 1.3
 SENTENCE = "The speaker describes the scene, then points at the red car that turns left at the crossing."
@@ -61,14 +63,6 @@ def make_clip(folder: Path, minutes: int, every: int) -> Path:
     return path
 
 
-def make_checkpoint(cache: Path, arch: str) -> Path:
-    folder = cache / f"checkpoint-{arch}"
-    if not (folder / "config.json").exists():
-        command = [sys.executable, "-m", "smolvlm_video.testing", str(folder), "--arch", arch]
-        subprocess.run(command, check=True)
-    return folder
-
-
 def caption(clip: Path, checkpoint: Path, speech: Path | None) -> dict[str, float]:
     """One caption run: peak RSS (MB), wall seconds, and the record's speech seconds and segments."""
     import json
@@ -92,14 +86,6 @@ def caption(clip: Path, checkpoint: Path, speech: Path | None) -> dict[str, floa
     speech_seconds = record["timings"].get("speech") or 0.0
     return {"peak_mb": usage.ru_maxrss / 1024, "seconds": wall, "speech_seconds": speech_seconds,
             "segments": segments}  # fmt: skip
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.machine()
 
 
 def main() -> None:
